@@ -8,3 +8,9 @@ struct Chorus: ParsableCommand {
         subcommands: []
     )
 }
+
+/// Writes `message` to standard error and exits with `code` (2: bad input, as documented).
+func fail(_ message: String, code: Int32 = 2) -> ExitCode {
+    FileHandleOutput.standardError.write("error: \(message)\n")
+    return ExitCode(code)
+}

@@ -84,3 +84,28 @@ func sharedDirectory() -> URL {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
 }
+
+/// Draws tokens from a fixed law in O(log n) (a cumulative table and binary search), consuming one
+/// uniform per draw like `TokenDistribution.sample`, for Monte Carlo tests at larger n.
+struct CumulativeSampler {
+    let cumulative: [Double]
+    let law: TokenDistribution
+
+    init(_ law: TokenDistribution) {
+        self.law = law
+        var acc = 0.0
+        cumulative = law.probabilities.map { acc += $0; return acc }
+    }
+
+    func sample<R: RandomNumberGenerator>(using rng: inout R) -> Int {
+        let u = rng.nextUnit() * cumulative[cumulative.count - 1]
+        var lo = 0, hi = cumulative.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cumulative[mid] > u { hi = mid } else { lo = mid + 1 }
+        }
+        // Skip zero-probability entries that share the cumulative value.
+        while law[lo] == 0, lo + 1 < cumulative.count { lo += 1 }
+        return lo
+    }
+}
