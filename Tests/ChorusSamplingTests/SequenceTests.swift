@@ -161,7 +161,9 @@ struct SequenceCase {
 func exactRoundLaw(_ c: SequenceCase, scheme: any SelectionScheme) throws -> [[Int]: Double] {
     let verifier = TreeVerifier(scheme: scheme)
     let sequences = allTuples(n: c.n, k: c.length)
-    let sequenceProbability = (0..<c.k).map { k in sequences.map { c.draftModels[k].probability(of: $0, after: c.root) } }
+    let sequenceProbability = (0..<c.k).map { k in
+        sequences.map { c.draftModels[k].probability(of: $0, after: c.root) }
+    }
     var total: [[Int]: Double] = [:]
     for choice in allTuples(n: sequences.count, k: c.k) {
         var weight = 1.0
@@ -241,7 +243,9 @@ let sequenceConfigs: [SequenceConfig] = [
     func roundReproducesTargetSequenceLaw(scheme: SchemeUnderTest, config: SequenceConfig) throws {
         let c = config.makeCase()
         // The case must exercise zeros, or the test would not cover them.
-        #expect(c.target.rows.contains { $0.support.count < c.n } || c.draftModels.contains { $0.rows.contains { $0.support.count < c.n } })
+        #expect(
+            c.target.rows.contains { $0.support.count < c.n }
+                || c.draftModels.contains { $0.rows.contains { $0.support.count < c.n } })
         let law = try exactRoundLaw(c, scheme: scheme.scheme)
         #expect(abs(law.values.reduce(0, +) - 1) < 1e-12)
         #expect(law.keys.allSatisfy { (1...(c.length + 1)).contains($0.count) })
@@ -379,7 +383,8 @@ func expectTreeError(containing fragment: String, _ body: () throws -> Void) {
         // A scheme that needs identical laws accepts the group …
         _ = try TreeVerifier(scheme: IdenticalOnlyScheme()).verify(tree: tree, targetDistributions: target, using: &rng)
         // … and its refusal propagates when the drafts make no such promise.
-        let ungrouped = try DraftTree(drafts: drafts.map { var d = $0; d.lawGroup = nil; return d }, vocabularySize: 3)
+        let ungroupedDrafts = drafts.map { DraftSequence(tokens: $0.tokens, distributions: $0.distributions) }
+        let ungrouped = try DraftTree(drafts: ungroupedDrafts, vocabularySize: 3)
         #expect(throws: SamplingError.unsupported(scheme: "test-identical-only", reason: "needs identical drafts")) {
             try TreeVerifier(scheme: IdenticalOnlyScheme()).verify(
                 tree: ungrouped, targetDistributions: target, using: &rng)
@@ -407,6 +412,31 @@ func expectTreeError(containing fragment: String, _ body: () throws -> Void) {
         }
     }
 
+    /// `sd` always rejects draft 0 (q gives its token 0 mass) and recovers token 1, which draft 1
+    /// drafted: draft 1 stays alive, the token counts as taken from the tree, the scheme's verdict is
+    /// "not accepted", and with L = 1 a bonus follows from the target law at draft 1's node.
+    @Test func recoveredTokenEqualToADraftKeepsThatDraftAlive() throws {
+        let u = TokenDistribution.uniform(vocabularySize: 3)
+        let drafts = [
+            DraftSequence(tokens: [0], distributions: [.oneHot(0, vocabularySize: 3)]),
+            DraftSequence(tokens: [1], distributions: [u]),
+        ]
+        let tree = try DraftTree(drafts: drafts, vocabularySize: 3)
+        let bonusLaw = TokenDistribution.oneHot(2, vocabularySize: 3)
+        let targets = [TokenDistribution.oneHot(1, vocabularySize: 3), u, bonusLaw]
+        let verifier = TreeVerifier(scheme: SingleDraftScheme())
+        #expect(try verifier.exactOutcomeLaw(tree: tree, targetDistributions: targets) == [[1, 2]: 1])
+        var rng = ChorusRandom(seed: 5)
+        let outcome = try verifier.verify(tree: tree, targetDistributions: targets, using: &rng)
+        let expected = VerificationOutcome(
+            tokens: [1, 2], acceptedCount: 1, bonus: true, acceptedNodes: [2], aliveDrafts: [1],
+            positions: [
+                PositionStatistics(position: 1, aliveDrafts: 2, distinctTokens: 2, accepted: false, matchedDrafts: 1)
+            ])
+        #expect(outcome == expected)
+        #expect(outcome.schemeAcceptances == 0)
+    }
+
     /// Seeded runs are reproducible, and every sampled round is an outcome the exact law gives positive
     /// probability, with bookkeeping that agrees with the tree.
     @Test(arguments: sequenceSchemes)
@@ -417,7 +447,9 @@ func expectTreeError(containing fragment: String, _ body: () throws -> Void) {
         var bonusSeen = false
         var correctionSeen = false
         for round in 0..<200 {
-            let sequences = (0..<c.k).map { c.draftModels[$0].sample(length: c.length, after: c.root, using: &draftRng) }
+            let sequences = (0..<c.k).map {
+                c.draftModels[$0].sample(length: c.length, after: c.root, using: &draftRng)
+            }
             let tree = try c.tree(sequences)
             let targets = c.targets(for: tree)
             var rng1 = ChorusRandom(seed: UInt64(round))
@@ -430,7 +462,9 @@ func expectTreeError(containing fragment: String, _ body: () throws -> Void) {
             #expect((law[outcome.tokens] ?? 0) > 0, "sampled \(outcome.tokens), not a possible outcome")
             #expect(outcome.tokens.count == outcome.acceptedCount + 1)
             #expect(outcome.bonus == (outcome.acceptedCount == c.length))
-            #expect(outcome.acceptedNodes.map { tree.nodes[$0].token } == outcome.tokens.prefix(outcome.acceptedCount).map { $0 })
+            #expect(
+                outcome.acceptedNodes.map { tree.nodes[$0].token }
+                    == outcome.tokens.prefix(outcome.acceptedCount).map { $0 })
             #expect(outcome.positions.count == min(outcome.tokens.count, c.length))
             #expect(outcome.schemeAcceptances <= outcome.acceptedCount)
             for (i, stats) in outcome.positions.enumerated() {
@@ -443,7 +477,8 @@ func expectTreeError(containing fragment: String, _ body: () throws -> Void) {
                 if stats.accepted { #expect(stats.matchedDrafts > 0) }
             }
             let consistent = sequences.indices.filter {
-                Array(sequences[$0].prefix(outcome.acceptedCount)) == Array(outcome.tokens.prefix(outcome.acceptedCount))
+                Array(sequences[$0].prefix(outcome.acceptedCount))
+                    == Array(outcome.tokens.prefix(outcome.acceptedCount))
             }
             #expect(outcome.aliveDrafts == consistent)
             bonusSeen = bonusSeen || outcome.bonus

@@ -103,7 +103,8 @@ public struct DraftTree: Sendable {
             }
             guard draft.distributions.count == length else {
                 throw SamplingError.invalidDraftTree(
-                    "draft \(k) has \(length) tokens but \(draft.distributions.count) distributions; need one per token")
+                    "draft \(k) has \(length) tokens but \(draft.distributions.count) distributions; need one per token"
+                )
             }
             for (t, token) in draft.tokens.enumerated() {
                 guard token >= 0, token < vocabularySize else {
