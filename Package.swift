@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ChorusSampling", targets: ["ChorusSampling"]),
+        .library(name: "ChorusModel", targets: ["ChorusModel"]),
         .executable(name: "chorus", targets: ["chorus"]),
     ],
     dependencies: [
@@ -13,14 +14,18 @@ let package = Package(
     ],
     targets: [
         .target(name: "ChorusSampling"),
+        .systemLibrary(name: "CBLAS"),
+        .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
         .executableTarget(
             name: "chorus",
             dependencies: [
                 "ChorusSampling",
+                "ChorusModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
+        .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
     ],
     swiftLanguageModes: [.v6]
 )
