@@ -1,0 +1,63 @@
+import ChorusSampling
+
+/// What identifies a model to its peers: a worker's draft model must share the target's vocabulary.
+public struct ModelIdentity: Sendable, Equatable, Hashable, Codable {
+    /// Human-readable name (file name or `general.name`).
+    public var name: String
+    /// SHA-256 (hex) of the model file, or of the in-memory model's parameters.
+    public var fileHash: String
+    /// SHA-256 (hex) of the vocabulary (token strings and types, in id order).
+    public var vocabularyHash: String
+    public var vocabularySize: Int
+
+    public init(name: String, fileHash: String, vocabularyHash: String, vocabularySize: Int) {
+        self.name = name
+        self.fileHash = fileHash
+        self.vocabularyHash = vocabularyHash
+        self.vocabularySize = vocabularySize
+    }
+}
+
+/// A causal language model as the cluster uses it (DESIGN.md "Modules"): sessions with a KV cache
+/// that can be extended, rolled back, and asked to score a whole tree of drafted tokens at once.
+public protocol LanguageModel: Sendable {
+    var identity: ModelIdentity { get }
+    var vocabularySize: Int { get }
+    /// Maximum tokens a session can hold.
+    var contextLength: Int { get }
+    /// A fresh session with an empty cache.
+    func makeSession() throws -> any LanguageModelSession
+}
+
+/// One sequence's state: the tokens in its cache, in order. Not thread-safe; one owner at a time.
+public protocol LanguageModelSession: AnyObject {
+    /// Number of tokens in the cache.
+    var length: Int { get }
+    /// Appends `tokens` to the cache and returns the logits after the last one: [vocabularySize].
+    /// Throws ``ModelError/invalidRequest(_:)`` when a token is out of range or the context is full.
+    func append(_ tokens: [Int]) throws -> [Float]
+    /// Scores a tree of new tokens hanging off the cached prefix in one batched forward pass.
+    /// `parents[i]` is the index of token i's parent among the new tokens, or −1 when its parent is the
+    /// cached prefix; parents come before children. Token i attends to the prefix and its own ancestors
+    /// (tree attention) and sits at position `length + depth(i)`, depth counted from 0.
+    /// Returns logits for every new token: [tokens.count][vocabularySize]. The cache then holds the
+    /// prefix plus the tree; call ``keepTreePath(_:)`` to keep one root-to-node path of it.
+    func scoreTree(tokens: [Int], parents: [Int]) throws -> [[Float]]
+    /// After ``scoreTree(tokens:parents:)``: keeps the tree nodes `path` (indices into that call's
+    /// tokens, a chain from a root child downwards; may be empty) as the continuation of the prefix
+    /// and discards the rest of the tree.
+    func keepTreePath(_ path: [Int]) throws
+    /// Forgets every token after the first `length` ones.
+    func rollback(to length: Int) throws
+}
+
+extension LanguageModelSession {
+    /// One token drawn from `logits` with `settings` (greedy at temperature 0), and the exact law it
+    /// was drawn from.
+    public func sample<R: RandomNumberGenerator>(
+        from logits: [Float], settings: SamplingSettings, using rng: inout R
+    ) throws -> (token: Int, law: TokenDistribution) {
+        let law = try TokenDistribution(logits: logits, settings: settings)
+        return (law.sample(using: &rng), law)
+    }
+}
