@@ -37,7 +37,7 @@ import Testing
                 let w = try #require(prepared.keyMeasure(token: y))
                 for c in w.indices { mixture[c] += p[y] * w[c] }
             }
-            let cellWidths = prepared.tokenAt.map { p[Int($0)] }
+            let cellWidths = prepared.tokensByRank.map { p[$0] }
             #expect(maxAbsDifference(mixture, cellWidths) < 1e-12, "trial \(trial): Σ p μ = uniform")
         }
     }
@@ -53,11 +53,34 @@ import Testing
         }
     }
 
-    @Test func refusesNonIdenticalDrafts() throws {
-        let q = try TokenDistribution(probabilities: [0.2, 0.3, 0.5])
-        let p1 = try TokenDistribution(probabilities: [0.5, 0.3, 0.2])
-        let p2 = try TokenDistribution(probabilities: [0.3, 0.3, 0.4])
-        #expect(throws: SamplingError.self) { try OptimalScheme().prepare(target: q, drafts: [p1, p2]) }
+    /// Drafts of several laws: the grouped composition is exact (output law q, closed-form acceptance,
+    /// selection marginals = p_I) and never beats the non-identical optimum.
+    @Test func groupedCompositionIsExact() throws {
+        var gen = CaseGenerator(seed: 77)
+        let layouts: [[Int]] = [[0, 1], [0, 0, 1], [0, 1, 1, 0], [0, 1, 2], [0, 0, 0, 1], [0, 1, 2, 2]]
+        for trial in 0..<60 {
+            let n = gen.int(2...5)
+            let layout = layouts[trial % layouts.count]
+            let q = gen.distribution(n: n, zeroChance: 0.2)
+            let laws = (0...(layout.max() ?? 0)).map { _ in gen.distribution(n: n, zeroChance: 0.2) }
+            let drafts = layout.map { laws[$0] }
+            let prepared = try OptimalScheme().prepare(target: q, drafts: drafts)
+            let law = enumerate(prepared, drafts: drafts)
+            #expect(maxAbsDifference(law.output, q.probabilities) < 1e-12, "trial \(trial): output law")
+            #expect(abs(law.acceptance - prepared.acceptance) < 1e-12, "trial \(trial): acceptance")
+            let optimum = try OptimalAcceptance.nonIdentical(target: q, drafts: drafts)
+            #expect(law.inDrafts <= optimum + 1e-12, "trial \(trial)")
+            if let grouped = prepared as? GroupedOptimalSelection {
+                var marginal = [Double](repeating: 0, count: n)
+                for tuple in allTuples(n: n, k: drafts.count) {
+                    var weight = 1.0
+                    for (k, x) in tuple.enumerated() { weight *= drafts[k][x] }
+                    guard weight > 0 else { continue }
+                    for (token, beta) in grouped.selectionProbabilities(tuple) { marginal[token] += weight * beta }
+                }
+                #expect(maxAbsDifference(marginal, grouped.selectedLaw) < 1e-12, "trial \(trial): p_I")
+            }
+        }
     }
 
     /// n = 32000, K = 2, 4, 8, LM-like laws at temperatures 0.7–1.5: Σ min(q, p_I) equals P* to 1e-9.

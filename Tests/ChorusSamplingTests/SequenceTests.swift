@@ -9,6 +9,9 @@ import Testing
 let sequenceSchemes: [SchemeUnderTest] = [
     SchemeUnderTest(SingleDraftScheme()),
     SchemeUnderTest(UniformDraftScheme()),
+    SchemeUnderTest(OptimalScheme()),
+    SchemeUnderTest(SpecInferScheme()),
+    SchemeUnderTest(WeightedImportanceScheme()),
 ]
 
 struct SchemeUnderTest: Sendable, CustomTestStringConvertible {

@@ -6,22 +6,22 @@
 /// decomposition) and single-draft speculative sampling then tests it against `q` with draft law
 /// `p_I(y) = p(y) E_{μ_y}[K s^{K−1}]` (step 2). The measures are arranged (one sort, one prefix
 /// scan, two stack passes) so that `Σ min(q, p_I)` equals the optimum
-/// `P* = 1 + min_S [q(S) − p(S)^K]` exactly. Drafts must share one law; K = 1 is plain SD.
+/// `P* = 1 + min_S [q(S) − p(S)^K]` exactly. K = 1 is plain speculative sampling.
+///
+/// Drafts of several laws (different models or temperatures) are handled by
+/// ``GroupedOptimalSelection``: exact, optimal within each group, not optimal across groups.
 public struct OptimalScheme: SelectionScheme {
     public let name = "optimal"
     public init() {}
 
     public func prepare(target: TokenDistribution, drafts: [TokenDistribution]) throws -> any PreparedSelection {
         try checkLaws(target: target, drafts: drafts)
-        guard drafts.areIdentical else {
-            throw SamplingError.unsupported(
-                scheme: name, reason: "quantile keys need identical drafts (one draft law); use weighted-is or specinfer")
-        }
-        return OptimalSelection(target: target, draft: drafts[0], drafts: drafts.count)
+        if drafts.areIdentical { return OptimalSelection(target: target, draft: drafts[0], drafts: drafts.count) }
+        return GroupedOptimalSelection(target: target, drafts: drafts)
     }
 }
 
-/// The quantile-key construction for one position (OPTIMAL.md "Build"), in flat arrays.
+/// The quantile-key construction for one position (OPTIMAL.md "Build"), in flat buffers.
 ///
 /// Index spaces: *token ids* `0..<n`; *ranks* `0..<m` over the draft's support sorted by `q/p`
 /// ascending. Rank j owns the cell `I_j = [c_j, c_{j+1}]` of width `p_j` (c = prefix sums of p).
@@ -30,65 +30,183 @@ public struct OptimalScheme: SelectionScheme {
 ///   `(1 − θ_l) μ^{(l−1)} + θ_l U(cell_l)`, its own cell at the bottom of the list;
 /// * receiver mixtures: own weight on its own cell plus entries `(donor, donor's list head at the
 ///   time of the transfer, weight)`.
+/// Entry e is also transfer number e, in build order: receiver `entryCell[e]`, donor `receiverDonor[e]`.
 public struct OptimalSelection: PreparedSelection {
     public let vocabularySize: Int
     /// Number of drafts K.
     public let draftCount: Int
     /// The optimum `P*` from the sorted prefixes.
-    public let optimum: Double
+    public var optimum: Double { tables.optimum }
     /// `Σ min(q, p_I)`: equals `optimum` up to rounding.
-    public let acceptance: Double
+    public var acceptance: Double { tables.acceptance }
     /// Number of ranks in `S*` (the minimising prefix); ranks `≥ sStarCount` form `T*`.
-    public let sStarCount: Int
+    public var sStarCount: Int { tables.sStar }
+    /// Number of mass transfers the two passes made (at most 2m).
+    public var transferCount: Int { tables.entries }
 
-    /// q: [n].
     let q: [Double]
-    /// selected: [n], `p_I` by token id (0 off the draft's support).
-    let selected: [Double]
-    /// rankOf: [n], rank of a token or −1 when p = 0.
-    let rankOf: [Int32]
-    /// tokenAt: [m], token id at each rank.
-    let tokenAt: [Int32]
-    /// bounds: [m + 1], cell boundaries c_0 = 0 … c_m = 1.
-    let bounds: [Double]
-    let entryTheta: [Double]
-    let entryCell: [Int32]
-    let entryPrevious: [Int32]
-    /// donorHead: [m], last list entry of each rank (−1: own cell only).
-    let donorHead: [Int32]
-    /// ownWeight: [m], weight of a receiver's own cell (1 for every other rank).
-    let ownWeight: [Double]
-    /// receiverStart, receiverEnd: [m], each receiver's range in the receiver entry arrays (empty
-    /// for every other rank).
-    let receiverStart: [Int32]
-    let receiverEnd: [Int32]
-    let receiverDonor: [Int32]
-    let receiverSnapshot: [Int32]
-    let receiverWeight: [Double]
-    let residualMass: Double
-
-    /// `p_I` as a dense vector: [n].
-    public var selectedLaw: [Double] { selected }
+    let tables: QuantileKeyTables
 
     public init(target: TokenDistribution, draft: TokenDistribution, drafts k: Int) {
-        let n = target.vocabularySize
-        vocabularySize = n
+        vocabularySize = target.vocabularySize
         draftCount = k
-        let q = target.probabilities
-        self.q = q
-        let p = draft.probabilities
+        q = target.probabilities
+        tables = QuantileKeyTables(q: target.probabilities, p: draft.probabilities, support: draft.support, k: k)
+    }
 
-        // 1. Sort the draft's support by q/p ascending (q = 0 first; ties harmless).
-        let support = draft.support
-        let m = support.count
-        let keys = support.map { Float(q[$0] / p[$0]) }
-        let order = radixSortedIndices(keys)
-        var tokenAt = [Int32](repeating: 0, count: m)
-        var rankOf = [Int32](repeating: -1, count: n)
-        var pr = [Double](repeating: 0, count: m)
-        var qr = [Double](repeating: 0, count: m)
+    /// `p_I` of a token (0 off the draft's support).
+    @inline(__always)
+    public func selectedProbability(_ token: Int) -> Double {
+        let rank = Int(tables.rankOf[token])
+        return rank >= 0 ? tables.x[rank] : 0
+    }
+
+    /// `p_I` as a dense vector: [n] (built on request).
+    public var selectedLaw: [Double] { (0..<vocabularySize).map(selectedProbability) }
+
+    /// Step 1: the drafted token with the largest key (each draft draws its own key).
+    public func choose<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> Int {
+        var bestToken = drafted[0]
+        var bestKey = -1.0
+        for token in drafted {
+            let rank = Int(tables.rankOf[token])
+            guard rank >= 0 else { continue }  // never drafted under p
+            let s = tables.key(rank: rank, using: &rng)
+            if s > bestKey {
+                bestKey = s
+                bestToken = token
+            }
+        }
+        return bestToken
+    }
+
+    public func select<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> SelectionOutcome {
+        let z = choose(drafted, using: &rng)
+        return speculativeStep(z, drafted: drafted, using: &rng)
+    }
+
+    /// Step 2: accept z with probability `min(1, q_z / p_I(z))`, else draw from `(q − p_I)+`, which
+    /// lives on T* and off the draft's support.
+    func speculativeStep<R: RandomNumberGenerator>(
+        _ z: Int, drafted: [Int], using rng: inout R
+    ) -> SelectionOutcome {
+        let u = rng.nextUnit()
+        let pz = selectedProbability(z)
+        let residualMass = 1 - acceptance
+        if residualMass <= 0 || pz <= 0 || u * pz < q[z] {
+            return SelectionOutcome(token: z, accepted: true, drafted: drafted)
+        }
+        let y = sampleResidual(target: q, using: &rng) { selectedProbability($0) }
+        return SelectionOutcome(token: y, accepted: false, drafted: drafted)
+    }
+}
+
+/// Draws from `(q − x)+` normalised by one scan (the rejection path only).
+func sampleResidual<R: RandomNumberGenerator>(
+    target q: [Double], using rng: inout R, selected x: (Int) -> Double
+) -> Int {
+    var mass = 0.0
+    for y in q.indices where q[y] > 0 { mass += max(q[y] - x(y), 0) }
+    var v = rng.nextUnit() * mass
+    var last = 0
+    for y in q.indices where q[y] > 0 {
+        let r = q[y] - x(y)
+        if r > 0 {
+            last = y
+            if v < r { return y }
+            v -= r
+        }
+    }
+    return last
+}
+
+/// The flat tables of one quantile-key construction. Immutable once built (hence Sendable).
+final class QuantileKeyTables: @unchecked Sendable {
+    let n: Int
+    let m: Int
+    let k: Int
+    private(set) var optimum = 1.0
+    private(set) var acceptance = 0.0
+    private(set) var sStar = 0
+    private(set) var entries = 0
+
+    /// rankOf: [n], rank of a token or −1 when p = 0.
+    let rankOf: UnsafeMutablePointer<Int32>
+    /// tokenAt: [m]; pr, qr: [m] p and q by rank; bounds: [m + 1]; meanWeight: [m] ā_j; x: [m] p_I by rank.
+    let tokenAt: UnsafeMutablePointer<Int32>
+    let pr: UnsafeMutablePointer<Double>
+    let qr: UnsafeMutablePointer<Double>
+    let bounds: UnsafeMutablePointer<Double>
+    let meanWeight: UnsafeMutablePointer<Double>
+    let x: UnsafeMutablePointer<Double>
+    /// Donor list entries: [2m].
+    let entryTheta: UnsafeMutablePointer<Double>
+    let entryCell: UnsafeMutablePointer<Int32>
+    let entryPrevious: UnsafeMutablePointer<Int32>
+    /// donorHead: [m]; ownWeight: [m]; receiverStart/End: [m].
+    let donorHead: UnsafeMutablePointer<Int32>
+    let ownWeight: UnsafeMutablePointer<Double>
+    let receiverStart: UnsafeMutablePointer<Int32>
+    let receiverEnd: UnsafeMutablePointer<Int32>
+    /// Receiver entries, one per transfer: [2m].
+    let receiverDonor: UnsafeMutablePointer<Int32>
+    let receiverSnapshot: UnsafeMutablePointer<Int32>
+    let receiverWeight: UnsafeMutablePointer<Double>
+
+    init(q: [Double], p: [Double], support: [Int], k: Int) {
+        n = q.count
+        m = support.count
+        self.k = k
+        let capacity = max(m, 1)
+        rankOf = .allocate(capacity: max(n, 1))
+        tokenAt = .allocate(capacity: capacity)
+        pr = .allocate(capacity: capacity)
+        qr = .allocate(capacity: capacity)
+        bounds = .allocate(capacity: capacity + 1)
+        meanWeight = .allocate(capacity: capacity)
+        x = .allocate(capacity: capacity)
+        entryTheta = .allocate(capacity: 2 * capacity)
+        entryCell = .allocate(capacity: 2 * capacity)
+        entryPrevious = .allocate(capacity: 2 * capacity)
+        donorHead = .allocate(capacity: capacity)
+        ownWeight = .allocate(capacity: capacity)
+        receiverStart = .allocate(capacity: capacity)
+        receiverEnd = .allocate(capacity: capacity)
+        receiverDonor = .allocate(capacity: 2 * capacity)
+        receiverSnapshot = .allocate(capacity: 2 * capacity)
+        receiverWeight = .allocate(capacity: 2 * capacity)
+        q.withUnsafeBufferPointer { qb in
+            p.withUnsafeBufferPointer { pb in
+                support.withUnsafeBufferPointer { sb in build(q: qb, p: pb, support: sb) }
+            }
+        }
+    }
+
+    deinit {
+        for pointer in [rankOf, tokenAt, entryCell, entryPrevious, donorHead, receiverStart, receiverEnd] as [UnsafeMutablePointer<Int32>] {
+            pointer.deallocate()
+        }
+        for pointer in [pr, qr, bounds, meanWeight, x, entryTheta, ownWeight, receiverWeight] as [UnsafeMutablePointer<Double>] {
+            pointer.deallocate()
+        }
+        receiverDonor.deallocate()
+        receiverSnapshot.deallocate()
+    }
+
+    private func build(q: UnsafeBufferPointer<Double>, p: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>) {
+        // 1. Sort the support by q/p ascending (q = 0 first; ties harmless): radix sort of
+        //    (float32 ratio bits << 32 | support index).
+        rankOf.initialize(repeating: -1, count: n)
+        let packed = UnsafeMutablePointer<UInt64>.allocate(capacity: max(2 * m, 1))
+        defer { packed.deallocate() }
+        for i in 0..<m {
+            let t = support[i]
+            let bits = Float(q[t] / p[t]).bitPattern  // non-negative: the IEEE order is the numeric order
+            packed[i] = UInt64(bits) << 32 | UInt64(i)
+        }
+        radixSortHigh32(packed, scratch: packed + m, count: m)
         for j in 0..<m {
-            let t = support[Int(order[j])]
+            let t = support[Int(packed[j] & 0xFFFF_FFFF)]
             tokenAt[j] = Int32(t)
             rankOf[t] = Int32(j)
             pr[j] = p[t]
@@ -96,7 +214,7 @@ public struct OptimalSelection: PreparedSelection {
         }
 
         // Prefix sums in float64; c_m clamped to 1. k* = argmin_j (Q_j − c_j^K).
-        var bounds = [Double](repeating: 0, count: m + 1)
+        bounds[0] = 0
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
@@ -109,128 +227,115 @@ public struct OptimalSelection: PreparedSelection {
                 kStar = j + 1
             }
         }
-        bounds[m] = 1
+        if m > 0 { bounds[m] = 1 }
+        optimum = 1 + best
+        sStar = kStar
 
-        // 2. Greedy vertex: rank j owns U(I_j); mean weight ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}.
-        var meanWeight = [Double](repeating: 0, count: m)
-        var x = [Double](repeating: 0, count: m)
+        // 2. Greedy vertex: rank j owns U(I_j); ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}; x_j = p_j ā_j.
         for j in 0..<m {
             meanWeight[j] = cellMeanWeight(lower: bounds[j], upper: bounds[j + 1], k: k)
             x[j] = pr[j] * meanWeight[j]
+            donorHead[j] = -1
+            ownWeight[j] = 1
+            receiverStart[j] = 0
+            receiverEnd[j] = 0
         }
 
-        var entryTheta: [Double] = []
-        var entryCell: [Int32] = []
-        var entryPrevious: [Int32] = []
-        var donorHead = [Int32](repeating: -1, count: m)
-        var ownWeight = [Double](repeating: 1, count: m)
-        var receiverStart = [Int32](repeating: 0, count: m)
-        var receiverDonor: [Int32] = []
-        var receiverSnapshot: [Int32] = []
-        var receiverWeight: [Double] = []
-        var receiverEnd = [Int32](repeating: 0, count: m)
-        var stack: [Int] = []
-        entryTheta.reserveCapacity(2 * m)
-        entryCell.reserveCapacity(2 * m)
-        entryPrevious.reserveCapacity(2 * m)
+        let stack = UnsafeMutablePointer<Int32>.allocate(capacity: max(m, 1))
+        defer { stack.deallocate() }
+        var top = 0
+        var e = 0
 
-        /// Moves mass `d` of `x` between receiver j and donor i by mixing `θ` of U(I_j) into the donor.
-        func transfer(receiver j: Int, donor i: Int, theta rawTheta: Double) {
-            let theta = min(max(rawTheta, 0), 1)
-            receiverDonor.append(Int32(i))
-            receiverSnapshot.append(donorHead[i])
-            let omega = theta * pr[i] / pr[j]
-            receiverWeight.append(omega)
-            ownWeight[j] -= omega
-            entryTheta.append(theta)
-            entryCell.append(Int32(j))
-            entryPrevious.append(donorHead[i])
-            donorHead[i] = Int32(entryTheta.count - 1)
-        }
-
-        // 3. T* pass, ascending: tokens over their target (excess) give cell mass to donors with slack.
-        var receiverEntries = 0
+        // 3. T* pass, ascending: a token over its target (excess) mixes pieces of its own cell into
+        //    donors with slack (last in, first out); the donor's old measure moves to the token.
         for j in kStar..<m {
             if x[j] <= qr[j] {
-                if x[j] < qr[j] { stack.append(j) }
+                if x[j] < qr[j] {
+                    stack[top] = Int32(j)
+                    top += 1
+                }
                 continue
             }
             var excess = x[j] - qr[j]
-            receiverStart[j] = Int32(receiverEntries)
-            while excess > 0, let i = stack.last {
+            receiverStart[j] = Int32(e)
+            while excess > 0, top > 0 {
+                let i = Int(stack[top - 1])
                 let slack = qr[i] - x[i]
                 let d = min(slack, excess)
-                let a = x[i] / pr[i]
-                transfer(receiver: j, donor: i, theta: d / (pr[i] * (meanWeight[j] - a)))
-                receiverEntries += 1
+                let theta = d / (pr[i] * (meanWeight[j] - x[i] / pr[i]))
+                record(transfer: e, receiver: j, donor: i, theta: theta)
+                e += 1
                 if slack <= excess {
                     x[i] = qr[i]
-                    stack.removeLast()
+                    top -= 1
                 } else {
                     x[i] += d
                 }
                 excess -= d
             }
             x[j] = qr[j] + max(excess, 0)
-            receiverEnd[j] = Int32(receiverEntries)
+            receiverEnd[j] = Int32(e)
         }
-        // 4. S* pass, descending: tokens under their target (deficit) take from donors with surplus.
-        stack.removeAll(keepingCapacity: true)
-        for j in stride(from: kStar - 1, through: 0, by: -1) {
+        // 4. S* pass, descending: the mirror image; a token under its target (deficit) takes from
+        //    donors with surplus.
+        top = 0
+        var j = kStar - 1
+        while j >= 0 {
+            defer { j -= 1 }
             if x[j] >= qr[j] {
-                if x[j] > qr[j] { stack.append(j) }
+                if x[j] > qr[j] {
+                    stack[top] = Int32(j)
+                    top += 1
+                }
                 continue
             }
             var deficit = qr[j] - x[j]
-            receiverStart[j] = Int32(receiverEntries)
-            while deficit > 0, let i = stack.last {
+            receiverStart[j] = Int32(e)
+            while deficit > 0, top > 0 {
+                let i = Int(stack[top - 1])
                 let surplus = x[i] - qr[i]
                 let d = min(surplus, deficit)
-                let a = x[i] / pr[i]
-                transfer(receiver: j, donor: i, theta: d / (pr[i] * (a - meanWeight[j])))
-                receiverEntries += 1
+                let theta = d / (pr[i] * (x[i] / pr[i] - meanWeight[j]))
+                record(transfer: e, receiver: j, donor: i, theta: theta)
+                e += 1
                 if surplus <= deficit {
                     x[i] = qr[i]
-                    stack.removeLast()
+                    top -= 1
                 } else {
                     x[i] -= d
                 }
                 deficit -= d
             }
             x[j] = qr[j] - max(deficit, 0)
-            receiverEnd[j] = Int32(receiverEntries)
+            receiverEnd[j] = Int32(e)
         }
-        for j in 0..<m { ownWeight[j] = max(ownWeight[j], 0) }
+        entries = e
 
-        var selected = [Double](repeating: 0, count: n)
         var acceptance = 0.0
-        var residual = 0.0
-        for j in 0..<m { selected[Int(tokenAt[j])] = x[j] }
-        for y in 0..<n {
-            acceptance += min(q[y], selected[y])
-            residual += max(q[y] - selected[y], 0)
+        for j in 0..<m {
+            ownWeight[j] = max(ownWeight[j], 0)
+            acceptance += min(qr[j], x[j])
         }
-        self.optimum = 1 + best
-        self.sStarCount = kStar
         self.acceptance = acceptance
-        self.residualMass = residual
-        self.selected = selected
-        self.rankOf = rankOf
-        self.tokenAt = tokenAt
-        self.bounds = bounds
-        self.entryTheta = entryTheta
-        self.entryCell = entryCell
-        self.entryPrevious = entryPrevious
-        self.donorHead = donorHead
-        self.ownWeight = ownWeight
-        self.receiverStart = receiverStart
-        self.receiverEnd = receiverEnd
-        self.receiverDonor = receiverDonor
-        self.receiverSnapshot = receiverSnapshot
-        self.receiverWeight = receiverWeight
     }
 
-    // MARK: Run time
+    /// Transfer e: donor i's measure becomes `(1 − θ) μ_i + θ U(I_j)`; receiver j trades weight
+    /// `θ p_i / p_j` of its own cell for donor i's measure as it stood before (its list head now).
+    @inline(__always)
+    private func record(transfer e: Int, receiver j: Int, donor i: Int, theta rawTheta: Double) {
+        let theta = min(max(rawTheta, 0), 1)
+        let omega = theta * pr[i] / pr[j]
+        receiverDonor[e] = Int32(i)
+        receiverSnapshot[e] = donorHead[i]
+        receiverWeight[e] = omega
+        ownWeight[j] -= omega
+        entryTheta[e] = theta
+        entryCell[e] = Int32(j)
+        entryPrevious[e] = donorHead[i]
+        donorHead[i] = Int32(e)
+    }
+
+    // MARK: Keys
 
     @inline(__always)
     func uniformKey<R: RandomNumberGenerator>(inCell j: Int, using rng: inout R) -> Double {
@@ -238,7 +343,9 @@ public struct OptimalSelection: PreparedSelection {
         return lo + rng.nextUnit() * (hi - lo)
     }
 
-    /// A key from rank `owner`'s donor list as it stood with `head` as its last entry.
+    /// A key from rank `owner`'s donor list as it stood with `head` as its last entry: walk back,
+    /// taking entry l with probability θ_l, else fall through to the own cell.
+    @inline(__always)
     func donorKey<R: RandomNumberGenerator>(owner: Int, head: Int32, using rng: inout R) -> Double {
         var l = Int(head)
         while l >= 0 {
@@ -256,49 +363,13 @@ public struct OptimalSelection: PreparedSelection {
         if u < ownWeight[j] { return uniformKey(inCell: j, using: &rng) }
         u -= ownWeight[j]
         for e in start..<end {
+            // Whatever weight rounding leaves over goes to the last entry.
             if u < receiverWeight[e] || e == end - 1 {
                 return donorKey(owner: Int(receiverDonor[e]), head: receiverSnapshot[e], using: &rng)
             }
             u -= receiverWeight[e]
         }
         return uniformKey(inCell: j, using: &rng)
-    }
-
-    /// Step 1: the drafted token with the largest key (each draft draws its own key).
-    public func choose<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> Int {
-        var bestToken = drafted[0]
-        var bestKey = -1.0
-        for token in drafted {
-            let rank = Int(rankOf[token])
-            guard rank >= 0 else { continue }  // never drafted under p; defensive
-            let s = key(rank: rank, using: &rng)
-            if s > bestKey {
-                bestKey = s
-                bestToken = token
-            }
-        }
-        return bestToken
-    }
-
-    public func select<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> SelectionOutcome {
-        let z = choose(drafted, using: &rng)
-        let u = rng.nextUnit()
-        let pz = selected[z]
-        if residualMass <= 0 || pz <= 0 || u * pz < q[z] {
-            return SelectionOutcome(token: z, accepted: true, drafted: drafted)
-        }
-        // Residual (q − p_I)+ lives on T* and off the draft's support.
-        var v = rng.nextUnit() * residualMass
-        var last = z
-        for y in 0..<vocabularySize {
-            let r = q[y] - selected[y]
-            if r > 0 {
-                last = y
-                if v < r { return SelectionOutcome(token: y, accepted: false, drafted: drafted) }
-                v -= r
-            }
-        }
-        return SelectionOutcome(token: last, accepted: false, drafted: drafted)
     }
 }
 
@@ -317,44 +388,43 @@ func power(_ x: Double, _ k: Int) -> Double {
 /// `E_{U[a,b]}[K s^{K−1}] = Σ_{t=0}^{K−1} b^t a^{K−1−t}` — never `(b^K − a^K)/(b − a)`, which cancels.
 @inline(__always)
 func cellMeanWeight(lower a: Double, upper b: Double, k: Int) -> Double {
-    // Horner-like: h_i = b h_{i−1} + a^i gives Σ_{t=0}^{i} b^t a^{i−t}; multiplications only.
+    // h_i = b h_{i−1} + a^i gives Σ_{t=0}^{i} b^t a^{i−t}; multiplications only.
     var h = 1.0
     var aPower = 1.0
-    for _ in 1..<max(k, 1) {
+    var i = 1
+    while i < k {
         aPower *= a
         h = b * h + aPower
+        i += 1
     }
     return h
 }
 
-/// Indices that sort `keys` ascending (stable), by an LSD radix sort on the IEEE-754 bit patterns
-/// (sign flipped for negatives so that the unsigned order is the numeric order), three 11-bit passes.
-func radixSortedIndices(_ keys: [Float]) -> [Int32] {
-    let m = keys.count
-    var bits = [UInt32](repeating: 0, count: m)
-    for i in 0..<m {
-        let b = keys[i].bitPattern
-        bits[i] = b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
-    }
-    var index = [Int32](repeating: 0, count: m)
-    for i in 0..<m { index[i] = Int32(i) }
-    var scratch = [Int32](repeating: 0, count: m)
-    var counts = [Int](repeating: 0, count: 2048)
-    for shift in stride(from: 0, to: 33, by: 11) {
-        for i in 0..<2048 { counts[i] = 0 }
-        for i in 0..<m { counts[Int((bits[Int(index[i])] >> UInt32(shift)) & 0x7FF)] += 1 }
+/// Sorts `values` ascending by their high 32 bits (stable), LSD radix with three 11-bit digits.
+/// `scratch` must hold `count` values; the result ends in `values`.
+func radixSortHigh32(_ values: UnsafeMutablePointer<UInt64>, scratch: UnsafeMutablePointer<UInt64>, count: Int) {
+    var source = values, destination = scratch
+    let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2048)
+    defer { counts.deallocate() }
+    var shift: UInt64 = 32
+    for _ in 0..<3 {
+        counts.initialize(repeating: 0, count: 2048)
+        for i in 0..<count { counts[Int((source[i] >> shift) & 0x7FF)] += 1 }
         var total = 0
-        for i in 0..<2048 {
-            let c = counts[i]
-            counts[i] = total
+        for d in 0..<2048 {
+            let c = counts[d]
+            counts[d] = total
             total += c
         }
-        for i in 0..<m {
-            let digit = Int((bits[Int(index[i])] >> UInt32(shift)) & 0x7FF)
-            scratch[counts[digit]] = index[i]
+        for i in 0..<count {
+            let v = source[i]
+            let digit = Int((v >> shift) & 0x7FF)
+            destination[counts[digit]] = v
             counts[digit] += 1
         }
-        swap(&index, &scratch)
+        swap(&source, &destination)
+        shift += 11
     }
-    return index
+    // Three passes: the sorted data is in `scratch`; copy back.
+    values.update(from: source, count: count)
 }

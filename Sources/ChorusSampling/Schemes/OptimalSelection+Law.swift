@@ -1,12 +1,10 @@
 /// Exact laws of the quantile-key construction, for tests and analysis (not the hot path).
-extension OptimalSelection {
-    /// The key measure of a token as weights over the m cells (`μ = Σ_c w[c] U(I_c)`); nil off the support.
-    public func keyMeasure(token: Int) -> [Double]? {
-        let rank = Int(rankOf[token])
-        guard rank >= 0 else { return nil }
+extension QuantileKeyTables {
+    /// The key measure of the token at `rank` as weights over the m cells (`μ = Σ_c w[c] U(I_c)`).
+    func keyMeasure(rank: Int) -> [Double] {
         let start = Int(receiverStart[rank]), end = Int(receiverEnd[rank])
         if start == end { return donorMeasure(owner: rank, head: donorHead[rank]) }
-        var w = [Double](repeating: 0, count: tokenAt.count)
+        var w = [Double](repeating: 0, count: m)
         w[rank] = ownWeight[rank]
         var left = 1 - ownWeight[rank]
         for e in start..<end {
@@ -26,7 +24,7 @@ extension OptimalSelection {
             chain.append(l)
             l = Int(entryPrevious[l])
         }
-        var w = [Double](repeating: 0, count: tokenAt.count)
+        var w = [Double](repeating: 0, count: m)
         w[owner] = 1
         for l in chain.reversed() {
             let theta = entryTheta[l]
@@ -35,6 +33,35 @@ extension OptimalSelection {
         }
         return w
     }
+
+    /// `E_{μ_j}[s^r]` for every rank j, in O(m + transfers): replay the transfers on the functional
+    /// (each transfer mixes measures linearly, so it mixes their expectations the same way).
+    func keyMoments(exponent r: Int) -> [Double] {
+        var cellMean = [Double](repeating: 0, count: m)
+        for j in 0..<m {
+            cellMean[j] = cellMeanWeight(lower: bounds[j], upper: bounds[j + 1], k: r + 1) / Double(r + 1)
+        }
+        var b = cellMean
+        for e in 0..<entries {
+            let i = Int(receiverDonor[e]), j = Int(entryCell[e])
+            let theta = entryTheta[e], omega = receiverWeight[e]
+            let old = b[i]
+            b[i] = (1 - theta) * old + theta * cellMean[j]
+            b[j] += omega * (old - cellMean[j])
+        }
+        return b
+    }
+}
+
+extension OptimalSelection {
+    /// The key measure of a token as weights over the m cells, by rank; nil off the support.
+    public func keyMeasure(token: Int) -> [Double]? {
+        let rank = Int(tables.rankOf[token])
+        return rank >= 0 ? tables.keyMeasure(rank: rank) : nil
+    }
+
+    /// Token id at each rank: [m].
+    public var tokensByRank: [Int] { (0..<tables.m).map { Int(tables.tokenAt[$0]) } }
 
     /// `P(Z = y | drafted)` for each distinct drafted token: the probability that one of its drafts
     /// holds the largest key, integrated exactly cell by cell (keys are uniform within a cell, so
@@ -45,7 +72,7 @@ extension OptimalSelection {
         guard !live.isEmpty else { return [(drafted[0], 1)] }
         var wins = [Double](repeating: 0, count: drafted.count)
         var cumulative = [Double](repeating: 0, count: drafted.count)
-        for c in 0..<tokenAt.count {
+        for c in 0..<tables.m {
             for i in live where measures[i][c] > 0 {
                 var poly: [Double] = [1]
                 for l in live where l != i {
@@ -63,32 +90,51 @@ extension OptimalSelection {
             }
             for i in live { cumulative[i] += measures[i][c] }
         }
-        var result: [(token: Int, probability: Double)] = []
-        for (i, token) in drafted.enumerated() where wins[i] > 0 {
-            if let at = result.firstIndex(where: { $0.token == token }) {
-                result[at].probability += wins[i]
-            } else {
-                result.append((token, wins[i]))
-            }
-        }
-        return result
+        return mergeByToken(drafted, wins)
     }
 
     public func law(given drafted: [Int]) -> SelectionLaw {
-        var output = [Double](repeating: 0, count: vocabularySize)
-        var accept = 0.0
-        for (z, beta) in selectionProbabilities(drafted) {
-            let pz = selected[z]
-            let a = residualMass <= 0 || pz <= 0 ? 1 : min(1, q[z] / pz)
-            output[z] += beta * a
-            accept += beta * a
-            let reject = beta * (1 - a)
-            guard reject > 0 else { continue }
-            for y in 0..<vocabularySize {
-                let r = q[y] - selected[y]
-                if r > 0 { output[y] += reject * r / residualMass }
-            }
+        speculativeLaw(selection: selectionProbabilities(drafted), target: q, acceptance: acceptance) {
+            selectedProbability($0)
         }
-        return SelectionLaw(output: output, acceptance: accept)
     }
+}
+
+/// Sums per-draft probabilities by token.
+func mergeByToken(_ drafted: [Int], _ probabilities: [Double]) -> [(token: Int, probability: Double)] {
+    var result: [(token: Int, probability: Double)] = []
+    for (i, token) in drafted.enumerated() where probabilities[i] > 0 {
+        if let at = result.firstIndex(where: { $0.token == token }) {
+            result[at].probability += probabilities[i]
+        } else {
+            result.append((token, probabilities[i]))
+        }
+    }
+    return result
+}
+
+/// The exact law of step 2 (speculative sampling of the selected token against `q` with draft law
+/// `x`), given the selection probabilities of step 1. Matches `OptimalSelection.speculativeStep`.
+func speculativeLaw(
+    selection: [(token: Int, probability: Double)], target q: [Double], acceptance: Double,
+    selected x: (Int) -> Double
+) -> SelectionLaw {
+    var output = [Double](repeating: 0, count: q.count)
+    var accept = 0.0
+    var residual = [Double](repeating: 0, count: q.count)
+    var mass = 0.0
+    for y in q.indices where q[y] > 0 {
+        residual[y] = max(q[y] - x(y), 0)
+        mass += residual[y]
+    }
+    for (z, beta) in selection {
+        let pz = x(z)
+        let a = 1 - acceptance <= 0 || pz <= 0 ? 1 : min(1, q[z] / pz)
+        output[z] += beta * a
+        accept += beta * a
+        let reject = beta * (1 - a)
+        guard reject > 0, mass > 0 else { continue }
+        for y in q.indices where residual[y] > 0 { output[y] += reject * residual[y] / mass }
+    }
+    return SelectionLaw(output: output, acceptance: accept)
 }

@@ -1,0 +1,122 @@
+import ArgumentParser
+import ChorusSampling
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks (outside the test suite).",
+        subcommands: [BenchSelectionCommand.self]
+    )
+}
+
+/// `chorus bench selection`: the cost of one position's token-level selection (prepare + select) at
+/// vocabulary scale, against the cost of one pass over the K + 1 distributions measured in the same run.
+struct BenchSelectionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selection",
+        abstract: "Time one position's selection per scheme at vocabulary scale.",
+        discussion: """
+            Distributions are LM-like: softmax of Gaussian logits (σ = 2) for the target, the draft's logits
+            the target's plus Gaussian noise (σ = 1), at temperature 1. Build with -c release.
+            """
+    )
+
+    @Option(name: .long, help: "Vocabulary size n.") var vocab = 32000
+    @Option(name: .long, help: "Comma-separated draft counts K.") var drafts = "2,4,8"
+    @Option(name: .long, help: "Comma-separated schemes (truncated-lp:S sets s).")
+    var schemes = "sd,specinfer,spectr,weighted-is,optimal"
+    @Option(name: .long, help: "Timed positions per point (after 3 warm-up runs).") var positions = 50
+    @Option(name: .long, help: "Seed of the distributions and draws.") var seed: UInt64 = 1
+    @Flag(name: .long, help: "Print JSON lines instead of a table.") var json = false
+
+    func run() throws {
+        let counts = drafts.split(separator: ",").compactMap { Int($0) }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw fail("--drafts: give counts ≥ 1") }
+        guard vocab >= 2 else { throw fail("--vocab must be ≥ 2") }
+        guard positions >= 1 else { throw fail("--positions must be ≥ 1") }
+        let specs: [(label: String, scheme: any SelectionScheme)] = try schemes.split(separator: ",").map { item in
+            let parts = item.split(separator: ":")
+            let name = String(parts[0])
+            let s = parts.count > 1 ? Int(parts[1]) ?? SchemeCatalog.defaultTruncation : SchemeCatalog.defaultTruncation
+            do {
+                return (String(item), try SchemeCatalog.scheme(named: name, truncation: s))
+            } catch { throw fail("\(error)") }
+        }
+
+        var rng = ChorusRandom(seed: seed)
+        var gaussian = { () -> Double in
+            let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
+            return sqrt(-2 * log(u1)) * cos(2 * .pi * u2)
+        }
+        let targetLogits = (0..<vocab).map { _ in 2 * gaussian() }
+        let draftLogits = targetLogits.map { $0 + gaussian() }
+        let q = try TokenDistribution(logits: targetLogits, settings: .standard)
+        let p = try TokenDistribution(logits: draftLogits, settings: .standard)
+
+        if !json {
+            print("selection benchmark: n = \(vocab), \(positions) positions per point, one thread, seed \(seed)")
+            print(
+                padded("scheme", 18) + padded("K", 4) + padded("µs/position", 14) + padded("one pass µs", 13)
+                    + padded("ratio", 8) + "acceptance")
+        }
+        for k in counts {
+            let laws = Array(repeating: p, count: k)
+            let baseline = timeOnePass(target: q, drafts: laws)
+            for spec in specs {
+                var drawRNG = ChorusRandom(seed: seed &+ UInt64(k))
+                var total: Duration = .zero
+                var acceptance = 0.0
+                var sink = 0
+                for iteration in 0..<(positions + 3) {
+                    let drafted = laws.map { $0.sample(using: &drawRNG) }
+                    let start = ContinuousClock.now
+                    let prepared: any PreparedSelection
+                    do { prepared = try spec.scheme.prepare(target: q, drafts: laws) } catch {
+                        throw fail("\(spec.label): \(error)")
+                    }
+                    let outcome = prepared.select(drafted, using: &drawRNG)
+                    let elapsed = ContinuousClock.now - start
+                    sink &+= outcome.token
+                    acceptance = prepared.acceptance
+                    if iteration >= 3 { total += elapsed }
+                }
+                let micros = microseconds(total) / Double(positions)
+                if json {
+                    print(
+                        "{\"scheme\":\"\(spec.label)\",\"vocab\":\(vocab),\"drafts\":\(k),\"microsecondsPerPosition\":\(micros),"
+                            + "\"onePassMicroseconds\":\(baseline),\"acceptance\":\(acceptance),\"checksum\":\(sink)}")
+                } else {
+                    print(
+                        padded(spec.label, 18) + padded("\(k)", 4) + padded(fixed(micros, 1), 14)
+                            + padded(fixed(baseline, 1), 13) + padded(fixed(micros / baseline, 2), 8) + fixed(acceptance, 4))
+                }
+            }
+        }
+    }
+
+    /// Median time of one pass reading every entry of the K + 1 distributions (the floor any scheme
+    /// that looks at all of them must pay), in microseconds.
+    func timeOnePass(target: TokenDistribution, drafts: [TokenDistribution]) -> Double {
+        var samples: [Double] = []
+        var sink = 0.0
+        for _ in 0..<21 {
+            let start = ContinuousClock.now
+            var acc = 0.0
+            for y in 0..<target.vocabularySize {
+                var m = target.probabilities[y]
+                for d in drafts { m = min(m, d.probabilities[y]) }
+                acc += m
+            }
+            sink += acc
+            samples.append(microseconds(ContinuousClock.now - start))
+        }
+        if sink.isNaN { print("") }
+        return samples.sorted()[samples.count / 2]
+    }
+}
+
+func microseconds(_ d: Duration) -> Double {
+    let (seconds, attoseconds) = d.components
+    return Double(seconds) * 1e6 + Double(attoseconds) / 1e12
+}
