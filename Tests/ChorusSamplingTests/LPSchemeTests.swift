@@ -6,14 +6,22 @@ import Testing
 /// `optimal-lp` and `truncated-lp` (SAMPLING.md §1): exactness by enumeration, agreement with the
 /// public vectors and with the theory of the optimum.
 @Suite struct LPSchemeTests {
+    /// One entry of `vectors/acceptance.json` (JSON field names in `CodingKeys`).
     private struct Vector: Decodable {
         var name: String
-        var K: Int
+        var draftCount: Int
         var q: [Double]
         var drafts: [[Double]]
         var optimal: Double
-        var truncatedLP_s1: Double
-        var truncatedLP_s2: Double
+        var truncatedS1: Double
+        var truncatedS2: Double
+
+        enum CodingKeys: String, CodingKey {
+            case name, q, drafts, optimal
+            case draftCount = "K"
+            case truncatedS1 = "truncatedLP_s1"
+            case truncatedS2 = "truncatedLP_s2"
+        }
     }
 
     private struct VectorFile: Decodable { var vectors: [Vector] }
@@ -49,8 +57,10 @@ import Testing
     }
 
     /// Exact enumeration: the output law is q and the closed-form acceptance is the enumerated one.
-    private func expectExact(_ prepared: any PreparedSelection, target q: TokenDistribution,
-                             drafts: [TokenDistribution], _ label: String) {
+    private func expectExact(
+        _ prepared: any PreparedSelection, target q: TokenDistribution,
+        drafts: [TokenDistribution], _ label: String
+    ) {
         let law = enumerate(prepared, drafts: drafts)
         let lawError = maxAbsDifference(law.output, q.probabilities)
         #expect(lawError < 1e-12, "\(label): law error \(lawError)")
@@ -67,13 +77,17 @@ import Testing
         for v in file.vectors {
             let q = try TokenDistribution(probabilities: v.q)
             let drafts = try v.drafts.map { try TokenDistribution(probabilities: $0) }
-            #expect(drafts.count == v.K, "\(v.name)")
+            #expect(drafts.count == v.draftCount, "\(v.name)")
             let optimal = try OptimalLPScheme().prepare(target: q, drafts: drafts)
-            #expect(abs(optimal.acceptance - v.optimal) < 1e-9, "\(v.name): optimal-lp \(optimal.acceptance) vs \(v.optimal)")
-            for (s, expected) in [(1, v.truncatedLP_s1), (2, v.truncatedLP_s2)] {
-                let truncated = try TruncatedLPScheme(s: s, guardWithSingleDraft: false).prepare(target: q, drafts: drafts)
-                #expect(abs(truncated.acceptance - expected) < 1e-9,
-                        "\(v.name): truncated-lp s=\(s) \(truncated.acceptance) vs \(expected)")
+            #expect(
+                abs(optimal.acceptance - v.optimal) < 1e-9,
+                "\(v.name): optimal-lp \(optimal.acceptance) vs \(v.optimal)")
+            for (s, expected) in [(1, v.truncatedS1), (2, v.truncatedS2)] {
+                let truncated = try TruncatedLPScheme(s: s, guardWithSingleDraft: false).prepare(
+                    target: q, drafts: drafts)
+                #expect(
+                    abs(truncated.acceptance - expected) < 1e-9,
+                    "\(v.name): truncated-lp s=\(s) \(truncated.acceptance) vs \(expected)")
             }
         }
     }
@@ -95,7 +109,10 @@ import Testing
                     #expect(abs(prepared.rule.selectedLaw.reduce(0, +) - 1) < 1e-12, "\(label)")
                     let single = zip(q.probabilities, drafts[0].probabilities).map { min($0, $1) }.reduce(0, +)
                     #expect(prepared.usedSingleDraftGuard == (guardOn && prepared.unguardedAcceptance < single))
-                    #expect(abs(prepared.acceptance - (prepared.usedSingleDraftGuard ? single : prepared.unguardedAcceptance)) < 1e-12)
+                    #expect(
+                        abs(
+                            prepared.acceptance
+                                - (prepared.usedSingleDraftGuard ? single : prepared.unguardedAcceptance)) < 1e-12)
                     if guardOn { #expect(prepared.acceptance >= single - 1e-12, "\(label)") }
                 }
             }
@@ -112,7 +129,8 @@ import Testing
             #expect(abs(scheme.acceptance - brute) < 1e-9, "\(label): \(scheme.acceptance) vs brute force \(brute)")
             if drafts.areIdentical {
                 let sorted = OptimalAcceptance.identical(target: q, draft: drafts[0], drafts: drafts.count)
-                #expect(abs(scheme.acceptance - sorted) < 1e-9, "\(label): \(scheme.acceptance) vs sorted prefix \(sorted)")
+                #expect(
+                    abs(scheme.acceptance - sorted) < 1e-9, "\(label): \(scheme.acceptance) vs sorted prefix \(sorted)")
             }
             // The LP's own optimum agrees with the acceptance rebuilt from its β's.
             if let canonical = scheme as? CanonicalSelection<OptimalLPRule> {
@@ -128,8 +146,10 @@ import Testing
             #expect(sd.acceptance <= brute + 1e-12, "\(label)")
             for s in [1, 2, q.vocabularySize] {
                 for guardOn in [false, true] {
-                    let truncated = try TruncatedLPScheme(s: s, guardWithSingleDraft: guardOn).prepare(target: q, drafts: drafts)
-                    #expect(truncated.acceptance <= brute + 1e-12, "\(label) s=\(s): \(truncated.acceptance) > \(brute)")
+                    let truncated = try TruncatedLPScheme(s: s, guardWithSingleDraft: guardOn).prepare(
+                        target: q, drafts: drafts)
+                    #expect(
+                        truncated.acceptance <= brute + 1e-12, "\(label) s=\(s): \(truncated.acceptance) > \(brute)")
                 }
             }
         }
@@ -142,7 +162,8 @@ import Testing
             let q = gen.distribution(n: n, zeroChance: 0.2)
             let p1 = gen.distribution(n: n, zeroChance: 0.2)
             let p2 = index % 2 == 0 ? p1 : gen.distribution(n: n, zeroChance: 0.2)
-            let truncated = try TruncatedLPScheme(s: n, guardWithSingleDraft: false).prepare(target: q, drafts: [p1, p2])
+            let truncated = try TruncatedLPScheme(s: n, guardWithSingleDraft: false).prepare(
+                target: q, drafts: [p1, p2])
             let optimum = bruteForceOptimum(target: q, drafts: [p1, p2])
             #expect(abs(truncated.acceptance - optimum) < 1e-9, "case \(index): \(truncated.acceptance) vs \(optimum)")
         }
@@ -151,7 +172,8 @@ import Testing
     @Test func guardReplacesTruncatedRuleWhenWorseThanSingleDraft() throws {
         let uniform = TokenDistribution.uniform(vocabularySize: 3)
         let drafts = [uniform, uniform]
-        let unguarded = try TruncatedLPScheme(s: 1, guardWithSingleDraft: false).prepareTruncated(target: uniform, drafts: drafts)
+        let unguarded = try TruncatedLPScheme(s: 1, guardWithSingleDraft: false).prepareTruncated(
+            target: uniform, drafts: drafts)
         #expect(abs(unguarded.acceptance - 7.0 / 9) < 1e-12)
         #expect(!unguarded.usedSingleDraftGuard)
         let guarded = try TruncatedLPScheme(s: 1).prepareTruncated(target: uniform, drafts: drafts)
@@ -194,8 +216,9 @@ import Testing
                 for y in 0..<4 {
                     let p = expected[y]
                     let sd = (p * (1 - p) / Double(draws)).squareRoot()
-                    #expect(abs(Double(counts[y]) / Double(draws) - p) <= 5 * sd + 1e-12,
-                            "\(name) \(tuple): token \(y) frequency \(Double(counts[y]) / Double(draws)) vs \(p)")
+                    #expect(
+                        abs(Double(counts[y]) / Double(draws) - p) <= 5 * sd + 1e-12,
+                        "\(name) \(tuple): token \(y) frequency \(Double(counts[y]) / Double(draws)) vs \(p)")
                 }
             }
         }

@@ -85,8 +85,8 @@ public struct OptimalLPRule: SelectionRule {
         guard !saturated, count <= maxTuples else {
             let got = saturated ? "more than \(Int.max)" : String(count)
             throw SamplingError.linearProgram(
-                "optimal-lp supports at most \(maxTuples) draft tuples; got \(got) (the product of the drafts' support sizes)"
-            )
+                "optimal-lp supports at most \(maxTuples) draft tuples; got \(got)"
+                    + " (the product of the drafts' support sizes)")
         }
         self.grouping = grouping
         tupleCount = count

@@ -37,7 +37,9 @@ public struct TruncatedLPScheme: SelectionScheme {
     }
 
     /// The concrete prepared selection (for callers that want the guard's report).
-    public func prepareTruncated(target: TokenDistribution, drafts: [TokenDistribution]) throws -> TruncatedLPSelection {
+    public func prepareTruncated(
+        target: TokenDistribution, drafts: [TokenDistribution]
+    ) throws -> TruncatedLPSelection {
         try checkLaws(target: target, drafts: drafts)
         guard s >= 1 else { throw SamplingError.unsupported(scheme: name, reason: "s must be ≥ 1, got \(s)") }
         let rule = try TruncatedLPRule(target: target, drafts: drafts, s: s)
@@ -115,9 +117,9 @@ public struct TruncatedLPRule: SelectionRule {
         var stages: [TruncatedLPStage] = []
         stages.reserveCapacity(drafts.count - 1)
         for k in 1..<max(1, drafts.count) {
-            let stage = try TruncatedLPStage(target: target.probabilities, first: law,
-                                             second: drafts[k].probabilities, s: s)
-            law = stage.law
+            let stage = try TruncatedLPStage(
+                target: target.probabilities, first: law,
+                second: drafts[k].probabilities, s: s, law: &law)
             stages.append(stage)
         }
         selectedLaw = law
@@ -166,8 +168,6 @@ public struct TruncatedLPStage: Sendable {
     /// weights: [omega1Size × omega1Size]; `weights[i * omega1Size + j]` (i < j, positions in the ranking)
     /// is the probability that the pair {rank i, rank j} selects the rank-i token.
     let weights: [Double]
-    /// law: [vocabularySize], the law of this stage's winner.
-    public let law: [Double]
     /// The Ω1 LP's optimum `Σ_{k∈Ω1} t_k`.
     public let omega1Objective: Double
 
@@ -178,24 +178,22 @@ public struct TruncatedLPStage: Sendable {
         return tokens
     }
 
-    /// q, a, b: [n].
-    init(target q: [Double], first a: [Double], second b: [Double], s: Int) throws {
+    /// q, a, b: [n]. On return `law` ([n]) is the law of this stage's winner (it may alias `a`).
+    init(target q: [Double], first a: [Double], second b: [Double], s: Int, law: inout [Double]) throws {
         let n = q.count
-        var score = [Double](repeating: 0, count: n)
-        for i in 0..<n { score[i] = q[i] - a[i] * b[i] }
-        let order = rankDescending(score)
+        let order = rankDescending(target: q, first: a, second: b)
         var rank = [Int32](repeating: 0, count: n)
         for (r, token) in order.enumerated() { rank[Int(token)] = Int32(r) }
         let s = min(s, n)
 
         // Ω2, from the worst rank up: suffix masses of the tokens ranked below.
-        var law = [Double](repeating: 0, count: n)
+        var out = [Double](repeating: 0, count: n)
         var aBelow = 0.0
         var bBelow = 0.0
         var r = n - 1
         while r >= s {
             let k = Int(order[r])
-            law[k] = a[k] * b[k] + a[k] * bBelow + b[k] * aBelow
+            out[k] = a[k] * b[k] + a[k] * bBelow + b[k] * aBelow
             aBelow += a[k]
             bBelow += b[k]
             r -= 1
@@ -219,8 +217,9 @@ public struct TruncatedLPStage: Sendable {
                 for j in (i + 1)..<s where pairMass[i * s + j] > 0 { pairs.append((i, j)) }
             }
             let count = pairs.count + s
-            var program = LinearProgram(objective: [Double](repeating: 0, count: count),
-                                        upperBounds: [Double](repeating: 1, count: count))
+            var program = LinearProgram(
+                objective: [Double](repeating: 0, count: count),
+                upperBounds: [Double](repeating: 1, count: count))
             for c in 0..<s {
                 program.objective[pairs.count + c] = 1
                 program.upperBounds[pairs.count + c] = q[omega[c]]
@@ -250,11 +249,11 @@ public struct TruncatedLPStage: Sendable {
         } else if s == 1 {
             objective = min(q[omega[0]], base[0])
         }
-        for c in 0..<s { law[omega[c]] = base[c] }
+        for c in 0..<s { out[omega[c]] = base[c] }
+        law = out
         self.rank = rank
         self.omega1Size = s
         self.weights = weights
-        self.law = law
         self.omega1Objective = objective
     }
 
@@ -270,49 +269,92 @@ public struct TruncatedLPStage: Sendable {
     }
 }
 
-/// Token ids ordered by `score` descending, ties by lower id: `order[r]` is the token at rank r.
+/// Token ids ordered by `score(i) = q(i) − a(i) b(i)` descending, ties by lower id: `order[r]` is the
+/// token at rank r. q, a, b: [n].
 ///
-/// A stable LSD radix sort (11-bit digits) on the order-preserving bit pattern of each score, so a
-/// vocabulary of 32 000 tokens is ranked in a few linear passes rather than a comparison sort.
-func rankDescending(_ score: [Double]) -> [Int32] {
-    let n = score.count
-    // Ascending map of doubles onto UInt64 (negatives: all bits flipped; others: sign bit set),
-    // then complemented for descending order. −0 is folded into +0.
-    var keys = [UInt64](repeating: 0, count: n)
-    for i in 0..<n {
-        let x = score[i] == 0 ? 0.0 : score[i]
-        let bits = x.bitPattern
-        let ascending = bits & (1 << 63) != 0 ? ~bits : bits | (1 << 63)
-        keys[i] = ~ascending
-    }
+/// Exact, in near-linear time: a stable LSD radix sort (three passes of 11-bit digits, a pass skipped
+/// when every key shares its digit) on the high 32 bits of the order-preserving bit pattern of each
+/// score, then a comparison sort of each run of tokens that share those 32 bits (scores equal to about
+/// 1e-6 relative; rare, and exact ties are already in id order). The radix passes are stable and start
+/// from ascending ids, hence the tie rule. 32 000 tokens cost three linear passes instead of a full
+/// comparison sort.
+func rankDescending(target q: [Double], first a: [Double], second b: [Double]) -> [Int32] {
+    let n = q.count
+    @inline(__always) func score(_ i: Int) -> Double { q[i] - a[i] * b[i] }
     let digitBits = 11
     let buckets = 1 << digitBits
-    let passes = (64 + digitBits - 1) / digitBits
+    let mask = UInt32(buckets - 1)
+    let passes = 3
+    var keys = [UInt32](repeating: 0, count: n)
+    var keyScratch = [UInt32](repeating: 0, count: n)
+    var order = [Int32](repeating: 0, count: n)
+    var orderScratch = [Int32](repeating: 0, count: n)
     var histogram = [Int](repeating: 0, count: buckets * passes)
-    for key in keys {
-        for p in 0..<passes { histogram[p * buckets + Int((key >> UInt64(p * digitBits)) & UInt64(buckets - 1))] += 1 }
+    keys.withUnsafeMutableBufferPointer { keys in
+        histogram.withUnsafeMutableBufferPointer { histogram in
+            for i in 0..<n {
+                let key = descendingKey(score(i))
+                keys[i] = key
+                histogram[Int(key & mask)] += 1
+                histogram[buckets + Int((key >> 11) & mask)] += 1
+                histogram[2 * buckets + Int(key >> 22)] += 1
+            }
+        }
     }
-    var order = (0..<n).map { Int32($0) }
-    var scratch = [Int32](repeating: 0, count: n)
+    for i in 0..<n { order[i] = Int32(i) }
     for p in 0..<passes {
         let offset = p * buckets
+        let shift = UInt32(p * digitBits)
         // A digit shared by every key leaves the order unchanged: skip the pass.
-        if n == 0 || histogram[offset + Int((keys[0] >> UInt64(p * digitBits)) & UInt64(buckets - 1))] == n {
-            continue
+        if n == 0 || histogram[offset + Int((keys[0] >> shift) & mask)] == n { continue }
+        histogram.withUnsafeMutableBufferPointer { histogram in
+            var start = 0
+            for d in 0..<buckets {
+                let c = histogram[offset + d]
+                histogram[offset + d] = start
+                start += c
+            }
+            keys.withUnsafeBufferPointer { keys in
+                order.withUnsafeBufferPointer { order in
+                    keyScratch.withUnsafeMutableBufferPointer { keyOut in
+                        orderScratch.withUnsafeMutableBufferPointer { orderOut in
+                            for i in 0..<n {
+                                let key = keys[i]
+                                let slot = offset + Int((key >> shift) & mask)
+                                let position = histogram[slot]
+                                histogram[slot] = position + 1
+                                keyOut[position] = key
+                                orderOut[position] = order[i]
+                            }
+                        }
+                    }
+                }
+            }
         }
-        var start = 0
-        for d in 0..<buckets {
-            let c = histogram[offset + d]
-            histogram[offset + d] = start
-            start += c
+        swap(&keys, &keyScratch)
+        swap(&order, &orderScratch)
+    }
+    // Runs that share the high 32 bits: order them by the exact score, then id.
+    var runStart = 0
+    while runStart < n {
+        var runEnd = runStart + 1
+        while runEnd < n && keys[runEnd] == keys[runStart] { runEnd += 1 }
+        if runEnd - runStart > 1 {
+            order[runStart..<runEnd].sort { x, y in
+                let sx = score(Int(x)), sy = score(Int(y))
+                return sx != sy ? sx > sy : x < y
+            }
         }
-        let shift = UInt64(p * digitBits)
-        for token in order {
-            let d = Int((keys[Int(token)] >> shift) & UInt64(buckets - 1))
-            scratch[histogram[offset + d]] = token
-            histogram[offset + d] += 1
-        }
-        swap(&order, &scratch)
+        runStart = runEnd
     }
     return order
+}
+
+/// The high 32 bits of an order-reversing map of doubles onto UInt64 (ascending map: negatives get all
+/// bits flipped, others the sign bit set; then complemented). −0 is folded into +0.
+@inline(__always)
+private func descendingKey(_ value: Double) -> UInt32 {
+    let bits = (value == 0 ? 0.0 : value).bitPattern
+    let ascending = bits & (1 << 63) != 0 ? ~bits : bits | (1 << 63)
+    return UInt32(truncatingIfNeeded: ~ascending >> 32)
 }

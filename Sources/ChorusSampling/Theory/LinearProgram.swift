@@ -90,7 +90,8 @@ struct LinearProgram: Sendable {
         for j in 0..<variableCount {
             let u = upperBounds[j]
             guard x[j].isFinite, x[j] >= -tol * max(1, u.isFinite ? u : 1), x[j] <= u + tol * max(1, u) else {
-                throw SamplingError.linearProgram("solution violates the bounds of variable \(j): \(x[j]) ∉ [0, \(u)]")
+                throw SamplingError.linearProgram(
+                    "solution violates the bounds of variable \(j): \(x[j]) ∉ [0, \(u)]")
             }
             x[j] = min(max(x[j], 0), u)
         }
