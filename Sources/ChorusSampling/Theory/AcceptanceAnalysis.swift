@@ -70,6 +70,14 @@ public struct AcceptanceAnalysis: Sendable {
     func notes(for prepared: any PreparedSelection) -> [String] {
         var notes: [String] = []
         if let spectr = prepared as? PreparedSpecTr { notes.append("ρ* = \(spectr.rho)") }
+        if let truncated = prepared as? TruncatedLPSelection, truncated.usedSingleDraftGuard {
+            notes.append(
+                "guarded: the truncated LP reaches only \(truncated.unguardedAcceptance), below single-draft "
+                    + "\(truncated.singleDraftAcceptance), so the first-draft rule is used")
+        }
+        if prepared is GroupedOptimalSelection {
+            notes.append("drafts of several laws: optimal within each group, composed across groups (not optimal)")
+        }
         return notes
     }
 
