@@ -205,41 +205,38 @@ final class QuantileKeyTables: @unchecked Sendable {
             packed[i] = UInt64(bits) << 32 | UInt64(i)
         }
         radixSortHigh32(packed, scratch: packed + m, count: m)
-        for j in 0..<m {
-            let t = support[Int(packed[j] & 0xFFFF_FFFF)]
-            tokenAt[j] = Int32(t)
-            rankOf[t] = Int32(j)
-            pr[j] = p[t]
-            qr[j] = q[t]
-        }
-
-        // Prefix sums in float64; c_m clamped to 1. k* = argmin_j (Q_j − c_j^K).
+        // One fused scan: ranks, prefix sums in float64 (c_m clamped to 1), k* = argmin_j (Q_j − c_j^K),
+        // and the greedy vertex — rank j owns U(I_j), ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
         bounds[0] = 0
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
         for j in 0..<m {
-            bounds[j + 1] = bounds[j] + pr[j]
-            prefixQ += qr[j]
-            let value = prefixQ - power(bounds[j + 1], k)
+            let t = support[Int(packed[j] & 0xFFFF_FFFF)]
+            tokenAt[j] = Int32(t)
+            rankOf[t] = Int32(j)
+            let pj = p[t], qj = q[t]
+            pr[j] = pj
+            qr[j] = qj
+            let lower = bounds[j]
+            let upper = j == m - 1 ? 1 : lower + pj
+            bounds[j + 1] = upper
+            prefixQ += qj
+            let value = prefixQ - power(upper, k)
             if value < best {
                 best = value
                 kStar = j + 1
             }
-        }
-        if m > 0 { bounds[m] = 1 }
-        optimum = 1 + best
-        sStar = kStar
-
-        // 2. Greedy vertex: rank j owns U(I_j); ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}; x_j = p_j ā_j.
-        for j in 0..<m {
-            meanWeight[j] = cellMeanWeight(lower: bounds[j], upper: bounds[j + 1], k: k)
-            x[j] = pr[j] * meanWeight[j]
+            let mean = cellMeanWeight(lower: lower, upper: upper, k: k)
+            meanWeight[j] = mean
+            x[j] = pj * mean
             donorHead[j] = -1
             ownWeight[j] = 1
             receiverStart[j] = 0
             receiverEnd[j] = 0
         }
+        optimum = 1 + best
+        sStar = kStar
 
         let stack = UnsafeMutablePointer<Int32>.allocate(capacity: max(m, 1))
         defer { stack.deallocate() }
@@ -403,28 +400,37 @@ func cellMeanWeight(lower a: Double, upper b: Double, k: Int) -> Double {
 /// Sorts `values` ascending by their high 32 bits (stable), LSD radix with three 11-bit digits.
 /// `scratch` must hold `count` values; the result ends in `values`.
 func radixSortHigh32(_ values: UnsafeMutablePointer<UInt64>, scratch: UnsafeMutablePointer<UInt64>, count: Int) {
-    var source = values, destination = scratch
-    let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2048)
+    // One read builds the three digit histograms (bits 32–42, 43–53, 54–63).
+    let counts = UnsafeMutablePointer<Int>.allocate(capacity: 3 * 2048)
     defer { counts.deallocate() }
-    var shift: UInt64 = 32
-    for _ in 0..<3 {
-        counts.initialize(repeating: 0, count: 2048)
-        for i in 0..<count { counts[Int((source[i] >> shift) & 0x7FF)] += 1 }
+    counts.initialize(repeating: 0, count: 3 * 2048)
+    for i in 0..<count {
+        let v = values[i]
+        counts[Int((v >> 32) & 0x7FF)] += 1
+        counts[2048 + Int((v >> 43) & 0x7FF)] += 1
+        counts[4096 + Int(v >> 54)] += 1
+    }
+    for pass in 0..<3 {
         var total = 0
         for d in 0..<2048 {
-            let c = counts[d]
-            counts[d] = total
+            let c = counts[pass * 2048 + d]
+            counts[pass * 2048 + d] = total
             total += c
         }
+    }
+    var source = values, destination = scratch
+    var shift: UInt64 = 32
+    for pass in 0..<3 {
+        let offsets = counts + pass * 2048
         for i in 0..<count {
             let v = source[i]
             let digit = Int((v >> shift) & 0x7FF)
-            destination[counts[digit]] = v
-            counts[digit] += 1
+            destination[offsets[digit]] = v
+            offsets[digit] += 1
         }
         swap(&source, &destination)
         shift += 11
     }
-    // Three passes: the sorted data is in `scratch`; copy back.
+    // After three passes the sorted data is in `scratch`; copy back.
     values.update(from: source, count: count)
 }
