@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ChorusSampling", targets: ["ChorusSampling"]),
         .library(name: "ChorusModel", targets: ["ChorusModel"]),
+        .library(name: "ChorusWire", targets: ["ChorusWire"]),
         .executable(name: "chorus", targets: ["chorus"]),
     ],
     dependencies: [
@@ -14,6 +15,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "ChorusSampling"),
+        .target(name: "ChorusWire", dependencies: ["ChorusSampling"]),
         .systemLibrary(name: "CBLAS"),
         .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
         .executableTarget(
@@ -26,6 +28,7 @@ let package = Package(
         ),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
         .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
+        .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,132 @@
+import ChorusSampling
+
+/// A token distribution as it travels: float32 probabilities, dense or sparse.
+///
+/// Exactness contract (DESIGN.md "A draft carries the distribution it was actually sampled from"):
+/// the float32 encoding is lossy, so a worker encodes its law first, samples from what the bytes
+/// decode to (``canonical(_:)``), and sends those bytes. The coordinator decodes the same bytes with
+/// the same code and gets the bit-identical distribution.
+public struct WireDistribution: Sendable, Equatable {
+    public enum Storage: Sendable, Equatable {
+        /// probabilities: [vocabularySize]
+        case dense([Float])
+        /// tokens ascending, one probability each
+        case sparse(tokens: [UInt32], probabilities: [Float])
+    }
+
+    public var vocabularySize: Int
+    public var storage: Storage
+
+    public init(vocabularySize: Int, storage: Storage) {
+        self.vocabularySize = vocabularySize
+        self.storage = storage
+    }
+
+    /// Encodes `law` in whichever form is smaller (sparse costs 8 bytes per token, dense 4 per entry).
+    public init(_ law: TokenDistribution) {
+        vocabularySize = law.vocabularySize
+        if law.support.count * 8 < law.vocabularySize * 4 {
+            storage = .sparse(
+                tokens: law.support.map { UInt32($0) }, probabilities: law.support.map { Float(law.probabilities[$0]) })
+        } else {
+            storage = .dense(law.probabilities.map { Float($0) })
+        }
+    }
+
+    /// The distribution these bytes stand for: float32 values widened to float64 and normalised by
+    /// their sum in token order. Entries must be finite and ≥ 0, and sum to 1 within 1e-3.
+    public func decoded() throws(WireError) -> TokenDistribution {
+        var dense = [Double](repeating: 0, count: vocabularySize)
+        switch storage {
+        case let .dense(values):
+            guard values.count == vocabularySize else {
+                throw WireError.invalidValue(field: "distribution", reason: "\(values.count) entries for \(vocabularySize) tokens")
+            }
+            for (i, v) in values.enumerated() { dense[i] = Double(v) }
+        case let .sparse(tokens, values):
+            guard tokens.count == values.count else {
+                throw WireError.invalidValue(field: "distribution", reason: "\(tokens.count) tokens but \(values.count) probabilities")
+            }
+            var previous = -1
+            for (t, v) in zip(tokens, values) {
+                let token = Int(t)
+                guard token > previous, token < vocabularySize else {
+                    throw WireError.invalidValue(field: "distribution", reason: "sparse tokens must ascend inside the vocabulary (token \(token))")
+                }
+                previous = token
+                dense[token] = Double(v)
+            }
+        }
+        var sum = 0.0
+        for (i, v) in dense.enumerated() {
+            guard v.isFinite, v >= 0 else {
+                throw WireError.invalidValue(field: "distribution", reason: "probability \(v) at token \(i)")
+            }
+            sum += v
+        }
+        guard abs(sum - 1) <= 1e-3 else {
+            throw WireError.invalidValue(field: "distribution", reason: "probabilities sum to \(sum)")
+        }
+        do {
+            return try TokenDistribution(weights: dense)
+        } catch {
+            throw WireError.invalidValue(field: "distribution", reason: "\(error)")
+        }
+    }
+
+    func encode(into w: inout WireWriter) {
+        w.u32(UInt32(vocabularySize))
+        switch storage {
+        case let .dense(values):
+            w.u8(0)
+            w.u32(UInt32(values.count))
+            for v in values { w.f32(v) }
+        case let .sparse(tokens, values):
+            w.u8(1)
+            w.u32(UInt32(tokens.count))
+            for (t, v) in zip(tokens, values) {
+                w.u32(t)
+                w.f32(v)
+            }
+        }
+    }
+
+    static func decode(from r: inout WireReader, vocabularySize expected: Int) throws(WireError) -> WireDistribution {
+        let n = Int(try r.u32("distribution vocabulary size"))
+        guard n == expected else {
+            throw WireError.invalidValue(field: "distribution", reason: "vocabulary \(n), expected \(expected)")
+        }
+        let form = try r.u8("distribution form")
+        switch form {
+        case 0:
+            let count = try r.count("dense distribution length", limit: WireLimits.vocabulary, bytesEach: 4)
+            var values = [Float](repeating: 0, count: count)
+            for i in 0..<count { values[i] = try r.f32("dense distribution") }
+            let d = WireDistribution(vocabularySize: n, storage: .dense(values))
+            _ = try d.decoded()
+            return d
+        case 1:
+            let count = try r.count("sparse distribution length", limit: min(n, WireLimits.vocabulary), bytesEach: 8)
+            var tokens = [UInt32](repeating: 0, count: count)
+            var values = [Float](repeating: 0, count: count)
+            for i in 0..<count {
+                tokens[i] = try r.u32("sparse distribution token")
+                values[i] = try r.f32("sparse distribution probability")
+            }
+            let d = WireDistribution(vocabularySize: n, storage: .sparse(tokens: tokens, probabilities: values))
+            _ = try d.decoded()
+            return d
+        default:
+            throw WireError.invalidValue(field: "distribution form", reason: "\(form) (0 dense, 1 sparse)")
+        }
+    }
+}
+
+extension WireDistribution {
+    /// What a worker sends and samples from: the encoding of `law` and the distribution those bytes
+    /// decode to. Sample from `.law` and send `.wire`; the coordinator decodes `.wire` to the same law.
+    public static func canonical(_ law: TokenDistribution) throws(WireError) -> (wire: WireDistribution, law: TokenDistribution) {
+        let wire = WireDistribution(law)
+        return (wire, try wire.decoded())
+    }
+}

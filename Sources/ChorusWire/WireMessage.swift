@@ -1,0 +1,262 @@
+import ChorusSampling
+
+/// Protocol limits: counts above these are refused by the decoder.
+public enum WireLimits {
+    public static let vocabulary = 1 << 22
+    public static let tokens = 1 << 20
+    public static let draftLength = 64
+    public static let sequences = 64
+    public static let text = 1 << 20
+}
+
+/// A model as workers and the coordinator describe it to each other.
+public struct ModelDescriptor: Sendable, Equatable, Hashable, Codable {
+    public var name: String
+    public var fileHash: String
+    public var vocabularyHash: String
+    public var vocabularySize: Int
+
+    public init(name: String, fileHash: String, vocabularyHash: String, vocabularySize: Int) {
+        self.name = name
+        self.fileHash = fileHash
+        self.vocabularyHash = vocabularyHash
+        self.vocabularySize = vocabularySize
+    }
+}
+
+/// A worker announcing itself to the coordinator's registration endpoint.
+public struct Registration: Sendable, Equatable {
+    public var workerID: String
+    /// Where the worker's REP socket listens, as the coordinator should dial it.
+    public var address: String
+    public var model: ModelDescriptor
+    /// The worker's default sampling settings (a request may override them).
+    public var sampling: SamplingSettings
+    /// How many sequences the worker drafts per request by default.
+    public var sequences: Int
+
+    public init(workerID: String, address: String, model: ModelDescriptor, sampling: SamplingSettings, sequences: Int) {
+        self.workerID = workerID
+        self.address = address
+        self.model = model
+        self.sampling = sampling
+        self.sequences = sequences
+    }
+}
+
+public struct RegistrationReply: Sendable, Equatable {
+    public var accepted: Bool
+    /// Why not, when refused (for example a vocabulary mismatch).
+    public var reason: String
+
+    public init(accepted: Bool, reason: String) {
+        self.accepted = accepted
+        self.reason = reason
+    }
+}
+
+/// One round's request to a worker: bring the session's context up to date, then draft.
+public struct DraftRequest: Sendable, Equatable {
+    public var session: UInt64
+    public var round: UInt64
+    /// How many tokens of the worker's previous context for this session are still valid.
+    public var keepLength: Int
+    /// Tokens to append after the kept prefix (accepted tokens since the last round, or the whole
+    /// context when `keepLength` is 0).
+    public var newTokens: [Int]
+    /// FNV-1a 64 of the whole context after appending (``ContextHash``): a worker whose cache
+    /// disagrees answers ``WireErrorCode/contextMismatch`` instead of drafting from a wrong prefix.
+    public var contextHash: UInt64
+    /// Draft length L.
+    public var draftLength: Int
+    /// Number of sequences to draft.
+    public var sequences: Int
+    public var sampling: SamplingSettings
+    public var seed: UInt64
+    /// The worker drops the request if it cannot start within this many milliseconds of receipt.
+    public var deadlineMilliseconds: Int
+
+    public init(
+        session: UInt64, round: UInt64, keepLength: Int, newTokens: [Int], contextHash: UInt64, draftLength: Int,
+        sequences: Int, sampling: SamplingSettings, seed: UInt64, deadlineMilliseconds: Int
+    ) {
+        self.session = session
+        self.round = round
+        self.keepLength = keepLength
+        self.newTokens = newTokens
+        self.contextHash = contextHash
+        self.draftLength = draftLength
+        self.sequences = sequences
+        self.sampling = sampling
+        self.seed = seed
+        self.deadlineMilliseconds = deadlineMilliseconds
+    }
+}
+
+/// A worker's drafts: for every sequence its tokens and, for every position, the exact law the token
+/// was drawn from.
+public struct DraftReply: Sendable, Equatable {
+    public var session: UInt64
+    public var round: UInt64
+    public var workerID: String
+    /// sequences: [S][L] token ids.
+    public var sequences: [[Int]]
+    /// distributions: [S][L].
+    public var distributions: [[WireDistribution]]
+    /// Time the worker spent drafting, in microseconds.
+    public var draftMicroseconds: UInt64
+
+    public init(
+        session: UInt64, round: UInt64, workerID: String, sequences: [[Int]], distributions: [[WireDistribution]],
+        draftMicroseconds: UInt64
+    ) {
+        self.session = session
+        self.round = round
+        self.workerID = workerID
+        self.sequences = sequences
+        self.distributions = distributions
+        self.draftMicroseconds = draftMicroseconds
+    }
+}
+
+public enum WireErrorCode: UInt16, Sendable {
+    case malformed = 1
+    case contextMismatch = 2
+    case deadlineExpired = 3
+    case vocabularyMismatch = 4
+    case internalError = 5
+    case unknownSession = 6
+    case busy = 7
+    case invalidRequest = 8
+}
+
+public struct ErrorReply: Sendable, Equatable {
+    public var code: WireErrorCode
+    public var message: String
+
+    public init(code: WireErrorCode, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// A client asking the coordinator to generate text.
+public struct GenerateStart: Sendable, Equatable {
+    public var prompt: String
+    public var maxTokens: Int
+    public var sampling: SamplingSettings
+    /// nil: the coordinator picks a seed (and reports it).
+    public var seed: UInt64?
+
+    public init(prompt: String, maxTokens: Int, sampling: SamplingSettings, seed: UInt64?) {
+        self.prompt = prompt
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.seed = seed
+    }
+}
+
+public struct GenerateAccepted: Sendable, Equatable {
+    public var session: UInt64
+    public var promptTokens: Int
+    public var seed: UInt64
+
+    public init(session: UInt64, promptTokens: Int, seed: UInt64) {
+        self.session = session
+        self.promptTokens = promptTokens
+        self.seed = seed
+    }
+}
+
+/// Long-poll for a session's progress: tokens from index `from` on.
+public struct GeneratePoll: Sendable, Equatable {
+    public var session: UInt64
+    public var from: Int
+    /// How long the coordinator may hold the poll waiting for new tokens.
+    public var waitMilliseconds: Int
+
+    public init(session: UInt64, from: Int, waitMilliseconds: Int) {
+        self.session = session
+        self.from = from
+        self.waitMilliseconds = waitMilliseconds
+    }
+}
+
+/// Generation statistics (DESIGN.md "Metrics vocabulary").
+public struct GenerationStatistics: Sendable, Equatable, Codable {
+    public var generatedTokens: Int = 0
+    /// Target forward passes (rounds).
+    public var targetForwards: Int = 0
+    public var draftedTokens: Int = 0
+    public var acceptedDraftTokens: Int = 0
+    /// Sum over rounds of the number of drafts that arrived in time.
+    public var draftsReceived: Int = 0
+    public var elapsedMicroseconds: UInt64 = 0
+
+    public init() {}
+
+    /// Tokens produced per target forward.
+    public var blockEfficiency: Double { targetForwards == 0 ? 0 : Double(generatedTokens) / Double(targetForwards) }
+    /// Accepted draft tokens per drafted token.
+    public var acceptanceRate: Double { draftedTokens == 0 ? 0 : Double(acceptedDraftTokens) / Double(draftedTokens) }
+    public var draftsPerRound: Double { targetForwards == 0 ? 0 : Double(draftsReceived) / Double(targetForwards) }
+    public var tokensPerSecond: Double {
+        elapsedMicroseconds == 0 ? 0 : Double(generatedTokens) / (Double(elapsedMicroseconds) / 1e6)
+    }
+}
+
+public struct GenerateUpdate: Sendable, Equatable {
+    public var session: UInt64
+    /// Index of the first token in `tokens` (the poll's `from`).
+    public var from: Int
+    public var tokens: [Int]
+    /// Text of `tokens` (UTF-8 pieces held back until complete).
+    public var text: String
+    public var done: Bool
+    /// Why generation stopped, when done ("length", "eos", "context", or an error).
+    public var finishReason: String
+    public var statistics: GenerationStatistics
+
+    public init(
+        session: UInt64, from: Int, tokens: [Int], text: String, done: Bool, finishReason: String,
+        statistics: GenerationStatistics
+    ) {
+        self.session = session
+        self.from = from
+        self.tokens = tokens
+        self.text = text
+        self.done = done
+        self.finishReason = finishReason
+        self.statistics = statistics
+    }
+}
+
+/// Every message of the Chorus protocol. Encoding: magic "CHRS", version (u16), kind (u8), body.
+public enum WireMessage: Sendable, Equatable {
+    case register(Registration)
+    case registerReply(RegistrationReply)
+    case draftRequest(DraftRequest)
+    case draftReply(DraftReply)
+    case error(ErrorReply)
+    case generateStart(GenerateStart)
+    case generateAccepted(GenerateAccepted)
+    case generatePoll(GeneratePoll)
+    case generateUpdate(GenerateUpdate)
+
+    public static let magic: [UInt8] = [0x43, 0x48, 0x52, 0x53]
+    public static let version: UInt16 = 1
+
+    var kind: UInt8 {
+        switch self {
+        case .register: return 1
+        case .registerReply: return 2
+        case .draftRequest: return 3
+        case .draftReply: return 4
+        case .error: return 5
+        case .generateStart: return 6
+        case .generateAccepted: return 7
+        case .generatePoll: return 8
+        case .generateUpdate: return 9
+        }
+    }
+}
