@@ -8,13 +8,23 @@ private struct TokenizerFixture: Decodable {
     struct Case: Decodable {
         var text: String
         var tokens: [Int]
-        var pieces_hex: [String]
+        var piecesHex: [String]
         var detokenized: String
+        enum CodingKeys: String, CodingKey {
+            case text, tokens, detokenized
+            case piecesHex = "pieces_hex"
+        }
     }
-    var bos_id: Int
-    var eos_id: Int
-    var add_bos: Bool
+    var bosID: Int
+    var eosID: Int
+    var addBOS: Bool
     var cases: [Case]
+    enum CodingKeys: String, CodingKey {
+        case cases
+        case bosID = "bos_id"
+        case eosID = "eos_id"
+        case addBOS = "add_bos"
+    }
 }
 
 private func loadFixture() throws -> TokenizerFixture {
@@ -115,12 +125,12 @@ private let toyByteTokens = ["a", "b", "c", "d", "Ġ", "ab", "bc", "Ġa", "<|bos
     @Test func fixtureStringsEncodeToLlamaCppIds() throws {
         let fixture = try loadFixture()
         #expect(fixture.cases.count == 25)
-        #expect(fixture.add_bos == false)
+        #expect(fixture.addBOS == false)
         let tokenizer = try Tokenizer(gguf: GGUFFile(path: modelPath("chorus-kjv-target-f32.gguf")))
         for c in fixture.cases {
             let ids = tokenizer.encode(c.text, addSpecial: false)
             #expect(ids == c.tokens, "encode(\(c.text.debugDescription))")
-            #expect(ids.map { hex(tokenizer.piece($0)) } == c.pieces_hex, "pieces of \(c.text.debugDescription)")
+            #expect(ids.map { hex(tokenizer.piece($0)) } == c.piecesHex, "pieces of \(c.text.debugDescription)")
             #expect(tokenizer.decode(c.tokens) == c.detokenized, "decode of \(c.text.debugDescription)")
         }
     }
@@ -128,17 +138,17 @@ private let toyByteTokens = ["a", "b", "c", "d", "Ġ", "ab", "bc", "Ġa", "<|bos
     @Test func addSpecialPrependsBOSOnly() throws {
         let fixture = try loadFixture()
         let tokenizer = try Tokenizer(gguf: GGUFFile(path: modelPath("chorus-kjv-target-f32.gguf")))
-        #expect(tokenizer.bos == fixture.bos_id)
-        #expect(tokenizer.eos == fixture.eos_id)
+        #expect(tokenizer.bos == fixture.bosID)
+        #expect(tokenizer.eos == fixture.eosID)
         #expect(tokenizer.addBOS)
         #expect(!tokenizer.addEOS)
         #expect(tokenizer.vocabularySize == 2048)
         #expect(tokenizer.model == .gpt2)
         #expect(tokenizer.preTokenizer == .gpt2)
         for c in fixture.cases {
-            #expect(tokenizer.encode(c.text) == [fixture.bos_id] + c.tokens)
+            #expect(tokenizer.encode(c.text) == [fixture.bosID] + c.tokens)
             // BOS and EOS are control tokens: they render as nothing.
-            #expect(tokenizer.decode([fixture.bos_id] + c.tokens + [fixture.eos_id]) == c.text)
+            #expect(tokenizer.decode([fixture.bosID] + c.tokens + [fixture.eosID]) == c.text)
         }
         #expect(tokenizer.tokenType(0) == .control)
         #expect(tokenizer.tokenType(1) == .control)
@@ -252,11 +262,11 @@ private let toyByteTokens = ["a", "b", "c", "d", "Ġ", "ab", "bc", "Ġa", "<|bos
 
     private func words(_ text: String, _ pre: PreTokenizer) -> [String] {
         let scalars = text.unicodeScalars.map(\.value)
-        let classes = scalars.map(ScalarClass.of)
+        let classes = scalars.map(PreTokenizerClass.of)
         var out: [String] = []
         pre.split(scalars: scalars, classes: classes) { a, b in
             var s = String.UnicodeScalarView()
-            for v in scalars[a..<b] { s.append(Unicode.Scalar(v)!) }
+            for v in scalars[a..<b] { if let u = Unicode.Scalar(v) { s.append(u) } }
             out.append(String(s))
         }
         return out
@@ -414,7 +424,9 @@ private let toyByteTokens = ["a", "b", "c", "d", "Ġ", "ab", "bc", "Ġa", "<|bos
             Issue.record("expected wrongMetadataType for tokens, got \(err)")
             return
         }
-        #expect(throws: ModelError.wrongMetadataType(key: "tokenizer.ggml.pre", expected: "string", found: "an integer")) {
+        #expect(
+            throws: ModelError.wrongMetadataType(key: "tokenizer.ggml.pre", expected: "string", found: "an integer")
+        ) {
             try withGGUF(replacing("tokenizer.ggml.pre", with: .uint32(2))) { try Tokenizer(gguf: $0) }
         }
     }
@@ -489,7 +501,10 @@ private let toyByteTokens = ["a", "b", "c", "d", "Ġ", "ab", "bc", "Ġa", "<|bos
             SHA256.hex(of: Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         #expect(
-            SHA256.hex(of: Array("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu".utf8))
+            SHA256.hex(
+                of: Array(
+                    ("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
+                        + "klmnopqrlmnopqrsmnopqrstnopqrstu").utf8))
                 == "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1")
         #expect(
             SHA256.hex(of: [UInt8](repeating: 0x61, count: 1_000_000))

@@ -10,7 +10,8 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     /// Contractions are case-sensitive. llama.cpp runs this through its hand-written
     /// `unicode_regex_split_custom_gpt2`, whose splits equal the regex's.
     case gpt2 = "gpt-2"
-    /// Qwen2: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// Qwen2:
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     /// (llama.cpp `LLAMA_VOCAB_PRE_TYPE_QWEN2`). Digits are split one by one; a letter run may
     /// carry one leading non-letter, non-digit, non-newline character (a space, tab or punctuation).
     case qwen2 = "qwen2"
@@ -32,7 +33,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     ///
     /// - Parameters:
     ///   - scalars: [n] code points of the text.
-    ///   - classes: [n] ``ScalarClass`` of each code point.
+    ///   - classes: [n] ``PreTokenizerClass`` of each code point.
     func split(scalars: [UInt32], classes: [UInt8], emit: (Int, Int) -> Void) {
         switch self {
         case .gpt2: Self.splitGPT2(scalars, classes, emit)
@@ -60,7 +61,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     private static func whitespaceRun(_ s: [UInt32], _ c: [UInt8], _ pos: Int) -> (count: Int, newlineEnd: Int) {
         var p = pos
         var newlineEnd = -1
-        while p < c.count, c[p] == ScalarClass.whitespace {
+        while p < c.count, c[p] == PreTokenizerClass.whitespace {
             if s[p] == 0x0A || s[p] == 0x0D { newlineEnd = p + 1 }
             p += 1
         }
@@ -80,7 +81,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
             // ` ?X+` for X in {letter, number, other}: the optional space binds to the run after it.
             let spaced = s[pos] == 0x20 && pos + 1 < n
             let runClass = spaced ? c[pos + 1] : c[pos]
-            if runClass != ScalarClass.whitespace {
+            if runClass != PreTokenizerClass.whitespace {
                 var p = spaced ? pos + 1 : pos
                 while p < n, c[p] == runClass { p += 1 }
                 emit(pos, p)
@@ -109,26 +110,27 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
             let here = c[pos]
             let isNewline = s[pos] == 0x0A || s[pos] == 0x0D
             // `[^\r\n\p{L}\p{N}]?\p{L}+`
-            if here == ScalarClass.letter
-                || (here != ScalarClass.number && !isNewline && pos + 1 < n && c[pos + 1] == ScalarClass.letter)
+            if here == PreTokenizerClass.letter
+                || (here != PreTokenizerClass.number && !isNewline && pos + 1 < n
+                    && c[pos + 1] == PreTokenizerClass.letter)
             {
                 var p = pos + 1
-                while p < n, c[p] == ScalarClass.letter { p += 1 }
+                while p < n, c[p] == PreTokenizerClass.letter { p += 1 }
                 emit(pos, p)
                 pos = p
                 continue
             }
             // `\p{N}`: one digit at a time.
-            if here == ScalarClass.number {
+            if here == PreTokenizerClass.number {
                 emit(pos, pos + 1)
                 pos += 1
                 continue
             }
             // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-            let spaced = s[pos] == 0x20 && pos + 1 < n && c[pos + 1] == ScalarClass.other
-            if here == ScalarClass.other || spaced {
+            let spaced = s[pos] == 0x20 && pos + 1 < n && c[pos + 1] == PreTokenizerClass.other
+            if here == PreTokenizerClass.other || spaced {
                 var p = spaced ? pos + 1 : pos
-                while p < n, c[p] == ScalarClass.other { p += 1 }
+                while p < n, c[p] == PreTokenizerClass.other { p += 1 }
                 while p < n, s[p] == 0x0A || s[p] == 0x0D { p += 1 }
                 emit(pos, p)
                 pos = p
@@ -151,7 +153,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
 }
 
 /// The character classes the pre-tokenizer patterns distinguish. Exactly one per code point.
-enum ScalarClass {
+enum PreTokenizerClass {
     static let letter: UInt8 = 1
     static let number: UInt8 = 2
     static let whitespace: UInt8 = 3

@@ -74,7 +74,9 @@ public struct SHA256: Sendable {
         var tail = pending
         tail.append(0x80)
         while tail.count % 64 != 56 { tail.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+        }
         tail.withUnsafeBytes { block in
             if let p = block.baseAddress { Self.compress(&state, blocks: p, count: block.count / 64) }
         }
@@ -112,7 +114,14 @@ public struct SHA256: Sendable {
     public static func hex(of bytes: [UInt8]) -> String { hex(hash(bytes)) }
 
     static func hex(_ digest: [UInt8]) -> String {
-        digest.map { String(format2: $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(digest.count * 2)
+        for b in digest {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     @inline(__always)

@@ -12,10 +12,10 @@ extension Tokenizer {
             scalars.reserveCapacity(utf8.count)
             starts.reserveCapacity(utf8.count + 1)
             classes.reserveCapacity(utf8.count)
-            UTF8Scalars.decode(utf8) { value, offset in
+            TokenizerUTF8.decode(utf8) { value, offset in
                 scalars.append(value)
                 starts.append(offset)
-                classes.append(ScalarClass.of(value))
+                classes.append(PreTokenizerClass.of(value))
             }
             starts.append(utf8.count)
 
@@ -29,7 +29,8 @@ extension Tokenizer {
     }
 
     /// Encodes one pre-tokenized word (its raw UTF-8 bytes).
-    private func encodeWord(_ word: UnsafeBufferPointer<UInt8>, work: inout BytePairWorkspace, into output: inout [Int]) {
+    private func encodeWord(_ word: UnsafeBufferPointer<UInt8>, work: inout BytePairWorkspace, into output: inout [Int])
+    {
         let n = word.count
         if n == 1 {
             appendByteFallback(word[0], into: &output)
@@ -76,12 +77,12 @@ extension Tokenizer {
         guard a >= 0, b >= 0 else { return }
         guard let merge = merges[UInt64(UInt32(a)) << 32 | UInt64(UInt32(b))] else { return }
         work.heap.push(
-            PairCandidate(rank: merge.rank, left: left, right: right, leftID: a, rightID: b, result: merge.result))
+            BytePairCandidate(rank: merge.rank, left: left, right: right, leftID: a, rightID: b, result: merge.result))
     }
 }
 
 /// A mergeable adjacent pair. Ordered by (rank, left position), as llama.cpp's `llm_bigram_bpe`.
-struct PairCandidate {
+struct BytePairCandidate {
     var rank: Int32
     var left: Int32
     var right: Int32
@@ -90,7 +91,7 @@ struct PairCandidate {
     var result: Int32
 
     @inline(__always)
-    static func precedes(_ a: PairCandidate, _ b: PairCandidate) -> Bool {
+    static func precedes(_ a: BytePairCandidate, _ b: BytePairCandidate) -> Bool {
         a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
     }
 }
@@ -101,7 +102,7 @@ struct BytePairWorkspace {
     var ids: [Int32] = []
     var prev: [Int32] = []
     var next: [Int32] = []
-    var heap = MinHeap()
+    var heap = BytePairHeap()
 
     mutating func reset(count: Int) {
         if ids.count < count {
@@ -113,24 +114,24 @@ struct BytePairWorkspace {
     }
 }
 
-/// A binary min-heap of ``PairCandidate`` (small and specialised, so no generic overhead).
-struct MinHeap {
-    private var items: [PairCandidate] = []
+/// A binary min-heap of ``BytePairCandidate`` (small and specialised, so no generic overhead).
+struct BytePairHeap {
+    private var items: [BytePairCandidate] = []
 
     mutating func removeAll() { items.removeAll(keepingCapacity: true) }
 
-    mutating func push(_ item: PairCandidate) {
+    mutating func push(_ item: BytePairCandidate) {
         items.append(item)
         var child = items.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            guard PairCandidate.precedes(items[child], items[parent]) else { break }
+            guard BytePairCandidate.precedes(items[child], items[parent]) else { break }
             items.swapAt(child, parent)
             child = parent
         }
     }
 
-    mutating func popMin() -> PairCandidate? {
+    mutating func popMin() -> BytePairCandidate? {
         guard let last = items.popLast() else { return nil }
         guard !items.isEmpty else { return last }
         let top = items[0]
@@ -141,8 +142,8 @@ struct MinHeap {
             let left = 2 * parent + 1
             guard left < n else { break }
             let right = left + 1
-            let best = right < n && PairCandidate.precedes(items[right], items[left]) ? right : left
-            guard PairCandidate.precedes(items[best], items[parent]) else { break }
+            let best = right < n && BytePairCandidate.precedes(items[right], items[left]) ? right : left
+            guard BytePairCandidate.precedes(items[best], items[parent]) else { break }
             items.swapAt(best, parent)
             parent = best
         }
@@ -152,7 +153,7 @@ struct MinHeap {
 
 /// UTF-8 → scalars. Swift strings hold valid UTF-8, but the decoder still treats any malformed byte
 /// as U+FFFD of length 1 (llama.cpp `unicode_cpts_from_utf8`) rather than trusting it.
-enum UTF8Scalars {
+enum TokenizerUTF8 {
     /// Calls `body(scalar, byteOffset)` for each scalar in order.
     @inline(__always)
     static func decode(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (UInt32, Int) -> Void) {

@@ -31,7 +31,9 @@ extension Tokenizer {
         let tokens = try Self.strings(gguf, "tokenizer.ggml.tokens")
         var types: [TokenType]?
         if gguf.metadata["tokenizer.ggml.token_type"] != nil {
-            types = try Self.integers(gguf, "tokenizer.ggml.token_type").map { TokenType(rawValue: Int32(clamping: $0)) ?? .undefined }
+            types = try Self.integers(gguf, "tokenizer.ggml.token_type").map {
+                TokenType(rawValue: Int32(clamping: $0)) ?? .undefined
+            }
         }
         func optionalID(_ key: String, default fallback: Int?) throws(ModelError) -> Int? {
             guard gguf.metadata[key] != nil else {
@@ -48,7 +50,8 @@ extension Tokenizer {
         case .gpt2:
             guard gguf.metadata["tokenizer.ggml.pre"] != nil else {
                 throw ModelError.tokenizer(
-                    "tokenizer.ggml.pre is missing (llama.cpp would use its 'default' pre-tokenizer, which Chorus does not implement; supported: \(PreTokenizer.supportedNames))")
+                    "tokenizer.ggml.pre is missing (llama.cpp would use its 'default' pre-tokenizer, "
+                        + "which Chorus does not implement; supported: \(PreTokenizer.supportedNames))")
             }
             let preName = try gguf.string("tokenizer.ggml.pre")
             guard let pre = PreTokenizer.named(preName) else {
@@ -68,14 +71,16 @@ extension Tokenizer {
             var scores: [Float]?
             if let value = gguf.metadata["tokenizer.ggml.scores"] {
                 guard case let .array(items) = value else {
-                    throw ModelError.wrongMetadataType(key: "tokenizer.ggml.scores", expected: "array of numbers", found: value.summary)
+                    throw ModelError.wrongMetadataType(
+                        key: "tokenizer.ggml.scores", expected: "array of numbers", found: value.summary)
                 }
                 var out: [Float] = []
                 out.reserveCapacity(items.count)
                 for (i, item) in items.enumerated() {
                     guard let d = item.double else {
                         throw ModelError.wrongMetadataType(
-                            key: "tokenizer.ggml.scores", expected: "array of numbers", found: "\(item.summary) at index \(i)")
+                            key: "tokenizer.ggml.scores", expected: "array of numbers",
+                            found: "\(item.summary) at index \(i)")
                     }
                     out.append(Float(d))
                 }
@@ -98,7 +103,8 @@ extension Tokenizer {
         out.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             guard let s = item.stringValue else {
-                throw ModelError.wrongMetadataType(key: key, expected: "array of strings", found: "\(item.summary) at index \(i)")
+                throw ModelError.wrongMetadataType(
+                    key: key, expected: "array of strings", found: "\(item.summary) at index \(i)")
             }
             out.append(s)
         }
@@ -111,7 +117,8 @@ extension Tokenizer {
         out.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             guard let v = item.integer else {
-                throw ModelError.wrongMetadataType(key: key, expected: "array of integers", found: "\(item.summary) at index \(i)")
+                throw ModelError.wrongMetadataType(
+                    key: key, expected: "array of integers", found: "\(item.summary) at index \(i)")
             }
             out.append(v)
         }

@@ -35,7 +35,7 @@ extension Tokenizer {
         let count = start.count
         var prev = (0..<count).map { $0 - 1 }
         var next = (0..<count).map { $0 + 1 < count ? $0 + 1 : -1 }
-        var heap: [ScoredPair] = []
+        var heap: [SentencePiecePair] = []
 
         func tokenID(_ from: Int, _ byteCount: Int) -> Int32? {
             idsByText[Array(bytes[from..<(from + byteCount)])]
@@ -44,11 +44,12 @@ extension Tokenizer {
             guard left >= 0, right >= 0 else { return }
             let size = length[left] + length[right]
             guard let id = tokenID(start[left], size) else { return }
-            ScoredPair.push(ScoredPair(score: scores[Int(id)], left: left, right: right, size: size), into: &heap)
+            SentencePiecePair.push(
+                SentencePiecePair(score: scores[Int(id)], left: left, right: right, size: size), into: &heap)
         }
 
         for i in 1..<max(count, 1) { tryPair(i - 1, i) }
-        while let pair = ScoredPair.pop(from: &heap) {
+        while let pair = SentencePiecePair.pop(from: &heap) {
             let l = pair.left, r = pair.right
             // Stale if either side changed since the pair was scored (llama.cpp checks the sizes).
             guard length[l] > 0, length[r] > 0, length[l] + length[r] == pair.size, next[l] == r else { continue }
@@ -85,7 +86,7 @@ extension Tokenizer {
 
 /// A mergeable pair for SentencePiece BPE; the heap pops the highest score, then the leftmost
 /// (llama.cpp `llm_bigram_spm::comparator`).
-struct ScoredPair {
+struct SentencePiecePair {
     var score: Float
     var left: Int
     var right: Int
@@ -93,11 +94,11 @@ struct ScoredPair {
     var size: Int
 
     @inline(__always)
-    static func precedes(_ a: ScoredPair, _ b: ScoredPair) -> Bool {
+    static func precedes(_ a: SentencePiecePair, _ b: SentencePiecePair) -> Bool {
         a.score > b.score || (a.score == b.score && a.left < b.left)
     }
 
-    static func push(_ item: ScoredPair, into heap: inout [ScoredPair]) {
+    static func push(_ item: SentencePiecePair, into heap: inout [SentencePiecePair]) {
         heap.append(item)
         var child = heap.count - 1
         while child > 0 {
@@ -108,7 +109,7 @@ struct ScoredPair {
         }
     }
 
-    static func pop(from heap: inout [ScoredPair]) -> ScoredPair? {
+    static func pop(from heap: inout [SentencePiecePair]) -> SentencePiecePair? {
         guard let last = heap.popLast() else { return nil }
         guard !heap.isEmpty else { return last }
         let top = heap[0]

@@ -133,7 +133,9 @@ public struct Tokenizer: Sendable {
     ) throws(ModelError) {
         let count = rawTokens.count
         guard count > 0 else { throw ModelError.tokenizer("the vocabulary is empty") }
-        guard count <= Int(Int32.max) else { throw ModelError.tokenizer("the vocabulary has \(count) tokens, too many") }
+        guard count <= Int(Int32.max) else {
+            throw ModelError.tokenizer("the vocabulary has \(count) tokens, too many")
+        }
         let types = types ?? [TokenType](repeating: .normal, count: count)
         guard types.count == count else {
             throw ModelError.tokenizer("token_type has \(types.count) entries but there are \(count) tokens")
@@ -165,7 +167,7 @@ public struct Tokenizer: Sendable {
         var mergeTable: [UInt64: Merge] = [:]
         switch model {
         case .gpt2:
-            for b in 0..<256 { byteTokens[b] = ids[ByteLevel.utf8(for: UInt8(b))] ?? -1 }
+            for b in 0..<256 { byteTokens[b] = ids[GPT2ByteLevel.utf8(for: UInt8(b))] ?? -1 }
             mergeTable.reserveCapacity(mergeLines.count)
             for (rank, line) in mergeLines.enumerated() {
                 let bytes = Array(line.utf8)
@@ -174,15 +176,20 @@ public struct Tokenizer: Sendable {
                     throw ModelError.tokenizer("merge #\(rank) '\(line)' is not two tokens separated by a space")
                 }
                 let leftBytes = Array(bytes[..<space]), rightBytes = Array(bytes[(space + 1)...])
+                func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
                 guard let left = ids[leftBytes] else {
-                    throw ModelError.tokenizer("merge #\(rank) '\(line)': '\(String(decoding: leftBytes, as: UTF8.self))' is not in the vocabulary")
+                    throw ModelError.tokenizer(
+                        "merge #\(rank) '\(line)': '\(text(leftBytes))' is not in the vocabulary")
                 }
                 guard let right = ids[rightBytes] else {
-                    throw ModelError.tokenizer("merge #\(rank) '\(line)': '\(String(decoding: rightBytes, as: UTF8.self))' is not in the vocabulary")
+                    throw ModelError.tokenizer(
+                        "merge #\(rank) '\(line)': '\(text(rightBytes))' is not in the vocabulary")
                 }
                 // HF `tokenizers` rejects such files too (MergeTokenOutOfVocabulary).
                 guard let result = ids[leftBytes + rightBytes] else {
-                    throw ModelError.tokenizer("merge #\(rank) '\(line)': the merged token '\(String(decoding: leftBytes + rightBytes, as: UTF8.self))' is not in the vocabulary")
+                    throw ModelError.tokenizer(
+                        "merge #\(rank) '\(line)': the merged token '\(text(leftBytes + rightBytes))' "
+                            + "is not in the vocabulary")
                 }
                 let key = UInt64(UInt32(left)) << 32 | UInt64(UInt32(right))
                 // A repeated pair keeps its first (best) rank, like llama.cpp's `bpe_ranks.emplace`.
@@ -247,10 +254,10 @@ public struct Tokenizer: Sendable {
             {
                 return [value]
             }
-            return model == .gpt2 ? ByteLevel.decode(text) : Array(text.utf8)
+            return model == .gpt2 ? GPT2ByteLevel.decode(text) : Array(text.utf8)
         case .normal:
             switch model {
-            case .gpt2: return ByteLevel.decode(text)
+            case .gpt2: return GPT2ByteLevel.decode(text)
             case .llama:
                 // U+2581 (E2 96 81) → space.
                 var out: [UInt8] = []

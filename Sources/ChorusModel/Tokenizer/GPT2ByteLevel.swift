@@ -5,7 +5,7 @@
 /// the bytes `!`…`~` (33–126), `¡`…`¬` (161–172) and `®`…`ÿ` (174–255) stand for themselves; the
 /// other 68 bytes (controls, space, DEL, NBSP, soft hyphen) map in increasing order to U+0100,
 /// U+0101, …, so a space is `Ġ` (U+0120) and a newline `Ċ` (U+010A).
-enum ByteLevel {
+enum GPT2ByteLevel {
     /// scalar: [256], the code point standing for each byte.
     static let byteToScalar: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 256)
