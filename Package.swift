@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ChorusSampling", targets: ["ChorusSampling"]),
         .library(name: "ChorusModel", targets: ["ChorusModel"]),
         .library(name: "ChorusWire", targets: ["ChorusWire"]),
+        .library(name: "ChorusCluster", targets: ["ChorusCluster"]),
         .executable(name: "chorus", targets: ["chorus"]),
     ],
     dependencies: [
@@ -17,6 +18,7 @@ let package = Package(
         .target(name: "ChorusSampling"),
         .target(name: "ChorusWire", dependencies: ["ChorusSampling"]),
         .systemLibrary(name: "CBLAS"),
+        .target(name: "ChorusCluster", dependencies: ["ChorusSampling", "ChorusModel", "ChorusWire"]),
         .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
         .executableTarget(
             name: "chorus",

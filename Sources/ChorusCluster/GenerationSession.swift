@@ -1,0 +1,155 @@
+import ChorusModel
+import ChorusSampling
+import ChorusWire
+
+/// One generation on the coordinator: the context, the target model's session and the verifier.
+/// Rounds are pure functions of (context, drafts received, RNG): no sockets here, so the whole round
+/// logic is tested with in-memory models.
+///
+/// Invariant: the target session's cache holds `context` except its last token, which is the root
+/// of the next round's tree (the previous round's correction or bonus token).
+public final class GenerationSession {
+    public let id: UInt64
+    public let promptLength: Int
+    public private(set) var context: [Int]
+    public let settings: SamplingSettings
+    public let maxTokens: Int
+    public let stopTokens: Set<Int>
+    public private(set) var statistics = GenerationStatistics()
+    /// Per-position acceptance: acceptedAtPosition[i] counts rounds whose draft position i was accepted.
+    public private(set) var acceptedAtPosition: [Int] = []
+    public private(set) var finishReason: String?
+    let target: any LanguageModel
+    let targetSession: any LanguageModelSession
+    let verifier: TreeVerifier
+    var rng: ChorusRandom
+
+    /// What one round did.
+    public struct Round: Sendable {
+        /// Tokens appended to the context this round.
+        public var tokens: [Int]
+        public var acceptedDraftTokens: Int
+        /// Draft positions offered (the tree's depth L; 0 when there were no drafts).
+        public var draftPositions: Int
+        public var draftsUsed: Int
+        /// Time of the target forward pass and of the verification, in microseconds.
+        public var targetMicroseconds: Int64
+        public var verifyMicroseconds: Int64
+    }
+
+    public init(
+        id: UInt64, prompt: [Int], target: any LanguageModel, scheme: any SelectionScheme, settings: SamplingSettings,
+        maxTokens: Int, stopTokens: Set<Int>, seed: UInt64
+    ) throws {
+        guard !prompt.isEmpty else { throw ModelError.invalidRequest("the prompt must have at least one token") }
+        guard prompt.count < target.contextLength else {
+            throw ModelError.invalidRequest(
+                "the prompt has \(prompt.count) tokens; the target's context is \(target.contextLength)")
+        }
+        self.id = id
+        self.promptLength = prompt.count
+        self.context = prompt
+        self.target = target
+        self.settings = settings
+        self.maxTokens = maxTokens
+        self.stopTokens = stopTokens
+        self.verifier = TreeVerifier(scheme: scheme)
+        self.rng = ChorusRandom(seed: seed)
+        targetSession = try target.makeSession()
+        if prompt.count > 1 { _ = try targetSession.append(Array(prompt.dropLast())) }
+    }
+
+    public var generated: [Int] { Array(context[promptLength...]) }
+    public var isFinished: Bool { finishReason != nil }
+
+    /// Room left for one round's tree (root + nodes) in the target's context.
+    public var treeRoom: Int { target.contextLength - (context.count - 1) }
+
+    /// How many draft positions are still useful (tokens left to generate minus the bonus).
+    public var usefulDraftLength: Int { max(0, min(maxTokens - generated.count - 1, treeRoom - 2)) }
+
+    /// Runs one round with the drafts that arrived. Each reply's sequences become drafts of one law
+    /// group (a worker's sequences share their laws at shared prefixes). Replies whose sequences do
+    /// not fit (wrong length, bad laws) must be filtered by the caller; this throws on them.
+    @discardableResult
+    public func runRound(drafts: [(group: Int, sequence: [Int], laws: [TokenDistribution])]) throws -> Round {
+        precondition(!isFinished, "round on a finished session")
+        let root = context[context.count - 1]
+        var round = Round(tokens: [], acceptedDraftTokens: 0, draftPositions: 0, draftsUsed: 0,
+                          targetMicroseconds: 0, verifyMicroseconds: 0)
+        // Trim every draft to one length that fits the context and the token budget.
+        var length = drafts.map(\.sequence.count).min() ?? 0
+        length = min(length, usefulDraftLength)
+        let clock = ContinuousClock()
+        if length >= 1 {
+            let sequences = drafts.map {
+                DraftSequence(tokens: Array($0.sequence[0..<length]), distributions: Array($0.laws[0..<length]), lawGroup: $0.group)
+            }
+            let tree = try DraftTree(drafts: sequences, vocabularySize: target.vocabularySize)
+            if tree.nodeCount <= treeRoom {
+                var tokens = [root]
+                var parents = [-1]
+                for node in tree.nodes.dropFirst() {
+                    tokens.append(node.token ?? root)
+                    parents.append(node.parent ?? 0)
+                }
+                let start = clock.now
+                let logits = try targetSession.scoreTree(tokens: tokens, parents: parents)
+                let afterForward = clock.now
+                let targets = try logits.map { try TokenDistribution(logits: $0, settings: settings) }
+                let outcome = try verifier.verify(tree: tree, targetDistributions: targets, using: &rng)
+                try targetSession.keepTreePath([0] + outcome.acceptedNodes)
+                round.targetMicroseconds = (afterForward - start).microseconds
+                round.verifyMicroseconds = (clock.now - afterForward).microseconds
+                round.tokens = outcome.tokens
+                round.acceptedDraftTokens = outcome.acceptedCount
+                round.draftPositions = length
+                round.draftsUsed = drafts.count
+                if acceptedAtPosition.count < length {
+                    acceptedAtPosition += Array(repeating: 0, count: length - acceptedAtPosition.count)
+                }
+                for i in 0..<outcome.acceptedCount { acceptedAtPosition[i] += 1 }
+                return finish(round)
+            }
+        }
+        // No drafts (or no room): plain target sampling of one token.
+        let start = clock.now
+        let logits = try targetSession.scoreTree(tokens: [root], parents: [-1])
+        try targetSession.keepTreePath([0])
+        round.targetMicroseconds = (clock.now - start).microseconds
+        let law = try TokenDistribution(logits: logits[0], settings: settings)
+        round.tokens = [law.sample(using: &rng)]
+        return finish(round)
+    }
+
+    private func finish(_ round: Round) -> Round {
+        var round = round
+        // Respect the token budget and stop tokens: cut the round's tokens where generation ends.
+        var kept: [Int] = []
+        for t in round.tokens {
+            if generated.count + kept.count >= maxTokens { break }
+            kept.append(t)
+            if stopTokens.contains(t) { break }
+        }
+        round.tokens = kept
+        context += kept
+        statistics.generatedTokens += kept.count
+        statistics.targetForwards += 1
+        statistics.draftedTokens += round.draftPositions
+        statistics.acceptedDraftTokens += min(round.acceptedDraftTokens, kept.count)
+        statistics.draftsReceived += round.draftsUsed
+        if let last = kept.last, stopTokens.contains(last) {
+            finishReason = "eos"
+        } else if generated.count >= maxTokens {
+            finishReason = "length"
+        } else if context.count >= target.contextLength {
+            finishReason = "context"
+        }
+        return round
+    }
+
+    /// Ends the session early (an error or a client that left).
+    public func abort(_ reason: String) { finishReason = reason }
+
+    public func addElapsed(_ d: Duration) { statistics.elapsedMicroseconds += UInt64(max(0, d.microseconds)) }
+}
