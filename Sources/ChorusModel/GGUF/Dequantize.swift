@@ -15,7 +15,8 @@ public enum Dequantize {
     ) {
         switch type {
         case .f32:
-            destination.update(from: source.assumingMemoryBound(to: Float.self), count: count)
+            // A byte copy: with a small `general.alignment` the source need not be 4-byte aligned.
+            UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * MemoryLayout<Float>.size)
         case .f16:
             for i in 0..<count { destination[i] = half(source, at: 2 * i) }
         case .bf16:

@@ -29,6 +29,12 @@ public struct GGUFFile: Sendable {
     /// Upper bounds that no real model reaches; they turn corrupted counts into errors early.
     static let maxTensorDimensions = 4
     static let maxStringBytes = 1 << 28
+    /// A count that does not fit in the rest of the file but is at most this is reported as
+    /// truncation (the file may have been cut short); a larger one as an absurd count.
+    static let maxPlausibleCount: UInt64 = 1 << 32
+    /// Reservations are capped: a count is only bounded by the file size, and a corrupted one in a
+    /// multi-gigabyte file must not turn into an allocation larger than memory before parsing fails.
+    static let maxReservedItems = 1 << 16
 
     public init(path: String) throws(ModelError) {
         try self.init(file: MappedFile(path: path))
@@ -41,7 +47,9 @@ public struct GGUFFile: Sendable {
         guard magic == [0x47, 0x47, 0x55, 0x46] else { throw ModelError.badMagic(found: magic) }
         version = try reader.u32("version")
         guard version == 2 || version == 3 else { throw ModelError.unsupportedVersion(version) }
-        let tensorCount = try reader.count("tensor count", minimumBytesEach: 4 + 8 + 4 + 4 + 8 + 8)
+        // Smallest tensor info: name length (u64) + empty name + dimension count (u32) + one extent
+        // (u64) + type (u32) + offset (u64). Smallest metadata pair: key length + type + 1-byte value.
+        let tensorCount = try reader.count("tensor count", minimumBytesEach: 8 + 4 + 8 + 4 + 8)
         let metadataCount = try reader.count("metadata count", minimumBytesEach: 8 + 4 + 1)
 
         var metadata: [String: GGUFValue] = [:]
@@ -73,7 +81,7 @@ public struct GGUFFile: Sendable {
             var relativeOffset: UInt64
         }
         var raw: [RawTensor] = []
-        raw.reserveCapacity(tensorCount)
+        raw.reserveCapacity(min(tensorCount, Self.maxReservedItems))
         var seen = Set<String>()
         for i in 0..<tensorCount {
             let name = try reader.string("tensor #\(i) name")
@@ -265,11 +273,18 @@ struct GGUFReader {
     }
 
     /// A count of items that each take at least `minimumBytesEach` bytes: more than the rest of the
-    /// file could hold is an error, not an allocation.
+    /// file could hold is an error, not an allocation. It is `.truncated` when the count itself is
+    /// plausible (the file was cut short) and `.absurdCount` when it is not.
     mutating func count(_ field: String, minimumBytesEach: Int) throws(ModelError) -> Int {
         let value = try u64(field)
-        let limit = UInt64(remaining / max(minimumBytesEach, 1))
-        guard value <= limit else { throw ModelError.absurdCount(field: field, value: value, limit: limit) }
+        let each = max(minimumBytesEach, 1)
+        let limit = UInt64(remaining / each)
+        guard value <= limit else {
+            guard value <= GGUFFile.maxPlausibleCount else {
+                throw ModelError.absurdCount(field: field, value: value, limit: limit)
+            }
+            throw ModelError.truncated(field: field, offset: position, needed: Int(value) * each, available: remaining)
+        }
         return Int(value)
     }
 
@@ -310,7 +325,7 @@ struct GGUFReader {
             guard size > 0 else { throw ModelError.invalidValueType(key: key, type: elementType) }
             let n = try count("\(field) array length", minimumBytesEach: size)
             var items: [GGUFValue] = []
-            items.reserveCapacity(n)
+            items.reserveCapacity(min(n, GGUFFile.maxReservedItems))
             for _ in 0..<n { items.append(try value(type: elementType, key: key, depth: depth + 1)) }
             return .array(items)
         case 10: return .uint64(try load(UInt64.self, field))
