@@ -12,13 +12,16 @@ let package = Package(
         .executable(name: "chorus", targets: ["chorus"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "ChorusSampling"),
         .target(name: "ChorusWire", dependencies: ["ChorusSampling"]),
         .systemLibrary(name: "CBLAS"),
-        .target(name: "ChorusCluster", dependencies: ["ChorusSampling", "ChorusModel", "ChorusWire"]),
+        .target(
+            name: "ChorusCluster",
+            dependencies: ["ChorusSampling", "ChorusModel", "ChorusWire", .product(name: "Yams", package: "Yams")]),
         .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
         .executableTarget(
             name: "chorus",

@@ -1,0 +1,214 @@
+import Foundation
+import Yams
+
+/// Certificate files for mutual TLS (`tls+tcp://` addresses).
+public struct TLSConfiguration: Sendable, Equatable {
+    public var certificate: String
+    public var key: String
+    public var ca: String
+
+    public init(certificate: String, key: String, ca: String) {
+        self.certificate = certificate
+        self.key = key
+        self.ca = ca
+    }
+}
+
+/// The coordinator's settings (config file section `coordinator:`; every field also a CLI flag).
+public struct CoordinatorConfiguration: Sendable, Equatable {
+    public var model: String?
+    public var listen = "tcp://0.0.0.0:7100"
+    public var workers: [String] = []
+    public var scheme = "optimal"
+    /// `truncated-lp`'s s.
+    public var truncation = 5
+    public var draftLength = 4
+    public var deadlineMilliseconds = 250
+    public var threads = 1
+    public var tls: TLSConfiguration?
+
+    public init() {}
+}
+
+/// A worker's settings (config file section `worker:`).
+public struct WorkerConfiguration: Sendable, Equatable {
+    public var model: String?
+    public var listen = "tcp://0.0.0.0:7101"
+    /// The address the coordinator should dial (default: `listen`, which must then be reachable).
+    public var advertise: String?
+    /// The coordinator's endpoint to register with.
+    public var register: String?
+    public var id: String?
+    public var temperature = 1.0
+    public var topK = 0
+    public var topP = 1.0
+    public var sequences = 1
+    public var threads = 1
+    public var tls: TLSConfiguration?
+
+    public init() {}
+}
+
+/// A whole config file: either or both sections.
+public struct ClusterConfiguration: Sendable, Equatable {
+    public var coordinator = CoordinatorConfiguration()
+    public var worker = WorkerConfiguration()
+    public var hasCoordinator = false
+    public var hasWorker = false
+
+    public init() {}
+}
+
+/// A configuration problem, with the file and key to fix.
+public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension ClusterConfiguration {
+    /// Parses YAML; unknown keys, wrong types and out-of-range values are errors naming the key.
+    public init(yaml text: String, source: String = "config") throws {
+        self.init()
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigurationError("\(source): not valid YAML: \(error)")
+        }
+        guard let root = node?.mapping else { throw ConfigurationError("\(source): expected a mapping with `coordinator:` and/or `worker:`") }
+        for (keyNode, value) in root {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "coordinator":
+                hasCoordinator = true
+                coordinator = try CoordinatorConfiguration(node: value, path: "\(source): coordinator")
+            case "worker":
+                hasWorker = true
+                worker = try WorkerConfiguration(node: value, path: "\(source): worker")
+            default:
+                throw ConfigurationError("\(source): unknown section `\(key)` (known: coordinator, worker)")
+            }
+        }
+    }
+
+    public init(file: String) throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ConfigurationError("cannot read config file \(file): \(error.localizedDescription)")
+        }
+        try self.init(yaml: text, source: file)
+    }
+}
+
+/// Reads typed values from a YAML mapping, refusing unknown keys.
+struct MappingReader {
+    let mapping: Node.Mapping
+    let path: String
+
+    init(_ node: Node, path: String, known: [String]) throws {
+        guard let mapping = node.mapping else { throw ConfigurationError("\(path): expected a mapping") }
+        self.mapping = mapping
+        self.path = path
+        for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
+            let hint = known.min { editDistance($0, key) < editDistance($1, key) }.map { " (did you mean `\($0)`?)" } ?? ""
+            throw ConfigurationError("\(path): unknown key `\(key)`\(hint); known keys: \(known.joined(separator: ", "))")
+        }
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let node = mapping[key] else { return nil }
+        guard let s = node.string else { throw ConfigurationError("\(path).\(key): expected a string") }
+        return s
+    }
+
+    func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let node = mapping[key] else { return nil }
+        guard let s = node.scalar?.string, let v = Int(s) else { throw ConfigurationError("\(path).\(key): expected an integer") }
+        guard range.contains(v) else { throw ConfigurationError("\(path).\(key): \(v) is outside \(range.lowerBound)…\(range.upperBound)") }
+        return v
+    }
+
+    func double(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let node = mapping[key] else { return nil }
+        guard let s = node.scalar?.string, let v = Double(s), v.isFinite else {
+            throw ConfigurationError("\(path).\(key): expected a number")
+        }
+        guard range.contains(v) else { throw ConfigurationError("\(path).\(key): \(v) is outside \(range.lowerBound)…\(range.upperBound)") }
+        return v
+    }
+
+    func strings(_ key: String) throws -> [String]? {
+        guard let node = mapping[key] else { return nil }
+        guard let items = node.sequence else { throw ConfigurationError("\(path).\(key): expected a list") }
+        return try items.map {
+            guard let s = $0.string else { throw ConfigurationError("\(path).\(key): every entry must be a string") }
+            return s
+        }
+    }
+
+    func tls(_ key: String) throws -> TLSConfiguration? {
+        guard let node = mapping[key] else { return nil }
+        let r = try MappingReader(node, path: "\(path).\(key)", known: ["certificate", "key", "ca"])
+        guard let certificate = try r.string("certificate"), let keyFile = try r.string("key"), let ca = try r.string("ca") else {
+            throw ConfigurationError("\(path).\(key): needs certificate, key and ca")
+        }
+        return TLSConfiguration(certificate: certificate, key: keyFile, ca: ca)
+    }
+}
+
+extension CoordinatorConfiguration {
+    static let keys = ["model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "tls"]
+
+    init(node: Node, path: String) throws {
+        self.init()
+        let r = try MappingReader(node, path: path, known: Self.keys)
+        model = try r.string("model")
+        listen = try r.string("listen") ?? listen
+        workers = try r.strings("workers") ?? workers
+        scheme = try r.string("scheme") ?? scheme
+        truncation = try r.int("truncation", in: 1...1024) ?? truncation
+        draftLength = try r.int("draft_length", in: 1...64) ?? draftLength
+        deadlineMilliseconds = try r.int("deadline_ms", in: 1...600_000) ?? deadlineMilliseconds
+        threads = try r.int("threads", in: 1...256) ?? threads
+        tls = try r.tls("tls")
+    }
+}
+
+extension WorkerConfiguration {
+    static let keys = [
+        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads", "tls",
+    ]
+
+    init(node: Node, path: String) throws {
+        self.init()
+        let r = try MappingReader(node, path: path, known: Self.keys)
+        model = try r.string("model")
+        listen = try r.string("listen") ?? listen
+        advertise = try r.string("advertise")
+        register = try r.string("register")
+        id = try r.string("id")
+        temperature = try r.double("temperature", in: 0...100) ?? temperature
+        topK = try r.int("top_k", in: 0...10_000_000) ?? topK
+        topP = try r.double("top_p", in: 0.000001...1) ?? topP
+        sequences = try r.int("sequences", in: 1...64) ?? sequences
+        threads = try r.int("threads", in: 1...256) ?? threads
+        tls = try r.tls("tls")
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let x = Array(a), y = Array(b)
+    var previous = Array(0...y.count)
+    for i in 1...max(x.count, 1) where !x.isEmpty {
+        var current = [i] + Array(repeating: 0, count: y.count)
+        for j in 1...max(y.count, 1) where !y.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[y.count]
+}
