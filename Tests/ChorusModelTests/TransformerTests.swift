@@ -314,3 +314,225 @@ func argmax(_ x: [Float]) -> Int {
         #expect(throws: ModelError.self) { try TableLanguageModel(table: [[1, 2]], contextLength: 4) }
     }
 }
+
+// MARK: - Synthetic GGUF files: qwen2 biases, NeoX RoPE, untied output, and loader errors
+
+/// A minimal GGUF v3 writer (F32 tensors, u32/f32/string metadata) for small synthetic models.
+struct TinyGGUF {
+    enum Value {
+        case u32(UInt32), f32(Float), string(String)
+    }
+
+    var metadata: [(String, Value)] = []
+    /// name, ggml shape (innermost first), data (row-major, shape[0] fastest).
+    var tensors: [(String, [Int], [Float])] = []
+
+    func bytes() -> [UInt8] {
+        var out: [UInt8] = Array("GGUF".utf8)
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        func string(_ s: String) {
+            u64(UInt64(s.utf8.count))
+            out += Array(s.utf8)
+        }
+        u32(3)
+        u64(UInt64(tensors.count))
+        u64(UInt64(metadata.count))
+        for (key, value) in metadata {
+            string(key)
+            switch value {
+            case let .u32(v): u32(4); u32(v)
+            case let .f32(v): u32(6); u32(v.bitPattern)
+            case let .string(s): u32(8); string(s)
+            }
+        }
+        var offset = 0
+        for (name, shape, data) in tensors {
+            string(name)
+            u32(UInt32(shape.count))
+            for extent in shape { u64(UInt64(extent)) }
+            u32(0)  // F32
+            u64(UInt64(offset))
+            offset += (data.count * 4 + 31) / 32 * 32
+        }
+        while out.count % 32 != 0 { out.append(0) }
+        for (_, _, data) in tensors {
+            for f in data { u32(f.bitPattern) }
+            while out.count % 32 != 0 { out.append(0) }
+        }
+        return out
+    }
+
+    func write() throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-tiny-\(UUID().uuidString).gguf")
+        try Data(bytes()).write(to: url)
+        return url.path
+    }
+}
+
+/// A tiny random decoder: d 8, 2 blocks, 2 query heads of 4 over 1 KV head, FFN 12, vocabulary 10, context 16.
+struct TinyDecoder {
+    let arch: String
+    let d = 8, blocks = 2, heads = 2, kvHeads = 1, hd = 4, ff = 12, vocab = 10, context = 16
+    let withBiases: Bool
+    let untiedOutput: Bool
+    var weights: [String: (shape: [Int], data: [Float])] = [:]
+
+    init(arch: String, withBiases: Bool, untiedOutput: Bool, seed: UInt64) {
+        self.arch = arch
+        self.withBiases = withBiases
+        self.untiedOutput = untiedOutput
+        var rng = ChorusRandom(seed: seed)
+        func random(_ shape: [Int], around center: Float = 0) -> (shape: [Int], data: [Float]) {
+            (shape, (0..<shape.reduce(1, *)).map { _ in center + Float(rng.nextUnit() * 2 - 1) * 0.5 })
+        }
+        weights["token_embd.weight"] = random([d, vocab])
+        weights["output_norm.weight"] = random([d], around: 1)
+        if untiedOutput { weights["output.weight"] = random([d, vocab]) }
+        for l in 0..<blocks {
+            let b = "blk.\(l)."
+            weights[b + "attn_norm.weight"] = random([d], around: 1)
+            weights[b + "attn_q.weight"] = random([d, heads * hd])
+            weights[b + "attn_k.weight"] = random([d, kvHeads * hd])
+            weights[b + "attn_v.weight"] = random([d, kvHeads * hd])
+            weights[b + "attn_output.weight"] = random([heads * hd, d])
+            if withBiases {
+                weights[b + "attn_q.bias"] = random([heads * hd])
+                weights[b + "attn_k.bias"] = random([kvHeads * hd])
+                weights[b + "attn_v.bias"] = random([kvHeads * hd])
+            }
+            weights[b + "ffn_norm.weight"] = random([d], around: 1)
+            weights[b + "ffn_gate.weight"] = random([d, ff])
+            weights[b + "ffn_up.weight"] = random([d, ff])
+            weights[b + "ffn_down.weight"] = random([ff, d])
+        }
+    }
+
+    func file(dropping dropped: String? = nil, reshaping reshaped: String? = nil,
+              kvHeadCount: UInt32? = nil, architecture: String? = nil) -> TinyGGUF {
+        let a = architecture ?? arch
+        var g = TinyGGUF()
+        g.metadata = [
+            ("general.architecture", .string(a)), ("general.name", .string("tiny-\(arch)")),
+            ("\(a).embedding_length", .u32(UInt32(d))), ("\(a).block_count", .u32(UInt32(blocks))),
+            ("\(a).feed_forward_length", .u32(UInt32(ff))), ("\(a).attention.head_count", .u32(UInt32(heads))),
+            ("\(a).attention.head_count_kv", .u32(kvHeadCount ?? UInt32(kvHeads))),
+            ("\(a).attention.layer_norm_rms_epsilon", .f32(1e-6)), ("\(a).rope.freq_base", .f32(1000)),
+            ("\(a).context_length", .u32(UInt32(context))),
+        ]
+        for name in weights.keys.sorted() where name != dropped {
+            guard let (shape, data) = weights[name] else { continue }
+            if name == reshaped {
+                g.tensors.append((name, [shape[0] * 2] + shape.dropFirst(), data + data))
+            } else {
+                g.tensors.append((name, shape, data))
+            }
+        }
+        return g
+    }
+
+    /// A direct transcription of the forward pass over the whole sequence (no cache), in Double:
+    /// logits after each prefix, [tokens.count][vocab].
+    func referenceLogits(_ tokens: [Int]) -> [[Double]] {
+        func w(_ name: String) -> [Double] { (weights[name]?.data ?? []).map(Double.init) }
+        // y = W x for W of ggml shape [in, out] (out rows of in).
+        func linear(_ name: String, _ x: [Double]) -> [Double] {
+            let m = w(name), n = x.count
+            return (0..<(m.count / n)).map { o in (0..<n).reduce(0) { $0 + m[o * n + $1] * x[$1] } }
+        }
+        func rmsnorm(_ x: [Double], _ name: String) -> [Double] {
+            let g = w(name)
+            let r = 1 / (x.reduce(0) { $0 + $1 * $1 } / Double(x.count) + 1e-6).squareRoot()
+            return x.indices.map { x[$0] * r * g[$0] }
+        }
+        func rope(_ v: [Double], position: Int) -> [Double] {
+            var out = v
+            for h in 0..<(v.count / hd) {
+                for i in 0..<(hd / 2) {
+                    let angle = Double(position) * pow(1000, -2 * Double(i) / Double(hd))
+                    // qwen2: NeoX halves (i, i + hd/2); llama: interleaved pairs (2i, 2i + 1).
+                    let (a, b) = arch == "qwen2" ? (h * hd + i, h * hd + i + hd / 2) : (h * hd + 2 * i, h * hd + 2 * i + 1)
+                    out[a] = v[a] * cos(angle) - v[b] * sin(angle)
+                    out[b] = v[a] * sin(angle) + v[b] * cos(angle)
+                }
+            }
+            return out
+        }
+        func add(_ a: [Double], _ b: [Double]) -> [Double] { b.isEmpty ? a : zip(a, b).map { $0 + $1 } }
+
+        let embedding = w("token_embd.weight")
+        var x = tokens.map { t in (0..<d).map { embedding[t * d + $0] } }  // [T][d]
+        for l in 0..<blocks {
+            let b = "blk.\(l)."
+            let h = x.map { rmsnorm($0, b + "attn_norm.weight") }
+            let q = h.enumerated().map { rope(add(linear(b + "attn_q.weight", $1), w(b + "attn_q.bias")), position: $0) }
+            let k = h.enumerated().map { rope(add(linear(b + "attn_k.weight", $1), w(b + "attn_k.bias")), position: $0) }
+            let v = h.map { add(linear(b + "attn_v.weight", $0), w(b + "attn_v.bias")) }
+            for t in x.indices {
+                var attended: [Double] = []
+                for head in 0..<heads {
+                    let g = head / (heads / kvHeads)
+                    let scores = (0...t).map { s in
+                        (0..<hd).reduce(0) { $0 + q[t][head * hd + $1] * k[s][g * hd + $1] } / Double(hd).squareRoot()
+                    }
+                    let m = scores.max() ?? 0
+                    let e = scores.map { exp($0 - m) }
+                    let z = e.reduce(0, +)
+                    attended += (0..<hd).map { i in (0...t).reduce(0) { $0 + e[$1] / z * v[$1][g * hd + i] } }
+                }
+                x[t] = add(x[t], linear(b + "attn_output.weight", attended))
+                let f = rmsnorm(x[t], b + "ffn_norm.weight")
+                let gate = linear(b + "ffn_gate.weight", f), up = linear(b + "ffn_up.weight", f)
+                x[t] = add(x[t], linear(b + "ffn_down.weight", zip(gate, up).map { $0 / (1 + exp(-$0)) * $1 }))
+            }
+        }
+        let head = untiedOutput ? "output.weight" : "token_embd.weight"
+        return x.map { linear(head, rmsnorm($0, "output_norm.weight")) }
+    }
+}
+
+@Suite struct SyntheticModelTests {
+    @Test(arguments: [("qwen2", true, true), ("llama", false, false), ("llama", true, true)])
+    func forwardMatchesAReferenceTranscription(arch: String, biases: Bool, untied: Bool) throws {
+        let tiny = TinyDecoder(arch: arch, withBiases: biases, untiedOutput: untied, seed: 11)
+        let path = try tiny.file().write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let model = try TransformerModel(path: path)
+        #expect(model.config.ropeStyle == (arch == "qwen2" ? .halves : .interleavedPairs))
+        #expect(model.tiedOutput == !untied)
+        #expect(model.identity.name == "tiny-\(arch)")
+        let tokens = [3, 1, 4, 1, 5, 9, 2, 6]
+        let expected = tiny.referenceLogits(tokens)
+        let session = try model.makeSession()
+        let ours = try session.scoreTree(tokens: tokens, parents: Array(-1..<(tokens.count - 1)))
+        var worst = 0.0
+        for (a, b) in zip(ours, expected) {
+            for (x, y) in zip(a, b) { worst = max(worst, abs(Double(x) - y)) }
+        }
+        #expect(worst <= 1e-4)
+        #expect(expected.joined().map(abs).max() ?? 0 > 0.1)  // the reference is not trivially zero
+    }
+
+    @Test func loaderNamesWhatIsWrong() throws {
+        let tiny = TinyDecoder(arch: "qwen2", withBiases: true, untiedOutput: true, seed: 5)
+        func load(_ file: TinyGGUF) throws -> TransformerModel {
+            let path = try file.write()
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            return try TransformerModel(path: path)
+        }
+        #expect(throws: ModelError.unsupportedArchitecture("gpt2")) { try load(tiny.file(architecture: "gpt2")) }
+        #expect(throws: ModelError.missingTensor("blk.1.ffn_up.weight")) {
+            try load(tiny.file(dropping: "blk.1.ffn_up.weight"))
+        }
+        #expect(throws: ModelError.missingTensor("blk.0.attn_k.bias")) {
+            try load(tiny.file(dropping: "blk.0.attn_k.bias"))  // qwen2 requires its q/k/v biases
+        }
+        #expect(throws: ModelError.shapeMismatch(tensor: "blk.1.attn_v.weight", expected: [8, 4], found: [16, 4])) {
+            try load(tiny.file(reshaping: "blk.1.attn_v.weight"))
+        }
+        #expect(throws: ModelError.self) { try load(tiny.file(kvHeadCount: 3)) }  // 3 does not divide 2 heads
+        #expect(throws: ModelError.self) { try TransformerModel(path: modelPath("chorus-kjv-target-f32.gguf"), threads: 0) }
+        // An untied file without its output head still loads (tied), so dropping output.weight is not an error.
+        #expect(try load(tiny.file(dropping: "output.weight")).tiedOutput)
+    }
+}
