@@ -8,6 +8,9 @@ import CBLAS
 /// shape). Every row stores k after RoPE at the token's position, so moving a row (``keepTreePath(_:)``) is
 /// valid exactly when it lands at the index equal to its position — which a kept root-to-node path does.
 ///
+/// While a scored tree is pending, ``length`` is still the prefix length; the request rules shared with
+/// ``TableSession`` are in `SessionRules`.
+///
 /// Scratch buffers are allocated per session and grown only when a batch larger than any before arrives, so
 /// single-token decoding allocates nothing but the returned logits array.
 public final class TransformerSession: LanguageModelSession {
