@@ -109,42 +109,4 @@ enum Kernels {
             gate[i] = g / (1 + expf(-g)) * up[i]
         }
     }
-
-    /// Σ a[i]·b[i] over `count` floats. Four lanes at a time with separate multiply and add: `addingProduct`
-    /// would be a per-lane `fmaf` library call on the baseline x86-64 target (no FMA feature), ~30× slower.
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var acc = SIMD4<Float>()
-        var i = 0
-        while i + 4 <= count {
-            acc += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self)
-                * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self)
-            i += 4
-        }
-        var sum = acc.sum()
-        while i < count {
-            sum += a[i] * b[i]
-            i += 1
-        }
-        return sum
-    }
-
-    /// y += alpha · x over `count` floats.
-    @inline(__always)
-    static func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, count: Int) {
-        let ry = UnsafeMutableRawPointer(y), rx = UnsafeRawPointer(x)
-        let a = SIMD4<Float>(repeating: alpha)
-        var i = 0
-        while i + 4 <= count {
-            let updated = ry.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self)
-                + a * rx.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self)
-            ry.storeBytes(of: updated, toByteOffset: 4 * i, as: SIMD4<Float>.self)
-            i += 4
-        }
-        while i < count {
-            y[i] += alpha * x[i]
-            i += 1
-        }
-    }
 }

@@ -168,40 +168,40 @@ public final class TransformerSession: LanguageModelSession {
 
     /// Masked multi-head attention of the n new tokens over the cache rows 0..<length+n of one layer.
     /// Reads `scratch.q` [n][heads·hd] (after RoPE) and `scratch.mask`; writes `scratch.attention` [n][heads·hd].
-    /// For new token i and head h, with g = h / groupSize its key/value head (GQA):
-    ///   scores[j] = q_ih · k_jg / sqrt(hd) for every visible row j (the prefix, and i's ancestors and itself
-    ///   among the new rows; the others are −∞), softmax, then attention_ih = Σ_j scores[j] · v_jg.
-    ///
-    /// Plain loops rather than BLAS: the products are tiny (hd = 36 for the target) and many (one per token,
-    /// head and row), and two OpenBLAS calls per head cost far more in call and packing overhead than the
-    /// arithmetic — measured, a 16-token tree spent ~70% of its time in those calls.
+    /// Per head h, with g = h / groupSize its key/value head (GQA) and T = length + n:
+    ///   scores [n][T] = q_h · K_gᵀ / sqrt(hd);  masked tree entries → −∞;  softmax per row;
+    ///   attention_h [n][hd] = scores · V_g.
     private func attention(rows n: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {
         let c = model.config
         let s = scratch
         let hd = c.headDimension, qw = c.queryWidth, kvw = c.kvWidth
         let total = length + n
         let scale = 1 / Float(hd).squareRoot()
-        let scores = s.scores  // [total]
-        for i in 0..<n {
-            let visibleNew = s.mask + i * n  // [n]
-            for h in 0..<c.headCount {
-                let g = h / c.groupSize
-                let q = s.q + i * qw + h * hd  // [hd]
-                let k = keys + g * hd  // row j at k + j * kvw
-                let v = values + g * hd  // row j at v + j * kvw
-                for j in 0..<length {
-                    scores[j] = Kernels.dot(q, k + j * kvw, count: hd) * scale
-                }
-                for j in 0..<n {
-                    let row = length + j
-                    scores[row] = visibleNew[j] != 0 ? Kernels.dot(q, k + row * kvw, count: hd) * scale : -.infinity
-                }
-                Kernels.softmax(scores, count: total)
-                let out = s.attention + i * qw + h * hd  // [hd]
-                out.update(repeating: 0, count: hd)
-                for j in 0..<total where scores[j] != 0 {
-                    Kernels.axpy(out, scores[j], v + j * kvw, count: hd)
-                }
+        for h in 0..<c.headCount {
+            let g = h / c.groupSize
+            let q = s.q + h * hd  // rows of stride qw
+            let k = keys + g * hd  // rows of stride kvw
+            let v = values + g * hd  // rows of stride kvw
+            let out = s.attention + h * hd  // rows of stride qw
+            if n == 1 {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(total), Int32(hd), scale, k, Int32(kvw), q, 1, 0, s.scores, 1)
+            } else {
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(total), Int32(hd),
+                    scale, q, Int32(qw), k, Int32(kvw), 0, s.scores, Int32(total))
+            }
+            for i in 0..<n {
+                let row = s.scores + i * total
+                let allowed = s.mask + i * n
+                for j in 0..<n where allowed[j] == 0 { row[length + j] = -.infinity }
+                Kernels.softmax(row, count: total)
+            }
+            if n == 1 {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(total), Int32(hd), 1, v, Int32(kvw), s.scores, 1, 0, out, 1)
+            } else {
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(hd), Int32(total),
+                    1, s.scores, Int32(total), v, Int32(kvw), 0, out, Int32(qw))
             }
         }
     }
@@ -224,7 +224,7 @@ final class ForwardScratch {
     private(set) var gate: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     /// FFN up projection [capacity][ff]
     private(set) var up: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// attention scores of one token and head [contextLength]
+    /// attention scores of one head [capacity][contextLength]
     private(set) var scores: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     /// tree mask among the new tokens [capacity][capacity]
     private(set) var mask: UnsafeMutablePointer<UInt8> = .allocate(capacity: 0)
@@ -251,7 +251,7 @@ final class ForwardScratch {
         attention = .allocate(capacity: n * c.queryWidth)
         gate = .allocate(capacity: n * c.feedForwardLength)
         up = .allocate(capacity: n * c.feedForwardLength)
-        scores = .allocate(capacity: c.contextLength)
+        scores = .allocate(capacity: n * c.contextLength)
         mask = .allocate(capacity: n * n)
         positions = .allocate(capacity: n)
         logits = .allocate(capacity: n * c.vocabularySize)
