@@ -1,0 +1,87 @@
+/// A tiny in-memory language model for tests: the logits after a token depend only on that token,
+/// `logits = table[token]` (a first-order Markov chain over the vocabulary).
+///
+/// Its sessions follow exactly the contract of ``TransformerSession`` — the same checks (``SessionRules``),
+/// the same `scoreTree` / `keepTreePath` / `rollback` semantics and error cases — so code written against
+/// ``LanguageModel`` (draft workers, the coordinator's verification) can be tested without model files.
+public final class TableLanguageModel: LanguageModel {
+    public let identity: ModelIdentity
+    public let vocabularySize: Int
+    public let contextLength: Int
+    /// [vocabularySize][vocabularySize]: row t holds the logits after token t.
+    public let table: [[Float]]
+
+    /// `table` must be square and non-empty; `contextLength` ≥ 1.
+    public init(table: [[Float]], contextLength: Int, name: String = "table") throws(ModelError) {
+        guard !table.isEmpty, table.allSatisfy({ $0.count == table.count }) else {
+            throw ModelError.invalidRequest(
+                "TableLanguageModel needs a square [vocabulary][vocabulary] table; got \(table.count) rows of lengths \(Set(table.map(\.count)).sorted())")
+        }
+        guard contextLength >= 1 else {
+            throw ModelError.invalidRequest("TableLanguageModel context length must be ≥ 1, got \(contextLength)")
+        }
+        self.table = table
+        vocabularySize = table.count
+        self.contextLength = contextLength
+        // TODO: SHA-256 when the tokenizer's hasher lands (of the table's floats; of the token ids as vocabulary).
+        identity = ModelIdentity(name: name, fileHash: "", vocabularyHash: "", vocabularySize: table.count)
+    }
+
+    public func makeSession() throws -> any LanguageModelSession {
+        TableSession(model: self)
+    }
+}
+
+/// A session of ``TableLanguageModel``: the cache is just the token list.
+public final class TableSession: LanguageModelSession {
+    public let model: TableLanguageModel
+    /// The sequence, then (while a tree is pending) the tree's tokens in request order: mirrors the
+    /// transformer's cache rows.
+    private var rows: [Int] = []
+    public private(set) var length = 0
+    private var pendingTree: [Int]?
+
+    init(model: TableLanguageModel) {
+        self.model = model
+        rows.reserveCapacity(model.contextLength)
+    }
+
+    /// The tokens of the sequence: [length].
+    public var tokens: [Int] { Array(rows[0..<length]) }
+
+    public func append(_ tokens: [Int]) throws(ModelError) -> [Float] {
+        try SessionRules.checkAppend(
+            tokens, length: length, vocabularySize: model.vocabularySize, contextLength: model.contextLength)
+        pendingTree = nil
+        rows.removeSubrange(length...)
+        rows += tokens
+        length = rows.count
+        return model.table[rows[length - 1]]
+    }
+
+    public func scoreTree(tokens: [Int], parents: [Int]) throws(ModelError) -> [[Float]] {
+        _ = try SessionRules.checkTree(
+            tokens: tokens, parents: parents, length: length, vocabularySize: model.vocabularySize,
+            contextLength: model.contextLength)
+        rows.removeSubrange(length...)
+        rows += tokens
+        pendingTree = parents
+        return tokens.map { model.table[$0] }
+    }
+
+    public func keepTreePath(_ path: [Int]) throws(ModelError) {
+        try SessionRules.checkPath(path, parents: pendingTree)
+        let kept = path.map { rows[length + $0] }
+        rows.removeSubrange(length...)
+        rows += kept
+        length = rows.count
+        pendingTree = nil
+    }
+
+    public func rollback(to target: Int) throws(ModelError) {
+        try SessionRules.checkRollback(to: target, length: length)
+        rows.removeSubrange(target...)
+        length = target
+        pendingTree = nil
+    }
+}

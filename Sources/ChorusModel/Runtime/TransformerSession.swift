@@ -1,0 +1,274 @@
+import CBLAS
+
+/// One sequence on a ``TransformerModel``: a KV cache with rollback, and a batched forward pass over a chain
+/// (``append(_:)``) or a tree (``scoreTree(tokens:parents:)``) of new tokens.
+///
+/// Cache layout: `keys`, `values`: [blocks][contextLength][kvHeads·hd]. Rows 0..<length hold the sequence; a
+/// forward over n new tokens writes their rows at length..<length+n (in request order, whatever the tree
+/// shape). Every row stores k after RoPE at the token's position, so moving a row (``keepTreePath(_:)``) is
+/// valid exactly when it lands at the index equal to its position — which a kept root-to-node path does.
+///
+/// While a scored tree is pending, ``length`` is still the prefix length; the request rules shared with
+/// ``TableSession`` are in `SessionRules`.
+///
+/// Scratch buffers are allocated per session and grown only when a batch larger than any before arrives, so
+/// single-token decoding allocates nothing but the returned logits array.
+public final class TransformerSession: LanguageModelSession {
+    public let model: TransformerModel
+    public private(set) var length = 0
+    /// Parents of the tree scored last, whose rows sit at length..<length+count; nil when none is pending.
+    private var pendingTree: [Int]?
+
+    /// [blocks][contextLength][kvWidth]
+    private let keys: UnsafeMutablePointer<Float>
+    /// [blocks][contextLength][kvWidth]
+    private let values: UnsafeMutablePointer<Float>
+    private let scratch: ForwardScratch
+
+    init(model: TransformerModel) {
+        self.model = model
+        let c = model.config
+        let cacheFloats = c.blockCount * c.contextLength * c.kvWidth
+        keys = .allocate(capacity: cacheFloats)
+        values = .allocate(capacity: cacheFloats)
+        keys.initialize(repeating: 0, count: cacheFloats)
+        values.initialize(repeating: 0, count: cacheFloats)
+        scratch = ForwardScratch(config: c, rows: min(16, c.contextLength))
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+    }
+
+    public func append(_ tokens: [Int]) throws(ModelError) -> [Float] {
+        let c = model.config
+        try SessionRules.checkAppend(tokens, length: length, vocabularySize: c.vocabularySize, contextLength: c.contextLength)
+        pendingTree = nil
+        forward(tokens, parents: nil, depths: nil, logitsForAllRows: false)
+        length += tokens.count
+        return Array(UnsafeBufferPointer(start: scratch.logits, count: c.vocabularySize))
+    }
+
+    public func scoreTree(tokens: [Int], parents: [Int]) throws(ModelError) -> [[Float]] {
+        let c = model.config
+        let depths = try SessionRules.checkTree(
+            tokens: tokens, parents: parents, length: length, vocabularySize: c.vocabularySize,
+            contextLength: c.contextLength)
+        pendingTree = parents
+        guard !tokens.isEmpty else { return [] }
+        forward(tokens, parents: parents, depths: depths, logitsForAllRows: true)
+        let v = c.vocabularySize
+        return (0..<tokens.count).map { Array(UnsafeBufferPointer(start: scratch.logits + $0 * v, count: v)) }
+    }
+
+    public func keepTreePath(_ path: [Int]) throws(ModelError) {
+        try SessionRules.checkPath(path, parents: pendingTree)
+        let c = model.config
+        // path[k] ≥ k (parents come before children), so copying in increasing k never overwrites a source
+        // row that a later step still reads.
+        for (k, node) in path.enumerated() where node != k {
+            for l in 0..<c.blockCount {
+                let layer = l * c.contextLength
+                let from = (layer + length + node) * c.kvWidth
+                let to = (layer + length + k) * c.kvWidth
+                (keys + to).update(from: keys + from, count: c.kvWidth)
+                (values + to).update(from: values + from, count: c.kvWidth)
+            }
+        }
+        length += path.count
+        pendingTree = nil
+    }
+
+    public func rollback(to target: Int) throws(ModelError) {
+        try SessionRules.checkRollback(to: target, length: length)
+        length = target
+        pendingTree = nil
+    }
+
+    // MARK: Forward pass
+
+    /// Runs the model over `tokens` (n of them, already validated), writing their K/V rows at
+    /// length..<length+n and leaving logits in `scratch.logits`: [n][vocab] when `logitsForAllRows`, else
+    /// only the last token's in row 0. `parents`/`depths` nil means a chain: token i is the child of i − 1.
+    private func forward(_ tokens: [Int], parents: [Int]?, depths: [Int]?, logitsForAllRows: Bool) {
+        let m = model
+        let c = m.config
+        let n = tokens.count
+        let d = c.embeddingLength, qw = c.queryWidth, kvw = c.kvWidth, ff = c.feedForwardLength
+        let s = scratch
+        s.reserve(rows: n)
+
+        // Embeddings, positions and the attention mask among the new tokens.
+        let half = c.ropeDimensionCount / 2
+        for i in 0..<n {
+            (s.x + i * d).update(from: m.tokenEmbedding + tokens[i] * d, count: d)
+            s.positions[i] = length + (depths?[i] ?? i)
+        }
+        buildMask(s.mask, count: n, parents: parents)
+
+        for (l, w) in m.blocks.enumerated() {
+            let layerKeys = keys + l * c.contextLength * kvw  // [contextLength][kvw]
+            let layerValues = values + l * c.contextLength * kvw  // [contextLength][kvw]
+            let newKeys = layerKeys + length * kvw  // [n][kvw], rows of the new tokens
+            let newValues = layerValues + length * kvw  // [n][kvw]
+
+            // Attention: q, k, v projections (k and v straight into the cache), RoPE, attention, output.
+            Kernels.rmsNorm(s.xb, s.x, w.attentionNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
+            Kernels.matmul(s.q, s.xb, w.query, rows: n, inDim: d, outDim: qw)
+            Kernels.matmul(newKeys, s.xb, w.key, rows: n, inDim: d, outDim: kvw)
+            Kernels.matmul(newValues, s.xb, w.value, rows: n, inDim: d, outDim: kvw)
+            if let b = w.queryBias { Kernels.addBias(s.q, b, rows: n, dim: qw) }
+            if let b = w.keyBias { Kernels.addBias(newKeys, b, rows: n, dim: kvw) }
+            if let b = w.valueBias { Kernels.addBias(newValues, b, rows: n, dim: kvw) }
+            for i in 0..<n {
+                let angles = s.positions[i] * half
+                Kernels.rope(
+                    s.q + i * qw, heads: c.headCount, headDim: c.headDimension, ropeDims: c.ropeDimensionCount,
+                    cos: m.ropeCos + angles, sin: m.ropeSin + angles, style: c.ropeStyle)
+                Kernels.rope(
+                    newKeys + i * kvw, heads: c.kvHeadCount, headDim: c.headDimension, ropeDims: c.ropeDimensionCount,
+                    cos: m.ropeCos + angles, sin: m.ropeSin + angles, style: c.ropeStyle)
+            }
+            attention(rows: n, keys: layerKeys, values: layerValues)
+            Kernels.matmul(s.xb, s.attention, w.attentionOutput, rows: n, inDim: qw, outDim: d)
+            if let b = w.attentionOutputBias { Kernels.addBias(s.xb, b, rows: n, dim: d) }
+            cblas_saxpy(Int32(n * d), 1, s.xb, 1, s.x, 1)
+
+            // SwiGLU feed-forward.
+            Kernels.rmsNorm(s.xb, s.x, w.ffnNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
+            Kernels.matmul(s.gate, s.xb, w.gate, rows: n, inDim: d, outDim: ff)
+            Kernels.matmul(s.up, s.xb, w.up, rows: n, inDim: d, outDim: ff)
+            Kernels.swiglu(s.gate, s.up, count: n * ff)
+            Kernels.matmul(s.xb, s.gate, w.down, rows: n, inDim: ff, outDim: d)
+            cblas_saxpy(Int32(n * d), 1, s.xb, 1, s.x, 1)
+        }
+
+        // Output head: one sgemm over the rows whose logits are wanted.
+        let first = logitsForAllRows ? 0 : n - 1
+        let rows = n - first
+        Kernels.rmsNorm(s.xb, s.x + first * d, m.outputNorm, rows: rows, dim: d, epsilon: c.rmsEpsilon)
+        Kernels.matmul(s.logits, s.xb, m.output, rows: rows, inDim: d, outDim: c.vocabularySize)
+    }
+
+    /// mask: [n][n], mask[i][j] = 1 when new token j is token i or one of its ancestors (tree attention);
+    /// for a chain (parents nil) that is j ≤ i, the causal mask.
+    private func buildMask(_ mask: UnsafeMutablePointer<UInt8>, count n: Int, parents: [Int]?) {
+        for i in 0..<n {
+            let row = mask + i * n
+            let parent = parents?[i] ?? (i - 1)
+            if parent >= 0 {
+                row.update(from: mask + parent * n, count: n)  // the parent's ancestors (its row is complete)
+            } else {
+                row.update(repeating: 0, count: n)
+            }
+            row[i] = 1
+        }
+    }
+
+    /// Masked multi-head attention of the n new tokens over the cache rows 0..<length+n of one layer.
+    /// Reads `scratch.q` [n][heads·hd] (after RoPE) and `scratch.mask`; writes `scratch.attention` [n][heads·hd].
+    /// Per head h, with g = h / groupSize its key/value head (GQA) and T = length + n:
+    ///   scores [n][T] = q_h · K_gᵀ / sqrt(hd);  masked tree entries → −∞;  softmax per row;
+    ///   attention_h [n][hd] = scores · V_g.
+    private func attention(rows n: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {
+        let c = model.config
+        let s = scratch
+        let hd = c.headDimension, qw = c.queryWidth, kvw = c.kvWidth
+        let total = length + n
+        let scale = 1 / Float(hd).squareRoot()
+        for h in 0..<c.headCount {
+            let g = h / c.groupSize
+            let q = s.q + h * hd  // rows of stride qw
+            let k = keys + g * hd  // rows of stride kvw
+            let v = values + g * hd  // rows of stride kvw
+            let out = s.attention + h * hd  // rows of stride qw
+            if n == 1 {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(total), Int32(hd), scale, k, Int32(kvw), q, 1, 0, s.scores, 1)
+            } else {
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(total), Int32(hd),
+                    scale, q, Int32(qw), k, Int32(kvw), 0, s.scores, Int32(total))
+            }
+            for i in 0..<n {
+                let row = s.scores + i * total
+                let allowed = s.mask + i * n
+                for j in 0..<n where allowed[j] == 0 { row[length + j] = -.infinity }
+                Kernels.softmax(row, count: total)
+            }
+            if n == 1 {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(total), Int32(hd), 1, v, Int32(kvw), s.scores, 1, 0, out, 1)
+            } else {
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(hd), Int32(total),
+                    1, s.scores, Int32(total), v, Int32(kvw), 0, out, Int32(qw))
+            }
+        }
+    }
+}
+
+/// Per-session work buffers for a forward pass over up to `capacity` rows (new tokens). Grown, never shrunk,
+/// by ``reserve(rows:)``; the single-token decode path therefore never allocates after the first call.
+final class ForwardScratch {
+    let config: TransformerConfig
+    private(set) var capacity = 0
+    /// residual stream [capacity][d]
+    private(set) var x: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// normed input / projection output [capacity][d]
+    private(set) var xb: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// queries [capacity][heads·hd]
+    private(set) var q: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// attention output, heads concatenated [capacity][heads·hd]
+    private(set) var attention: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// FFN gate, then silu(gate) ⊙ up [capacity][ff]
+    private(set) var gate: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// FFN up projection [capacity][ff]
+    private(set) var up: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// attention scores of one head [capacity][contextLength]
+    private(set) var scores: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// tree mask among the new tokens [capacity][capacity]
+    private(set) var mask: UnsafeMutablePointer<UInt8> = .allocate(capacity: 0)
+    /// RoPE position of each new token [capacity]
+    private(set) var positions: UnsafeMutablePointer<Int> = .allocate(capacity: 0)
+    /// logits [capacity][vocab]
+    private(set) var logits: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+
+    init(config: TransformerConfig, rows: Int) {
+        self.config = config
+        reserve(rows: max(rows, 1))
+    }
+
+    /// Ensures room for `rows` new tokens (at most contextLength), growing geometrically.
+    func reserve(rows: Int) {
+        guard rows > capacity else { return }
+        let c = config
+        let n = max(rows, min(2 * capacity, c.contextLength))
+        free()
+        capacity = n
+        x = .allocate(capacity: n * c.embeddingLength)
+        xb = .allocate(capacity: n * c.embeddingLength)
+        q = .allocate(capacity: n * c.queryWidth)
+        attention = .allocate(capacity: n * c.queryWidth)
+        gate = .allocate(capacity: n * c.feedForwardLength)
+        up = .allocate(capacity: n * c.feedForwardLength)
+        scores = .allocate(capacity: n * c.contextLength)
+        mask = .allocate(capacity: n * n)
+        positions = .allocate(capacity: n)
+        logits = .allocate(capacity: n * c.vocabularySize)
+    }
+
+    private func free() {
+        x.deallocate()
+        xb.deallocate()
+        q.deallocate()
+        attention.deallocate()
+        gate.deallocate()
+        up.deallocate()
+        scores.deallocate()
+        mask.deallocate()
+        positions.deallocate()
+        logits.deallocate()
+    }
+
+    deinit { free() }
+}
