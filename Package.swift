@@ -34,6 +34,7 @@ let package = Package(
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
         .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
+        .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),
     ],
     swiftLanguageModes: [.v6]
 )
