@@ -1,11 +1,11 @@
 import ArgumentParser
 
 @main
-struct Chorus: ParsableCommand {
+struct Chorus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus",
         abstract: "Distributed multi-draft speculative sampling.",
-        subcommands: [AcceptanceCommand.self, BenchCommand.self]
+        subcommands: [AcceptanceCommand.self, GenerateCommand.self, LogitsCommand.self, BenchCommand.self]
     )
 }
 

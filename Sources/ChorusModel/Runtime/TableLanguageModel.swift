@@ -23,8 +23,12 @@ public final class TableLanguageModel: LanguageModel {
         self.table = table
         vocabularySize = table.count
         self.contextLength = contextLength
-        // TODO: SHA-256 when the tokenizer's hasher lands (of the table's floats; of the token ids as vocabulary).
-        identity = ModelIdentity(name: name, fileHash: "", vocabularyHash: "", vocabularySize: table.count)
+        // Identity: SHA-256 of the table's float bits; the vocabulary is just the ids 0..<n.
+        var file = SHA256()
+        for row in table { row.withUnsafeBytes { file.update($0) } }
+        identity = ModelIdentity(
+            name: name, fileHash: file.finalizeHex(), vocabularyHash: SHA256.hex(of: Array("table-vocabulary-\(table.count)".utf8)),
+            vocabularySize: table.count)
     }
 
     public func makeSession() throws -> any LanguageModelSession {

@@ -135,8 +135,13 @@ public final class TransformerModel: LanguageModel, @unchecked Sendable {
         }
 
         let name = gguf.metadata["general.name"]?.stringValue ?? fallbackName
-        // TODO: SHA-256 when the tokenizer's hasher lands (file bytes; vocabulary strings and types in id order).
-        identity = ModelIdentity(name: name, fileHash: "", vocabularyHash: "", vocabularySize: config.vocabularySize)
+        // The identity peers compare: SHA-256 of the file, and of the vocabulary (token strings and
+        // types in id order, as Tokenizer.vocabularyHash defines it). A file without tokenizer
+        // metadata has an empty vocabulary hash, which matches no real vocabulary.
+        let vocabularyHash = (try? Tokenizer(gguf: gguf))?.vocabularyHash ?? ""
+        identity = ModelIdentity(
+            name: name, fileHash: SHA256.hex(of: gguf.file.bytes), vocabularyHash: vocabularyHash,
+            vocabularySize: config.vocabularySize)
 
         openblas_set_num_threads(Int32(threads))
     }

@@ -1,0 +1,116 @@
+import ArgumentParser
+import ChorusModel
+import ChorusSampling
+import Foundation
+
+/// `chorus generate`: plain autoregressive generation with a local model, or text from a coordinator.
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text with a local model (--model) or through a coordinator (--coordinator).",
+        discussion: """
+            Tokens are streamed to standard output as they are produced; statistics go to standard error.
+            With --model this is plain target sampling (the baseline speculation is compared with).
+            """
+    )
+
+    @Option(name: .long, help: "A GGUF model file to run locally.") var model: String?
+    @Option(name: .long, help: "A coordinator to ask, e.g. tcp://127.0.0.1:7100.") var coordinator: String?
+    @Option(name: .long, help: "The prompt text.") var prompt: String
+    @Option(name: [.customShort("n"), .long], help: "Tokens to generate.") var tokens = 64
+    @Option(name: .long, help: "Sampling temperature (0 = greedy).") var temperature = 1.0
+    @Option(name: .customLong("top-k"), help: "Keep the k most probable tokens (0 = off).") var topK = 0
+    @Option(name: .customLong("top-p"), help: "Nucleus mass (1 = off).") var topP = 1.0
+    @Option(name: .long, help: "Seed (the same seed reproduces the text).") var seed: UInt64?
+    @Option(name: .long, help: "Threads for the local model.") var threads = 1
+    @Flag(name: .long, help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
+    @Option(name: .long, help: "Seconds to wait for the coordinator.") var timeout = 60.0
+
+    var settings: SamplingSettings { SamplingSettings(temperature: temperature, topK: topK, topP: topP) }
+
+    func validate() throws {
+        guard (model == nil) != (coordinator == nil) else {
+            throw ValidationError("give exactly one of --model FILE or --coordinator ADDRESS")
+        }
+        guard tokens >= 1 else { throw ValidationError("-n must be ≥ 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
+        do { try settings.validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() async throws {
+        if let model {
+            try runLocal(modelPath: model)
+        } else if coordinator != nil {
+            throw fail("--coordinator: the cluster client is not built yet")
+        }
+    }
+
+    func runLocal(modelPath: String) throws {
+        let loaded = try loadModel(modelPath, threads: threads)
+        let tokenizer = loaded.tokenizer
+        let promptTokens = tokenizer.encode(prompt, addSpecial: true)
+        guard !promptTokens.isEmpty else { throw fail("the prompt encodes to no tokens") }
+        guard promptTokens.count < loaded.model.contextLength else {
+            throw fail("the prompt has \(promptTokens.count) tokens; the model's context is \(loaded.model.contextLength)")
+        }
+        let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
+        var rng = ChorusRandom(seed: seed)
+        let session = try loaded.model.makeSession()
+        let start = ContinuousClock.now
+        var logits = try session.append(promptTokens)
+        let prefill = ContinuousClock.now - start
+        var decoder = Tokenizer.StreamingDecoder(tokenizer: tokenizer)
+        FileHandleOutput.standardOutput.write(prompt)
+        var produced = 0
+        var reason = "length"
+        let decodeStart = ContinuousClock.now
+        while produced < tokens {
+            let law = try TokenDistribution(logits: logits, settings: settings)
+            let token = law.sample(using: &rng)
+            produced += 1
+            FileHandleOutput.standardOutput.write(decoder.append(token))
+            if !ignoreEOS, token == tokenizer.eos {
+                reason = "eos"
+                break
+            }
+            if produced == tokens { break }
+            if session.length + 1 >= loaded.model.contextLength {
+                reason = "context"
+                break
+            }
+            logits = try session.append([token])
+        }
+        FileHandleOutput.standardOutput.write(decoder.finish() + "\n")
+        let seconds = microseconds(ContinuousClock.now - decodeStart) / 1e6
+        FileHandleOutput.standardError.write(
+            "generated \(produced) tokens in \(fixed(seconds, 3)) s: \(fixed(Double(produced) / max(seconds, 1e-9), 1)) tokens/s "
+                + "(prompt \(promptTokens.count) tokens in \(fixed(microseconds(prefill) / 1000, 1)) ms; stop: \(reason); seed \(seed))\n")
+    }
+}
+
+/// A model file opened for use: the transformer, its tokenizer, and how long loading took.
+struct LoadedModel {
+    let model: TransformerModel
+    let tokenizer: Tokenizer
+}
+
+/// Loads a GGUF model with progress on standard error; errors name the file.
+func loadModel(_ path: String, threads: Int, quiet: Bool = false) throws -> LoadedModel {
+    let start = ContinuousClock.now
+    if !quiet { FileHandleOutput.standardError.write("loading \(path)…\n") }
+    do {
+        let gguf = try GGUFFile(path: path)
+        let tokenizer = try Tokenizer(gguf: gguf)
+        let model = try TransformerModel(gguf: gguf, threads: threads)
+        if !quiet {
+            let c = model.config
+            FileHandleOutput.standardError.write(
+                "loaded \(model.identity.name): \(c.blockCount) layers, d \(c.embeddingLength), vocabulary \(c.vocabularySize), "
+                    + "context \(c.contextLength), \(model.weightBytes / 1_000_000) MB of weights in "
+                    + "\(fixed(microseconds(ContinuousClock.now - start) / 1000, 0)) ms\n")
+        }
+        return LoadedModel(model: model, tokenizer: tokenizer)
+    } catch {
+        throw fail("\(path): \(error)")
+    }
+}
