@@ -35,6 +35,7 @@ let package = Package(
         .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),
+        .testTarget(name: "ChorusCLITests", dependencies: ["chorus"]),
     ],
     swiftLanguageModes: [.v6]
 )
