@@ -50,9 +50,19 @@ public actor DraftWorker {
     var clock: UInt64 = 0
     public private(set) var counters = Counters()
 
-    public init(model: any LanguageModel, configuration: Configuration) {
+    /// How the worker describes itself (to `describe` requests and at registration).
+    public let registration: Registration
+
+    public init(model: any LanguageModel, configuration: Configuration, advertisedAddress: String = "") {
         self.model = model
         self.configuration = configuration
+        let identity = model.identity
+        registration = Registration(
+            workerID: configuration.workerID, address: advertisedAddress,
+            model: ModelDescriptor(
+                name: identity.name, fileHash: identity.fileHash, vocabularyHash: identity.vocabularyHash,
+                vocabularySize: identity.vocabularySize),
+            sampling: configuration.sampling, sequences: configuration.sequences)
     }
 
     /// Decodes a request, serves it, and encodes the reply. Malformed bytes get an error reply
@@ -65,12 +75,17 @@ public actor DraftWorker {
             counters.malformed += 1
             return WireMessage.error(ErrorReply(code: .malformed, message: "\(error)")).encoded()
         }
-        guard case let .draftRequest(request) = message else {
+        switch message {
+        case let .draftRequest(request):
+            return handle(request, receivedAt: receivedAt).encoded()
+        case .describe:
+            return WireMessage.register(registration).encoded()
+        default:
             counters.malformed += 1
-            return WireMessage.error(ErrorReply(code: .invalidRequest, message: "a worker only serves draft requests"))
-                .encoded()
+            return WireMessage.error(
+                ErrorReply(code: .invalidRequest, message: "a worker serves draft and describe requests only")
+            ).encoded()
         }
-        return handle(request, receivedAt: receivedAt).encoded()
     }
 
     /// Serves one draft request: a `.draftReply` or an `.error`.
@@ -144,10 +159,11 @@ public actor DraftWorker {
         entry.context = context
         entry.lastLogits = baseLogits
 
-        let settings = request.sampling
+        let settings = request.useWorkerSampling ? configuration.sampling : request.sampling
+        let count = request.sequences == 0 ? configuration.sequences : request.sequences
         var sequences: [[Int]] = []
         var laws: [[WireDistribution]] = []
-        for s in 0..<request.sequences {
+        for s in 0..<count {
             var rng = ChorusRandom(seed: request.seed).derived(UInt64(s))
             var logits = baseLogits
             var tokens: [Int] = []

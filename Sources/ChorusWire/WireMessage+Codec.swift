@@ -25,6 +25,7 @@ extension WireMessage {
             w.u64(m.contextHash)
             w.u16(UInt16(clamping: m.draftLength))
             w.u16(UInt16(clamping: m.sequences))
+            w.bool(m.useWorkerSampling)
             m.sampling.encode(into: &w)
             w.u64(m.seed)
             w.u32(UInt32(clamping: m.deadlineMilliseconds))
@@ -64,6 +65,8 @@ extension WireMessage {
             w.bool(m.done)
             w.string(m.finishReason)
             m.statistics.encode(into: &w)
+        case .describe:
+            break
         }
         return w.bytes
     }
@@ -103,16 +106,18 @@ extension WireMessage {
                 throw WireError.invalidValue(field: "draft length", reason: "\(length) (1…\(WireLimits.draftLength))")
             }
             let sequences = Int(try r.u16("sequences"))
-            guard sequences >= 1, sequences <= WireLimits.sequences else {
-                throw WireError.invalidValue(field: "sequences", reason: "\(sequences) (1…\(WireLimits.sequences))")
+            guard sequences <= WireLimits.sequences else {
+                throw WireError.invalidValue(field: "sequences", reason: "\(sequences) (0…\(WireLimits.sequences))")
             }
+            let useWorkerSampling = try r.bool("use worker sampling")
             let sampling = try SamplingSettings.decode(from: &r)
             let seed = try r.u64("seed")
             let deadline = Int(try r.u32("deadline"))
             message = .draftRequest(
                 DraftRequest(
                     session: session, round: round, keepLength: keep, newTokens: tokens, contextHash: hash,
-                    draftLength: length, sequences: sequences, sampling: sampling, seed: seed,
+                    draftLength: length, sequences: sequences, useWorkerSampling: useWorkerSampling,
+                    sampling: sampling, seed: seed,
                     deadlineMilliseconds: deadline))
         case 4:
             let session = try r.u64("session")
@@ -178,6 +183,8 @@ extension WireMessage {
                 GenerateUpdate(
                     session: session, from: from, tokens: tokens, text: text, done: done, finishReason: reason,
                     statistics: statistics))
+        case 10:
+            message = .describe
         default:
             throw WireError.unknownKind(kind)
         }

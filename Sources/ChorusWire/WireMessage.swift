@@ -69,8 +69,10 @@ public struct DraftRequest: Sendable, Equatable {
     public var contextHash: UInt64
     /// Draft length L.
     public var draftLength: Int
-    /// Number of sequences to draft.
+    /// Number of sequences to draft; 0 asks for the worker's configured number.
     public var sequences: Int
+    /// When true the worker drafts with its own configured settings and ignores `sampling`.
+    public var useWorkerSampling: Bool
     public var sampling: SamplingSettings
     public var seed: UInt64
     /// The worker drops the request if it cannot start within this many milliseconds of receipt.
@@ -78,7 +80,8 @@ public struct DraftRequest: Sendable, Equatable {
 
     public init(
         session: UInt64, round: UInt64, keepLength: Int, newTokens: [Int], contextHash: UInt64, draftLength: Int,
-        sequences: Int, sampling: SamplingSettings, seed: UInt64, deadlineMilliseconds: Int
+        sequences: Int, useWorkerSampling: Bool = false, sampling: SamplingSettings, seed: UInt64,
+        deadlineMilliseconds: Int
     ) {
         self.session = session
         self.round = round
@@ -87,6 +90,7 @@ public struct DraftRequest: Sendable, Equatable {
         self.contextHash = contextHash
         self.draftLength = draftLength
         self.sequences = sequences
+        self.useWorkerSampling = useWorkerSampling
         self.sampling = sampling
         self.seed = seed
         self.deadlineMilliseconds = deadlineMilliseconds
@@ -242,6 +246,8 @@ public enum WireMessage: Sendable, Equatable {
     case generateAccepted(GenerateAccepted)
     case generatePoll(GeneratePoll)
     case generateUpdate(GenerateUpdate)
+    /// Asks a worker to describe itself; it answers with `.register`.
+    case describe
 
     public static let magic: [UInt8] = [0x43, 0x48, 0x52, 0x53]
     public static let version: UInt16 = 1
@@ -257,6 +263,7 @@ public enum WireMessage: Sendable, Equatable {
         case .generateAccepted: return 7
         case .generatePoll: return 8
         case .generateUpdate: return 9
+        case .describe: return 10
         }
     }
 }

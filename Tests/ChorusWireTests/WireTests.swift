@@ -39,6 +39,12 @@ let sampleMessages: [WireMessage] = {
         .generateStart(GenerateStart(prompt: "café 🙂", maxTokens: 1, sampling: .standard, seed: 7)),
         .generateAccepted(GenerateAccepted(session: 5, promptTokens: 4, seed: 99)),
         .generatePoll(GeneratePoll(session: 5, from: 10, waitMilliseconds: 100)),
+        .describe,
+        .draftRequest(
+            DraftRequest(
+                session: 1, round: 1, keepLength: 0, newTokens: [4], contextHash: ContextHash([4]).value,
+                draftLength: 2, sequences: 0, useWorkerSampling: true, sampling: .greedy, seed: 0,
+                deadlineMilliseconds: 5)),
         .generateUpdate(
             GenerateUpdate(
                 session: 5, from: 10, tokens: [5, 6], text: " God", done: true, finishReason: "length",
