@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ChorusSampling", targets: ["ChorusSampling"]),
         .library(name: "ChorusModel", targets: ["ChorusModel"]),
+        .library(name: "ChorusTransport", targets: ["ChorusTransport"]),
         .executable(name: "chorus", targets: ["chorus"]),
     ],
     dependencies: [
@@ -16,6 +17,8 @@ let package = Package(
         .target(name: "ChorusSampling"),
         .systemLibrary(name: "CBLAS"),
         .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
+        .systemLibrary(name: "CNNG"),
+        .target(name: "ChorusTransport", dependencies: ["CNNG"]),
         .executableTarget(
             name: "chorus",
             dependencies: [
@@ -26,6 +29,7 @@ let package = Package(
         ),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
         .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
+        .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport"]),
     ],
     swiftLanguageModes: [.v6]
 )
