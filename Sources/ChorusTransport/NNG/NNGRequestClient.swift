@@ -35,7 +35,10 @@ public struct NNGClientOptions: Sendable, Hashable {
 ///   a context's receive is aborted or the context closed, a late reply to it is discarded
 ///   (nng_req(7), "a new request ... any reply to the old request is discarded").
 /// * NNG_OPT_REQ_RESENDTIME is infinite: NNG never repeats a request on its own, so a worker
-///   never drafts the same round twice.
+///   never drafts the same round twice. The flip side (observed with nng 1.5.2): when the
+///   connection carrying a request drops — the worker restarts, or closes the connection because
+///   the request exceeded its receive limit — the request fails at once with `.connectionLost`
+///   instead of being resent; the next request uses the new connection.
 public final class NNGRequestClient: DraftTransport {
     public let address: TransportAddress
     public let options: NNGClientOptions
@@ -120,20 +123,26 @@ public final class NNGRequestClient: DraftTransport {
             // On failure the message stays with the caller (nng_ctx_send(3)).
             if let unsent = nng_aio_get_msg(aio.aio) { nng_msg_free(unsent) }
             nng_aio_set_msg(aio.aio, nil)
-            throw TransportError.fromNNG(sent, address: address.url, timeout: timeout)
+            throw failure(sent, timeout: timeout)
         }
 
         let remaining = deadline - clock.now
         if remaining <= .zero { throw .timedOut(after: timeout) }
         let received = await aio.run(timeout: remaining.nngMilliseconds) { nng_ctx_recv(context, $0) }
-        if received != 0 {
-            throw TransportError.fromNNG(received, address: address.url, timeout: timeout)
-        }
+        if received != 0 { throw failure(received, timeout: timeout) }
         guard let reply = nng_aio_get_msg(aio.aio) else {
             throw .nng(code: -1, message: "receive completed without a message")
         }
         nng_aio_set_msg(aio.aio, nil)
         return NNGMessage.consume(reply)
+    }
+
+    /// The error for a failed operation. A local `close()` wins over what NNG reports: closing
+    /// the socket first closes its connections, and with resending disabled nng 1.5.2's REQ fails
+    /// a request whose connection closed with NNG_ECONNRESET, which would read as a network fault.
+    private func failure(_ code: Int32, timeout: Duration) -> TransportError {
+        if isClosed.withLock({ $0 }) { return .closed }
+        return TransportError.fromNNG(code, address: address.url, timeout: timeout)
     }
 
     /// Closes the socket (nng_close(3)): requests in flight complete with `.closed`.
