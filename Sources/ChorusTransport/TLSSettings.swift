@@ -11,9 +11,11 @@ public struct TLSSettings: Sendable, Hashable {
     public var keyPassword: String?
     /// PEM CA certificates used to verify the peer.
     public var caFile: String?
-    /// Verify the peer and close the connection unless its certificate checks out
-    /// (NNG_TLS_AUTH_MODE_REQUIRED). When `false`: verify if a certificate is offered and a CA is
-    /// configured (OPTIONAL), otherwise do not verify (NONE).
+    /// Verify the peer and close the connection unless its certificate checks out against
+    /// `caFile` (NNG_TLS_AUTH_MODE_REQUIRED). When `false` the peer is not verified at all
+    /// (NNG_TLS_AUTH_MODE_NONE): encryption without authentication, for experiments only.
+    /// (NNG's OPTIONAL mode is deliberately not offered: with mbedTLS it checks a certificate
+    /// but keeps the connection even when the check fails.)
     public var requirePeerCertificate: Bool
     /// Client side: the name the server certificate must carry; defaults to the host in the URL.
     public var serverName: String?

@@ -57,7 +57,7 @@ enum NNGTLSConfiguration {
             if settings.caFile == nil { throw .tls("requirePeerCertificate needs caFile to verify the peer against") }
             mode = NNG_TLS_AUTH_MODE_REQUIRED
         } else {
-            mode = settings.caFile == nil ? NNG_TLS_AUTH_MODE_NONE : NNG_TLS_AUTH_MODE_OPTIONAL
+            mode = NNG_TLS_AUTH_MODE_NONE
         }
         let result = nng_tls_config_auth_mode(config, mode)
         if result != 0 { throw .tls("cannot set the authentication mode: \(NNGCode.message(result))") }
