@@ -1,7 +1,7 @@
 /// Everything that can go wrong moving bytes between the coordinator and a worker.
 ///
 /// Each case carries what a person needs to act on it, and `description` says what to do.
-public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Another socket already listens on `address` (NNG_EADDRINUSE).
     case addressInUse(String)
     /// `address` is not a URL this transport can dial or listen on.
