@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ChorusSampling", targets: ["ChorusSampling"]),
         .library(name: "ChorusModel", targets: ["ChorusModel"]),
         .library(name: "ChorusWire", targets: ["ChorusWire"]),
+        .library(name: "ChorusTransport", targets: ["ChorusTransport"]),
         .library(name: "ChorusCluster", targets: ["ChorusCluster"]),
         .executable(name: "chorus", targets: ["chorus"]),
     ],
@@ -16,24 +17,34 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
+        // Pure → effectful (DESIGN.md "Modules").
         .target(name: "ChorusSampling"),
-        .target(name: "ChorusWire", dependencies: ["ChorusSampling"]),
         .systemLibrary(name: "CBLAS"),
+        .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
+        .target(name: "ChorusWire", dependencies: ["ChorusSampling"]),
+        .systemLibrary(name: "CNNG"),
+        .target(name: "ChorusTransport", dependencies: ["CNNG"]),
         .target(
             name: "ChorusCluster",
-            dependencies: ["ChorusSampling", "ChorusModel", "ChorusWire", .product(name: "Yams", package: "Yams")]),
-        .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
+            dependencies: [
+                "ChorusSampling", "ChorusModel", "ChorusWire", "ChorusTransport",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         .executableTarget(
             name: "chorus",
             dependencies: [
                 "ChorusSampling",
                 "ChorusModel",
+                "ChorusWire",
+                "ChorusTransport",
+                "ChorusCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
         .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
+        .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),
         .testTarget(name: "ChorusCLITests", dependencies: ["chorus"]),
     ],

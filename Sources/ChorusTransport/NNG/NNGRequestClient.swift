@@ -1,0 +1,169 @@
+import CNNG
+import Synchronization
+
+/// Settings for `NNGRequestClient`.
+public struct NNGClientOptions: Sendable, Hashable {
+    /// Largest reply accepted, in bytes (NNG_OPT_RECVMAXSZ). A larger reply makes NNG drop the
+    /// connection, and the request then fails at its deadline. Default 64 MiB.
+    public var receiveLimit: Int
+    /// First delay before redialing a worker that is down or went away (NNG_OPT_RECONNMINT).
+    public var reconnectMinimum: Duration
+    /// The redial delay doubles after each failure up to this bound (NNG_OPT_RECONNMAXT).
+    public var reconnectMaximum: Duration
+    /// Certificates for `tls+tcp://` addresses; required for them, rejected for the others.
+    public var tls: TLSSettings?
+
+    public init(
+        receiveLimit: Int = 64 << 20, reconnectMinimum: Duration = .milliseconds(50),
+        reconnectMaximum: Duration = .seconds(1), tls: TLSSettings? = nil
+    ) {
+        self.receiveLimit = receiveLimit
+        self.reconnectMinimum = reconnectMinimum
+        self.reconnectMaximum = reconnectMaximum
+        self.tls = tls
+    }
+}
+
+/// The coordinator's REQ socket to one worker (nng_req(7)), with async/await requests.
+///
+/// * The dialer starts non-blocking (NNG_FLAG_NONBLOCK, nng_dialer_start(3)): NNG keeps
+///   redialing in the background, so a worker that is not up yet, or restarts, is picked up
+///   without any action here; a request sent meanwhile waits for the connection until its
+///   deadline.
+/// * Every request runs on its own REQ context (nng_ctx(5)), so requests may overlap, and a
+///   cancelled one cannot disturb the next: REQ matches replies by a fresh request id, and once
+///   a context's receive is aborted or the context closed, a late reply to it is discarded
+///   (nng_req(7), "a new request ... any reply to the old request is discarded").
+/// * NNG_OPT_REQ_RESENDTIME is infinite: NNG never repeats a request on its own, so a worker
+///   never drafts the same round twice. The flip side (observed with nng 1.5.2): when the
+///   connection carrying a request drops — the worker restarts, or closes the connection because
+///   the request exceeded its receive limit — the request fails at once with `.connectionLost`
+///   instead of being resent; the next request uses the new connection.
+public final class NNGRequestClient: DraftTransport {
+    public let address: TransportAddress
+    public let options: NNGClientOptions
+    private let socket: nng_socket
+    private let isClosed = Mutex(false)
+
+    /// Opens a REQ socket and starts dialing `address` in the background. Does not wait for the
+    /// peer. Throws for a malformed address or bad TLS settings.
+    public init(dialing address: TransportAddress, options: NNGClientOptions = .init()) throws(TransportError) {
+        guard options.receiveLimit > 0 else {
+            throw .invalidAddress(address.url, reason: "receiveLimit must be positive")
+        }
+        self.address = address
+        self.options = options
+        var socket = nng_socket()
+        try check(nng_req0_open(&socket))
+        self.socket = socket
+        do {
+            try Self.configure(socket: socket, address: address, options: options)
+        } catch {
+            nng_close(socket)
+            throw error
+        }
+    }
+
+    /// Convenience: parses `url` first.
+    public convenience init(dialing url: String, options: NNGClientOptions = .init()) throws(TransportError) {
+        try self.init(dialing: TransportAddress(url), options: options)
+    }
+
+    deinit { close() }
+
+    private static func configure(
+        socket: nng_socket, address: TransportAddress, options: NNGClientOptions
+    ) throws(TransportError) {
+        let infinite = chorus_nng_duration_infinite()
+        try check(nng_socket_set_ms(socket, chorus_nng_opt_req_resendtime(), infinite))
+        try check(nng_socket_set_size(socket, chorus_nng_opt_recvmaxsz(), options.receiveLimit))
+        try check(nng_socket_set_ms(socket, chorus_nng_opt_reconnmint(), options.reconnectMinimum.nngMilliseconds))
+        try check(nng_socket_set_ms(socket, chorus_nng_opt_reconnmaxt(), options.reconnectMaximum.nngMilliseconds))
+
+        var dialer = nng_dialer()
+        try check(nng_dialer_create(&dialer, socket, address.url), address: address.url)
+        try check(nng_dialer_set_ms(dialer, chorus_nng_opt_reconnmint(), options.reconnectMinimum.nngMilliseconds))
+        try check(nng_dialer_set_ms(dialer, chorus_nng_opt_reconnmaxt(), options.reconnectMaximum.nngMilliseconds))
+        try check(nng_dialer_set_size(dialer, chorus_nng_opt_recvmaxsz(), options.receiveLimit))
+        switch (address.scheme, options.tls) {
+        case (.tlsTCP, let settings?):
+            let config = try NNGTLSConfiguration.make(settings, server: false)
+            // The dialer takes its own reference to the configuration (nng_tls_config_hold).
+            defer { nng_tls_config_free(config) }
+            try check(nng_dialer_set_ptr(dialer, chorus_nng_opt_tls_config(), UnsafeMutableRawPointer(config)))
+        case (.tlsTCP, nil):
+            throw .tls("address \(address) is tls+tcp:// but no TLSSettings were given")
+        case (_, .some):
+            throw .invalidAddress(address.url, reason: "TLSSettings were given; use a tls+tcp:// address")
+        case (_, nil):
+            break
+        }
+        // Non-blocking: NNG connects (and reconnects) in the background (nng_dialer_start(3)).
+        try check(nng_dialer_start(dialer, chorus_nng_flag_nonblock()), address: address.url)
+    }
+
+    public func request(_ message: [UInt8], timeout: Duration) async throws(TransportError) -> [UInt8] {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        if isClosed.withLock({ $0 }) { throw .closed }
+        if Task.isCancelled { throw .cancelled }
+
+        var context = nng_ctx()
+        try check(nng_ctx_open(&context, socket))
+        defer { nng_ctx_close(context) }
+        // Contexts copy the socket's resend time when opened; set it again to be explicit.
+        try check(nng_ctx_set_ms(context, chorus_nng_opt_req_resendtime(), chorus_nng_duration_infinite()))
+
+        let aio = try AsyncAIO()
+        let request = try NNGMessage.make(message)
+        nng_aio_set_msg(aio.aio, request)
+        let sendTimeout = (deadline - clock.now).nngMilliseconds
+        let sent = await aio.run(timeout: sendTimeout) { nng_ctx_send(context, $0) }
+        if sent != 0 {
+            // On failure the message stays with the caller (nng_ctx_send(3)).
+            if let unsent = nng_aio_get_msg(aio.aio) { nng_msg_free(unsent) }
+            nng_aio_set_msg(aio.aio, nil)
+            throw failure(sent, timeout: timeout)
+        }
+
+        let remaining = deadline - clock.now
+        if remaining <= .zero { throw .timedOut(after: timeout) }
+        let received = await aio.run(timeout: remaining.nngMilliseconds) { nng_ctx_recv(context, $0) }
+        if received != 0 { throw failure(received, timeout: timeout) }
+        guard let reply = nng_aio_get_msg(aio.aio) else {
+            throw .nng(code: -1, message: "receive completed without a message")
+        }
+        nng_aio_set_msg(aio.aio, nil)
+        return NNGMessage.consume(reply)
+    }
+
+    /// The error for a failed operation. A local `close()` wins over what NNG reports: closing
+    /// the socket first closes its connections, and with resending disabled nng 1.5.2's REQ fails
+    /// a request whose connection closed with NNG_ECONNRESET, which would read as a network fault.
+    private func failure(_ code: Int32, timeout: Duration) -> TransportError {
+        if isClosed.withLock({ $0 }) { return .closed }
+        return TransportError.fromNNG(code, address: address.url, timeout: timeout)
+    }
+
+    /// Closes the socket (nng_close(3)): requests in flight complete with `.closed`.
+    public func close() {
+        let wasOpen = isClosed.withLock { closed -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        if wasOpen { nng_close(socket) }
+    }
+}
+
+/// Dials workers over NNG: the production `DraftTransportConnector`.
+public struct NNGConnector: DraftTransportConnector {
+    public var options: NNGClientOptions
+
+    public init(options: NNGClientOptions = .init()) {
+        self.options = options
+    }
+
+    public func connect(to address: TransportAddress) throws(TransportError) -> any DraftTransport {
+        try NNGRequestClient(dialing: address, options: options)
+    }
+}
