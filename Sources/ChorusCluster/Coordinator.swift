@@ -75,6 +75,7 @@ public actor Coordinator {
         var waiters: [CheckedContinuation<Void, Never>] = []
         var error: String?
         var rounds: [RoundRecord] = []
+        var warnedSingleGroup = false
 
         init(session: GenerationSession, tokenizer: Tokenizer?) {
             self.session = session
@@ -173,9 +174,10 @@ public actor Coordinator {
         guard !entry.probing, !closed else { return }
         entry.probing = true
         let interval = options.probeInterval
+        let address = entry.address
         Task { [weak self] in
             while let self {
-                let done = await self.probeOnce(entry)
+                let done = await self.probeOnce(address: address)
                 if done { break }
                 try? await Task.sleep(for: interval)
             }
@@ -183,8 +185,8 @@ public actor Coordinator {
     }
 
     /// One describe round trip; returns true when probing can stop.
-    func probeOnce(_ entry: WorkerEntry) async -> Bool {
-        if closed { return true }
+    func probeOnce(address: String) async -> Bool {
+        guard !closed, let entry = workers.first(where: { $0.address == address }) else { return true }
         do {
             let reply = try await entry.transport.request(WireMessage.describe.encoded(), timeout: max(options.deadline, .milliseconds(500)))
             if case let .register(registration) = try WireMessage.decode(reply) {
@@ -267,7 +269,7 @@ public actor Coordinator {
             stopTokens: tokenizer?.eos.map { [$0] } ?? [], seed: seed)
         let entry = SessionEntry(session: session, tokenizer: tokenizer)
         sessions[id] = entry
-        Task { await self.runSession(entry) }
+        Task { await self.runSession(id: id) }
         return id
     }
 
@@ -277,13 +279,18 @@ public actor Coordinator {
     {
         let id = try startSession(prompt: prompt, maxTokens: maxTokens, settings: settings, seed: seed)
         guard let entry = sessions[id] else { throw ModelError.invalidRequest("session vanished") }
-        while !entry.session.isFinished { await wait(for: entry) }
+        while !entry.session.isFinished { await wait(session: id) }
         if let error = entry.error { throw ModelError.invalidRequest(error) }
         return (entry.session.generated, entry.session.statistics, entry.rounds, entry.session.acceptedAtPosition)
     }
 
-    func wait(for entry: SessionEntry) async {
+    func wait(session id: UInt64) async {
+        guard let entry = sessions[id], !entry.session.isFinished else { return }
         await withCheckedContinuation { entry.waiters.append($0) }
+    }
+
+    func wakeAll(session id: UInt64) {
+        if let entry = sessions[id] { notify(entry) }
     }
 
     func notify(_ entry: SessionEntry) {
@@ -292,7 +299,8 @@ public actor Coordinator {
         for w in waiters { w.resume() }
     }
 
-    func runSession(_ entry: SessionEntry) async {
+    func runSession(id: UInt64) async {
+        guard let entry = sessions[id] else { return }
         let session = entry.session
         let started = ContinuousClock.now
         var round: UInt64 = 0
@@ -308,7 +316,19 @@ public actor Coordinator {
             if length >= 1 { gathered = await gatherDrafts(session: session, length: length, round: round) }
             let draftWait = (ContinuousClock.now - roundStart).microseconds
             do {
-                let result = try session.runRound(drafts: gathered.drafts)
+                let result: GenerationSession.Round
+                do {
+                    result = try session.runRound(drafts: gathered.drafts)
+                } catch SamplingError.unsupported(let name, let reason) where Set(gathered.drafts.map(\.group)).count > 1 {
+                    // A scheme that needs identical drafts (spectr) cannot mix workers: use the first
+                    // worker's drafts only, and say so.
+                    if !entry.warnedSingleGroup {
+                        log.warning("scheme \(name): \(reason); session \(session.id) verifies one worker's drafts per round")
+                        entry.warnedSingleGroup = true
+                    }
+                    let first = gathered.drafts[0].group
+                    result = try session.runRound(drafts: gathered.drafts.filter { $0.group == first })
+                }
                 for t in result.tokens { appendText(entry, token: t) }
                 entry.rounds.append(
                     RoundRecord(
@@ -374,7 +394,7 @@ public actor Coordinator {
             requests.append((worker, WireMessage.draftRequest(request).encoded()))
         }
         let deadline = options.deadline
-        let results = await withTaskGroup(of: (Int, Result<[UInt8], TransportError>).self) { group in
+        let results = await withTaskGroup(of: (Int, Result<[UInt8], any Error>).self) { group in
             for (i, (worker, bytes)) in requests.enumerated() {
                 let transport = worker.transport
                 group.addTask {
@@ -385,7 +405,7 @@ public actor Coordinator {
                     }
                 }
             }
-            var collected: [(Int, Result<[UInt8], TransportError>)] = []
+            var collected: [(Int, Result<[UInt8], any Error>)] = []
             for await r in group { collected.append(r) }
             return collected
         }
@@ -459,6 +479,14 @@ public actor Coordinator {
                 }
                 drafts.append((worker.group, tokens, laws))
             }
+            // The worker's sequences must agree on the law at every shared prefix.
+            do {
+                _ = try DraftTree(
+                    drafts: drafts.map { DraftSequence(tokens: $0.sequence, distributions: $0.laws, lawGroup: $0.group) },
+                    vocabularySize: target.vocabularySize)
+            } catch {
+                return .failure(ReplyProblem(message: "inconsistent drafts: \(error)"))
+            }
             return .success((drafts, Int64(reply.draftMicroseconds)))
         default:
             return .failure(ReplyProblem(message: "unexpected message kind"))
@@ -473,13 +501,14 @@ public actor Coordinator {
         let from = max(0, min(request.from, entry.session.generated.count))
         if entry.session.generated.count <= from, !entry.session.isFinished, request.waitMilliseconds > 0 {
             let wait = Duration.milliseconds(min(request.waitMilliseconds, 30_000))
+            let id = request.session
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.wait(for: entry) }
+                group.addTask { await self.wait(session: id) }
                 group.addTask { try? await Task.sleep(for: wait) }
                 await group.next()
                 group.cancelAll()
                 // The waiter may still be registered: wake it so the task group can finish.
-                self.notify(entry)
+                await self.wakeAll(session: id)
             }
         }
         let generated = entry.session.generated

@@ -5,7 +5,10 @@ struct Chorus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus",
         abstract: "Distributed multi-draft speculative sampling.",
-        subcommands: [AcceptanceCommand.self, GenerateCommand.self, LogitsCommand.self, BenchCommand.self]
+        subcommands: [
+            AcceptanceCommand.self, GenerateCommand.self, LogitsCommand.self, WorkerCommand.self, CoordinatorCommand.self,
+            BenchCommand.self,
+        ]
     )
 }
 

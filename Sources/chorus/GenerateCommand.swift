@@ -1,6 +1,8 @@
 import ArgumentParser
 import ChorusModel
+import ChorusCluster
 import ChorusSampling
+import ChorusWire
 import Foundation
 
 /// `chorus generate`: plain autoregressive generation with a local model, or text from a coordinator.
@@ -40,8 +42,8 @@ struct GenerateCommand: AsyncParsableCommand {
     func run() async throws {
         if let model {
             try runLocal(modelPath: model)
-        } else if coordinator != nil {
-            throw fail("--coordinator: the cluster client is not built yet")
+        } else if let coordinator {
+            try await runRemote(coordinator: coordinator)
         }
     }
 
@@ -85,6 +87,34 @@ struct GenerateCommand: AsyncParsableCommand {
         FileHandleOutput.standardError.write(
             "generated \(produced) tokens in \(fixed(seconds, 3)) s: \(fixed(Double(produced) / max(seconds, 1e-9), 1)) tokens/s "
                 + "(prompt \(promptTokens.count) tokens in \(fixed(microseconds(prefill) / 1000, 1)) ms; stop: \(reason); seed \(seed))\n")
+    }
+}
+
+extension GenerateCommand {
+    /// Streams a generation from a coordinator and ends with the cluster's statistics.
+    func runRemote(coordinator address: String) async throws {
+        let client: CoordinatorClient
+        do {
+            client = try CoordinatorClient(address: address, timeout: .seconds(timeout))
+        } catch {
+            throw fail("\(address): \(error)")
+        }
+        defer { client.close() }
+        FileHandleOutput.standardOutput.write(prompt)
+        let request = GenerateStart(prompt: prompt, maxTokens: tokens, sampling: settings, seed: seed)
+        let last: GenerateUpdate
+        do {
+            last = try await client.generate(request) { update in FileHandleOutput.standardOutput.write(update.text) }
+        } catch {
+            throw fail("\(address): \(error)")
+        }
+        FileHandleOutput.standardOutput.write("\n")
+        let s = last.statistics
+        FileHandleOutput.standardError.write(
+            "generated \(s.generatedTokens) tokens in \(fixed(Double(s.elapsedMicroseconds) / 1e6, 3)) s: "
+                + "\(fixed(s.tokensPerSecond, 1)) tokens/s, block efficiency \(fixed(s.blockEfficiency, 3)), "
+                + "acceptance rate \(fixed(s.acceptanceRate, 3)), drafts per round \(fixed(s.draftsPerRound, 2)) "
+                + "(\(s.targetForwards) target forwards; stop: \(last.finishReason))\n")
     }
 }
 

@@ -1,0 +1,188 @@
+import ArgumentParser
+import ChorusCluster
+import ChorusModel
+import ChorusSampling
+import ChorusTransport
+import ChorusWire
+import Foundation
+
+/// `chorus worker`: a draft worker serving its draft model over NNG.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a draft worker: a draft model serving draft requests over NNG.",
+        discussion: "Flags override the `worker:` section of --config. Stops cleanly on SIGINT/SIGTERM."
+    )
+
+    @Option(name: .long, help: "YAML config file (section `worker:`).") var config: String?
+    @Option(name: .long, help: "Address to listen on (default tcp://0.0.0.0:7101).") var listen: String?
+    @Option(name: .long, help: "Draft model (GGUF).") var model: String?
+    @Option(name: .long, help: "Draft temperature (default 1).") var temperature: Double?
+    @Option(name: .customLong("top-k"), help: "Top-k of the draft law (0 = off).") var topK: Int?
+    @Option(name: .customLong("top-p"), help: "Top-p of the draft law (1 = off).") var topP: Double?
+    @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
+    @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register: String?
+    @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
+    @Option(name: .long, help: "Worker name in logs (default: hostname:port).") var id: String?
+    @Option(name: .long, help: "Threads for the draft model.") var threads: Int?
+    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
+
+    func resolved() throws -> WorkerConfiguration {
+        var c = WorkerConfiguration()
+        if let config {
+            let file = try ClusterConfiguration(file: config)
+            guard file.hasWorker else { throw ConfigurationError("\(config): no `worker:` section") }
+            c = file.worker
+        }
+        if let listen { c.listen = listen }
+        if let model { c.model = model }
+        if let temperature { c.temperature = temperature }
+        if let topK { c.topK = topK }
+        if let topP { c.topP = topP }
+        if let sequences { c.sequences = sequences }
+        if let register { c.register = register }
+        if let advertise { c.advertise = advertise }
+        if let id { c.id = id }
+        if let threads { c.threads = threads }
+        if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
+        guard c.model != nil else { throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)") }
+        guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
+        guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
+        try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
+        _ = try TransportAddress(c.listen)
+        if let r = c.register { _ = try TransportAddress(r) }
+        return c
+    }
+
+    func validate() throws {
+        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() async throws {
+        let c = try resolved()
+        let log = ClusterLog(component: "worker")
+        let loaded = try loadModel(c.model ?? "", threads: c.threads)
+        let advertised = c.advertise ?? c.listen
+        let name = c.id ?? "\(ProcessInfo.processInfo.hostName):\(advertised.split(separator: ":").last ?? "")"
+        let sampling = SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP)
+        log.info(
+            "configuration: id \(name), listen \(c.listen), advertise \(advertised), model \(c.model ?? ""), "
+                + "\(sampling), \(c.sequences) sequence(s), threads \(c.threads), register \(c.register ?? "off"), "
+                + "TLS \(c.tls == nil ? "off" : "on")")
+        let worker = DraftWorker(
+            model: loaded.model, configuration: .init(workerID: name, sampling: sampling, sequences: c.sequences),
+            advertisedAddress: advertised)
+        let service: WorkerService
+        do {
+            service = try WorkerService(
+                worker: worker, listen: c.listen, tls: c.tls.map(tlsSettings), register: c.register, log: log)
+        } catch {
+            throw fail("cannot listen on \(c.listen): \(error)")
+        }
+        log.info("worker \(name): listening on \(service.address)")
+        let signal = await waitForTerminationSignal()
+        log.info("signal \(signal): shutting down")
+        service.close()
+        let counters = await worker.counters
+        log.info("served \(counters.served) requests (\(counters.expired) expired, \(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
+    }
+}
+
+/// `chorus coordinator`: the target model, verification, and the client endpoint.
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator: the target model, verifying drafts from the workers.",
+        discussion: "Flags override the `coordinator:` section of --config. Stops cleanly on SIGINT/SIGTERM."
+    )
+
+    @Option(name: .long, help: "YAML config file (section `coordinator:`).") var config: String?
+    @Option(name: .long, help: "Target model (GGUF).") var model: String?
+    @Option(name: .long, help: "A worker address to dial (repeat). Workers may also register.") var worker: [String] = []
+    @Option(name: .long, help: "Token-level scheme (\(SchemeCatalog.names.joined(separator: ", "))); default optimal.") var scheme: String?
+    @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
+    @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
+    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).") var deadlineMs: Int?
+    @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen: String?
+    @Option(name: .long, help: "Threads for the target model.") var threads: Int?
+    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
+
+    func resolved() throws -> CoordinatorConfiguration {
+        var c = CoordinatorConfiguration()
+        if let config {
+            let file = try ClusterConfiguration(file: config)
+            guard file.hasCoordinator else { throw ConfigurationError("\(config): no `coordinator:` section") }
+            c = file.coordinator
+        }
+        if let model { c.model = model }
+        if !worker.isEmpty { c.workers = worker }
+        if let scheme { c.scheme = scheme }
+        if let truncation { c.truncation = truncation }
+        if let draftLength { c.draftLength = draftLength }
+        if let deadlineMs { c.deadlineMilliseconds = deadlineMs }
+        if let listen { c.listen = listen }
+        if let threads { c.threads = threads }
+        if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
+        guard c.model != nil else { throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)") }
+        guard SchemeCatalog.names.contains(c.scheme) else {
+            throw ConfigurationError("unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
+        }
+        guard (1...64).contains(c.draftLength) else { throw ConfigurationError("--draft-length must be in 1…64") }
+        guard c.deadlineMilliseconds >= 1 else { throw ConfigurationError("--deadline-ms must be ≥ 1") }
+        guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
+        _ = try TransportAddress(c.listen)
+        for w in c.workers { _ = try TransportAddress(w) }
+        return c
+    }
+
+    func validate() throws {
+        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() async throws {
+        let c = try resolved()
+        let log = ClusterLog(component: "coordinator")
+        let loaded = try loadModel(c.model ?? "", threads: c.threads)
+        log.info(
+            "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength), "
+                + "deadline \(c.deadlineMilliseconds) ms, threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
+                + "TLS \(c.tls == nil ? "off" : "on")")
+        var options = Coordinator.Options()
+        options.scheme = c.scheme
+        options.truncation = c.truncation
+        options.draftLength = c.draftLength
+        options.deadline = .milliseconds(c.deadlineMilliseconds)
+        let tls = c.tls.map(tlsSettings)
+        let coordinator = try Coordinator(
+            target: loaded.model, tokenizer: loaded.tokenizer, options: options,
+            connector: NNGConnector(options: NNGClientOptions(tls: tls)), log: log)
+        for address in c.workers { try await coordinator.addWorker(address: address) }
+        let service: CoordinatorService
+        do {
+            service = try CoordinatorService(coordinator: coordinator, listen: c.listen, tls: tls)
+        } catch {
+            throw fail("cannot listen on \(c.listen): \(error)")
+        }
+        log.info("coordinator: listening on \(service.address)")
+        let signal = await waitForTerminationSignal()
+        log.info("signal \(signal): shutting down")
+        await service.close()
+    }
+}
+
+func tlsOverride(certificate: String?, key: String?, ca: String?) throws -> TLSConfiguration? {
+    let given = [certificate, key, ca].compactMap { $0 }
+    if given.isEmpty { return nil }
+    guard let certificate, let key, let ca else {
+        throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
+    }
+    return TLSConfiguration(certificate: certificate, key: key, ca: ca)
+}
+
+func tlsSettings(_ c: TLSConfiguration) -> TLSSettings {
+    TLSSettings(certificateFile: c.certificate, keyFile: c.key, caFile: c.ca, requirePeerCertificate: true)
+}
