@@ -5,7 +5,7 @@ struct Chorus: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus",
         abstract: "Distributed multi-draft speculative sampling.",
-        subcommands: [AcceptanceCommand.self, BenchCommand.self]
+        subcommands: [AcceptanceCommand.self, BenchCommand.self, DelayProxyCommand.self]
     )
 }
 
