@@ -78,7 +78,10 @@ struct DelayProxyCommand: ParsableCommand {
             "delay-proxy: listening on tcp://\(boundAddress(listener, fallback: listenEndpoint)), forwarding to "
                 + "\(forwardEndpoint.display) with \(formatDelay(delayMs)) ms one-way delay\n")
 
-        var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: stop.readFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: stop.readFD, events: Int16(POLLIN), revents: 0),
+        ]
         acceptLoop: while true {
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 {
@@ -246,7 +249,9 @@ private func numericHostPort(_ storage: inout sockaddr_storage, length: socklen_
     var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
     let status = withUnsafePointer(to: &storage) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            getnameinfo(
+                $0, length, &host, socklen_t(host.count), &service, socklen_t(service.count),
+                NI_NUMERICHOST | NI_NUMERICSERV)
         }
     }
     guard status == 0 else { return nil }
