@@ -341,10 +341,10 @@ public actor Coordinator {
                 entry.error = "\(error)"
                 session.abort("error: \(error)")
             }
+            session.setElapsed(ContinuousClock.now - started)
             notify(entry)
             await Task.yield()
         }
-        session.addElapsed(ContinuousClock.now - started)
         if let decoder = entry.decoder {
             var d = decoder
             entry.text += Array(d.finish().utf8)
@@ -365,6 +365,20 @@ public actor Coordinator {
             entry.decoder = decoder
         }
         entry.textOffsets.append(entry.text.count)
+    }
+
+    /// One worker's answer to a round's request.
+    struct WorkerAnswer: Sendable {
+        var index: Int
+        var result: Result<[UInt8], TransportError>
+
+        static func ask(_ transport: any DraftTransport, _ bytes: [UInt8], timeout: Duration, index: Int) async -> WorkerAnswer {
+            do throws(TransportError) {
+                return WorkerAnswer(index: index, result: .success(try await transport.request(bytes, timeout: timeout)))
+            } catch {
+                return WorkerAnswer(index: index, result: .failure(error))
+            }
+        }
     }
 
     struct Gathered {
@@ -394,25 +408,21 @@ public actor Coordinator {
             requests.append((worker, WireMessage.draftRequest(request).encoded()))
         }
         let deadline = options.deadline
-        let results = await withTaskGroup(of: (Int, Result<[UInt8], any Error>).self) { group in
-            for (i, (worker, bytes)) in requests.enumerated() {
-                let transport = worker.transport
-                group.addTask {
-                    do {
-                        return (i, .success(try await transport.request(bytes, timeout: deadline)))
-                    } catch {
-                        return (i, .failure(error))
-                    }
-                }
+        let results = await withTaskGroup(of: WorkerAnswer.self) { group in
+            for (i, pair) in requests.enumerated() {
+                let transport = pair.0.transport
+                let bytes = pair.1
+                group.addTask { await WorkerAnswer.ask(transport, bytes, timeout: deadline, index: i) }
             }
-            var collected: [(Int, Result<[UInt8], any Error>)] = []
+            var collected: [WorkerAnswer] = []
             for await r in group { collected.append(r) }
             return collected
         }
         var gathered = Gathered()
         gathered.requestBytes = requests.reduce(0) { $0 + $1.1.count }
-        for (i, result) in results.sorted(by: { $0.0 < $1.0 }) {
-            let worker = requests[i].0
+        for answer in results.sorted(by: { $0.index < $1.index }) {
+            let worker = requests[answer.index].0
+            let result = answer.result
             switch result {
             case let .failure(error):
                 worker.failures += 1

@@ -151,5 +151,6 @@ public final class GenerationSession {
     /// Ends the session early (an error or a client that left).
     public func abort(_ reason: String) { finishReason = reason }
 
-    public func addElapsed(_ d: Duration) { statistics.elapsedMicroseconds += UInt64(max(0, d.microseconds)) }
+    /// Wall-clock time since the generation started.
+    public func setElapsed(_ d: Duration) { statistics.elapsedMicroseconds = UInt64(max(0, d.microseconds)) }
 }
