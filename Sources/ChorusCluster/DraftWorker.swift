@@ -51,7 +51,10 @@ public actor DraftWorker {
     public private(set) var counters = Counters()
 
     /// How the worker describes itself (to `describe` requests and at registration).
-    public let registration: Registration
+    public private(set) var registration: Registration
+
+    /// Sets the address the coordinator should dial (known once the socket is bound).
+    public func advertise(_ address: String) { registration.address = address }
 
     public init(model: any LanguageModel, configuration: Configuration, advertisedAddress: String = "") {
         self.model = model

@@ -12,16 +12,19 @@ public final class WorkerService: Sendable {
     let server: NNGReplyServer
     let registration: Task<Void, Never>?
 
+    /// `advertise`: the address registered with the coordinator (default: the bound listen address,
+    /// which resolves a port of 0).
     public init(
-        worker: DraftWorker, listen: String, tls: TLSSettings?, register coordinator: String?,
+        worker: DraftWorker, listen: String, tls: TLSSettings?, register coordinator: String?, advertise: String? = nil,
         heartbeat: Duration = .seconds(5), log: ClusterLog
-    ) throws {
+    ) async throws {
         self.worker = worker
         let server = try NNGReplyServer(listeningOn: listen, options: NNGServerOptions(tls: tls)) { request in
             await worker.handle(bytes: request.body, receivedAt: .now)
         }
         self.server = server
         address = server.address
+        await worker.advertise(advertise ?? server.address.url)
         guard let coordinator else {
             registration = nil
             return

@@ -7,7 +7,7 @@ struct Chorus: AsyncParsableCommand {
         abstract: "Distributed multi-draft speculative sampling.",
         subcommands: [
             AcceptanceCommand.self, GenerateCommand.self, LogitsCommand.self, WorkerCommand.self, CoordinatorCommand.self,
-            BenchCommand.self, DelayProxyCommand.self,
+            DemoCommand.self, BenchCommand.self, DelayProxyCommand.self,
         ]
     )
 }

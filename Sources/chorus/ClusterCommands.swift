@@ -64,20 +64,19 @@ struct WorkerCommand: AsyncParsableCommand {
         let c = try resolved()
         let log = ClusterLog(component: "worker")
         let loaded = try loadModel(c.model ?? "", threads: c.threads)
-        let advertised = c.advertise ?? c.listen
-        let name = c.id ?? "\(ProcessInfo.processInfo.hostName):\(advertised.split(separator: ":").last ?? "")"
+        let name = c.id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let sampling = SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP)
         log.info(
-            "configuration: id \(name), listen \(c.listen), advertise \(advertised), model \(c.model ?? ""), "
+            "configuration: id \(name), listen \(c.listen), advertise \(c.advertise ?? "the bound address"), model \(c.model ?? ""), "
                 + "\(sampling), \(c.sequences) sequence(s), threads \(c.threads), register \(c.register ?? "off"), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         let worker = DraftWorker(
-            model: loaded.model, configuration: .init(workerID: name, sampling: sampling, sequences: c.sequences),
-            advertisedAddress: advertised)
+            model: loaded.model, configuration: .init(workerID: name, sampling: sampling, sequences: c.sequences))
         let service: WorkerService
         do {
-            service = try WorkerService(
-                worker: worker, listen: c.listen, tls: c.tls.map(tlsSettings), register: c.register, log: log)
+            service = try await WorkerService(
+                worker: worker, listen: c.listen, tls: c.tls.map(tlsSettings), register: c.register,
+                advertise: c.advertise, log: log)
         } catch {
             throw fail("cannot listen on \(c.listen): \(error)")
         }

@@ -1,0 +1,134 @@
+import ArgumentParser
+import ChorusCluster
+import ChorusModel
+import ChorusSampling
+import ChorusTransport
+import ChorusWire
+import Foundation
+
+/// `chorus demo`: a whole local cluster on the shipped models — worker processes, a coordinator —
+/// generating text, compared with plain target decoding measured in the same run.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Start a local cluster on the shipped models and generate text.",
+        discussion: """
+            Starts --workers draft-worker processes (alternating the small and medium drafts), a coordinator
+            with the target in this process, and generates from the prompt twice: with the cluster and with
+            the target alone. Prints both rates, the block efficiency and the acceptance rate.
+            """
+    )
+
+    @Option(name: .long, help: "Number of worker processes.") var workers = 2
+    @Option(name: .long, help: "Prompt text.") var prompt = "And God said"
+    @Option(name: [.customShort("n"), .long], help: "Tokens to generate.") var tokens = 128
+    @Option(name: .long, help: "Target (and draft) temperature; 0 is greedy.") var temperature = 1.0
+    @Option(name: .long, help: "Seed.") var seed: UInt64 = 1
+    @Option(name: .long, help: "Token-level scheme.") var scheme = "optimal"
+    @Option(name: .customLong("draft-length"), help: "Draft length L.") var draftLength = 4
+    @Option(name: .long, help: "Sequences per worker per round.") var sequences = 1
+    @Option(name: .long, help: "Directory with the chorus-kjv-*.gguf models (default: ./models or beside the binary).")
+    var models: String?
+
+    func validate() throws {
+        guard (1...16).contains(workers) else { throw ValidationError("--workers must be in 1…16") }
+        guard tokens >= 1 else { throw ValidationError("-n must be ≥ 1") }
+        guard SchemeCatalog.names.contains(scheme) else { throw ValidationError("unknown scheme \(scheme)") }
+        guard (1...16).contains(draftLength) else { throw ValidationError("--draft-length must be in 1…16") }
+    }
+
+    func run() async throws {
+        let directory = try modelsDirectory(models)
+        let targetPath = directory + "/chorus-kjv-target-f32.gguf"
+        let drafts = ["chorus-kjv-draft-small-f32.gguf", "chorus-kjv-draft-medium-f32.gguf"].map { directory + "/" + $0 }
+        let loaded = try loadModel(targetPath, threads: 1)
+        let settings = SamplingSettings(temperature: temperature)
+        let promptTokens = loaded.tokenizer.encode(prompt, addSpecial: true)
+
+        // Baseline: the target alone, same settings and seed.
+        let baseline = try plainDecode(loaded, prompt: promptTokens, settings: settings)
+
+        var options = Coordinator.Options()
+        options.scheme = scheme
+        options.draftLength = draftLength
+        options.deadline = .milliseconds(500)
+        let log = ClusterLog(component: "coordinator", minimum: .warning)
+        let coordinator = try Coordinator(
+            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: NNGConnector(), log: log)
+        let service = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", tls: nil)
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        var children: [Process] = []
+        defer {
+            for child in children where child.isRunning { child.terminate() }
+            for child in children { child.waitUntilExit() }
+        }
+        FileHandleOutput.standardError.write("starting \(workers) worker process(es), registering with \(service.address)…\n")
+        for w in 0..<workers {
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: binary)
+            child.arguments = [
+                "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
+                service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)", "--id", "demo-w\(w + 1)",
+            ]
+            child.standardOutput = FileHandle.nullDevice
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            children.append(child)
+        }
+        let started = ContinuousClock.now
+        while await coordinator.workerStatuses.filter({ $0.state == .ready }).count < workers {
+            if ContinuousClock.now - started > .seconds(60) {
+                throw fail("workers did not register within 60 s (is port binding allowed on 127.0.0.1?)")
+            }
+            if let dead = children.first(where: { !$0.isRunning }) {
+                throw fail("a worker process exited with status \(dead.terminationStatus) before registering")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        FileHandleOutput.standardError.write("\(workers) worker(s) ready; generating \(tokens) tokens (\(settings), scheme \(scheme), L = \(draftLength))\n\n")
+
+        let result = try await coordinator.generate(prompt: promptTokens, maxTokens: tokens, settings: settings, seed: seed)
+        FileHandleOutput.standardOutput.write(prompt + loaded.tokenizer.decode(result.tokens) + "\n\n")
+        let s = result.statistics
+        let clusterRate = s.tokensPerSecond
+        var report = "cluster:      \(s.generatedTokens) tokens, \(fixed(clusterRate, 1)) tokens/s, "
+        report += "block efficiency \(fixed(s.blockEfficiency, 3)), acceptance rate \(fixed(s.acceptanceRate, 3)), "
+        report += "drafts per round \(fixed(s.draftsPerRound, 2))\n"
+        report += "target alone: \(baseline.tokens) tokens, \(fixed(baseline.rate, 1)) tokens/s\n"
+        report += "speedup:      \(fixed(clusterRate / max(baseline.rate, 1e-9), 2))× (same machine, same run; "
+        report += "this target is tiny, so round trips and drafting weigh more than the saved target passes — see docs/benchmarks.md)\n"
+        FileHandleOutput.standardError.write(report)
+        await service.close()
+    }
+
+    func plainDecode(_ loaded: LoadedModel, prompt: [Int], settings: SamplingSettings) throws -> (tokens: Int, rate: Double) {
+        var rng = ChorusRandom(seed: seed)
+        let session = try loaded.model.makeSession()
+        var logits = try session.append(prompt)
+        let start = ContinuousClock.now
+        var produced = 0
+        while produced < tokens, session.length + 1 < loaded.model.contextLength {
+            let token = try TokenDistribution(logits: logits, settings: settings).sample(using: &rng)
+            produced += 1
+            if token == loaded.tokenizer.eos { break }
+            logits = try session.append([token])
+        }
+        return (produced, Double(produced) / max(microseconds(ContinuousClock.now - start) / 1e6, 1e-9))
+    }
+}
+
+/// Finds the shipped models: `explicit`, `$CHORUS_MODELS`, `./models`, or a `models/` directory above the binary.
+func modelsDirectory(_ explicit: String?) throws -> String {
+    let marker = "chorus-kjv-target-f32.gguf"
+    var candidates: [String] = []
+    if let explicit { candidates.append(explicit) }
+    if let env = ProcessInfo.processInfo.environment["CHORUS_MODELS"] { candidates.append(env) }
+    candidates.append(FileManager.default.currentDirectoryPath + "/models")
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<6 {
+        candidates.append(directory.appendingPathComponent("models").path)
+        directory = directory.deletingLastPathComponent()
+    }
+    for c in candidates where FileManager.default.fileExists(atPath: c + "/" + marker) { return c }
+    throw fail("cannot find the shipped models (\(marker)); looked in: \(candidates.joined(separator: ", ")); pass --models DIR")
+}
