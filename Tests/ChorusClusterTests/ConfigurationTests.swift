@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+
+@testable import ChorusCluster
+
+@Suite struct ConfigurationTests {
+    /// Every shipped example config parses with the real parser.
+    @Test func shippedExamplesParse() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 3)
+        for file in files {
+            let config = try ClusterConfiguration(file: directory.appendingPathComponent(file).path)
+            #expect(config.hasCoordinator || config.hasWorker, "\(file)")
+        }
+    }
+
+    @Test func valuesAndDefaults() throws {
+        let config = try ClusterConfiguration(
+            yaml: """
+                coordinator:
+                  model: models/t.gguf
+                  workers: [tcp://a:7101, tcp://b:7101]
+                  draft_length: 6
+                  deadline_ms: 100
+                worker:
+                  model: models/d.gguf
+                  temperature: 0.7
+                  top_k: 40
+                  tls: {certificate: c.pem, key: k.pem, ca: ca.pem}
+                """)
+        #expect(config.coordinator.workers == ["tcp://a:7101", "tcp://b:7101"])
+        #expect(config.coordinator.draftLength == 6)
+        #expect(config.coordinator.scheme == "optimal")
+        #expect(config.worker.temperature == 0.7)
+        #expect(config.worker.topK == 40)
+        #expect(config.worker.tls == TLSConfiguration(certificate: "c.pem", key: "k.pem", ca: "ca.pem"))
+    }
+
+    @Test func typosAndBadValuesAreClearErrors() {
+        func message(_ yaml: String) -> String {
+            do {
+                _ = try ClusterConfiguration(yaml: yaml, source: "test.yaml")
+                return "no error"
+            } catch { return "\(error)" }
+        }
+        #expect(message("coordinator:\n  draft_lenght: 4\n").contains("did you mean `draft_length`"))
+        #expect(message("coordinator:\n  draft_length: four\n").contains("expected an integer"))
+        #expect(message("coordinator:\n  draft_length: 0\n").contains("outside"))
+        #expect(message("worker:\n  temperature: -1\n").contains("outside"))
+        #expect(message("workers:\n  - x\n").contains("unknown section"))
+        #expect(message("coordinator: [1, 2]\n").contains("expected a mapping"))
+        #expect(message("worker:\n  tls: {certificate: c.pem}\n").contains("needs certificate, key and ca"))
+        #expect(message(": : :\n").contains("test.yaml"))
+    }
+}
