@@ -370,6 +370,20 @@ final class QuantileKeyTables: @unchecked Sendable {
     }
 }
 
+/// The support's token ids ordered by `q/p` ascending (q = 0 first; near-ties within float32
+/// rounding in any order): a radix sort of (float32 ratio bits, index) pairs.
+func supportSortedByRatio(q: [Double], p: [Double], support: [Int]) -> [Int32] {
+    let m = support.count
+    let packed = UnsafeMutablePointer<UInt64>.allocate(capacity: max(2 * m, 1))
+    defer { packed.deallocate() }
+    for i in 0..<m {
+        let t = support[i]
+        packed[i] = UInt64(Float(q[t] / p[t]).bitPattern) << 32 | UInt64(i)
+    }
+    radixSortHigh32(packed, scratch: packed + m, count: m)
+    return (0..<m).map { Int32(support[Int(packed[$0] & 0xFFFF_FFFF)]) }
+}
+
 /// `x^k` for a small non-negative integer k by repeated squaring.
 @inline(__always)
 func power(_ x: Double, _ k: Int) -> Double {

@@ -52,7 +52,7 @@ public struct PreparedSpecTr: PreparedSelection {
         self.draft = draft
         self.draftCount = k
         let rho = Self.solveRho(target: target, draft: draft, drafts: k)
-        let beta = Self.beta(target: target, draft: draft, rho: rho)
+        let beta = Self.beta(target: target, draft: draft, rho: rho)  // direct sum at the root
         let acceptance = 1 - pow(1 - beta, Double(k))
         self.rho = rho
         self.beta = beta
@@ -85,9 +85,13 @@ public struct PreparedSpecTr: PreparedSelection {
     /// `f(K) ≤ 0` (union bound). The upper end of the bracket always has `f ≤ 0`, and that end is
     /// returned, so `a(ρ*) ≤ ρ*β(ρ*)` and the residual stays non-negative. When `f(1) ≤ 0`
     /// (K = 1, p = q, or disjoint supports) ρ* = 1.
+    ///
+    /// β(ρ) is evaluated in O(log m) from one sort of the draft's support by `r = q/p`:
+    /// `β(ρ) = Q(r < ρ)/ρ + P(r ≥ ρ)` (prefix sums of q and suffix sums of p along the order).
     static func solveRho(target: TokenDistribution, draft: TokenDistribution, drafts k: Int) -> Double {
+        let beta = BetaFunction(target: target, draft: draft)
         func f(_ rho: Double) -> Double {
-            let b = beta(target: target, draft: draft, rho: rho)
+            let b = beta(rho)
             return (1 - pow(1 - b, Double(k))) - rho * b
         }
         if k <= 1 || f(1) <= 0 { return 1 }
@@ -99,6 +103,43 @@ public struct PreparedSpecTr: PreparedSelection {
             if f(mid) <= 0 { hi = mid } else { lo = mid }
         }
         return hi
+    }
+
+    /// `β(ρ) = Σ_y min(p(y), q(y)/ρ)` as a function of ρ, from the support sorted by `q/p`.
+    struct BetaFunction {
+        /// ratios: [m + 1] ascending `q/p` (with a +∞ sentinel); prefixQ[j]: q of the first j; suffixP[j]: p from j on.
+        let ratios: [Double]
+        let prefixQ: [Double]
+        let suffixP: [Double]
+
+        init(target: TokenDistribution, draft: TokenDistribution) {
+            let q = target.probabilities, p = draft.probabilities
+            let order = supportSortedByRatio(q: q, p: p, support: draft.support)
+            let m = order.count
+            var ratios = [Double](repeating: .infinity, count: m + 1)
+            var prefixQ = [Double](repeating: 0, count: m + 1)
+            var suffixP = [Double](repeating: 0, count: m + 1)
+            for j in 0..<m {
+                let t = Int(order[j])
+                ratios[j] = q[t] / p[t]
+                prefixQ[j + 1] = prefixQ[j] + q[t]
+            }
+            for j in stride(from: m - 1, through: 0, by: -1) { suffixP[j] = suffixP[j + 1] + p[Int(order[j])] }
+            self.ratios = ratios
+            self.prefixQ = prefixQ
+            self.suffixP = suffixP
+        }
+
+        func callAsFunction(_ rho: Double) -> Double {
+            // j = number of ratios below ρ (the float32 sort can leave near-ties out of order; the
+            // binary search then splits at a point within rounding of the exact one).
+            var lo = 0, hi = ratios.count - 1
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if ratios[mid] < rho { lo = mid + 1 } else { hi = mid }
+            }
+            return prefixQ[lo] / rho + suffixP[lo]
+        }
     }
 
     /// `min(1, q(x)/(ρ* p(x)))`.
