@@ -1,5 +1,4 @@
 import ChorusTransport
-import Synchronization
 import Testing
 
 @Suite("NNG REQ/REP over loopback", .timeLimit(.minutes(1)))
@@ -174,7 +173,7 @@ struct NNGRequestReplyTests {
 
     @Test("a request above the server's receive limit is refused and the server keeps serving")
     func receiveLimit() async throws {
-        let largestSeen = Mutex(0)
+        let largestSeen = Guarded(0)
         let server = try echoServer(options: NNGServerOptions(receiveLimit: 1024)) { request in
             largestSeen.withLock { $0 = max($0, request.body.count) }
             return Array("ok")
@@ -222,18 +221,19 @@ struct NNGRequestReplyTests {
         ]
         try await within(.seconds(10)) {
             for input in hostileInputs {
-                guard let connection = RawTCPConnection(port: port) else {
-                    Issue.record("cannot connect to 127.0.0.1:\(port)")
-                    return
+                let connected = await offPool { () -> Bool in
+                    guard let connection = RawTCPConnection(port: port) else { return false }
+                    connection.write(input)
+                    return true
                 }
-                connection.write(input)
+                #expect(connected, "cannot connect to 127.0.0.1:\(port)")
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
         #expect(handled.count == 0, "none of the garbage should reach the handler")
 
         // A hand-framed, well-formed request on a raw socket is still answered...
-        let rawReply = try await within(.seconds(5)) { () -> [UInt8]? in
+        let rawReply = try await within(.seconds(5)) { await offPool { () -> [UInt8]? in
             guard let connection = RawTCPConnection(port: port) else { return nil }
             let requestID: [UInt8] = [0x80, 0x00, 0x00, 0x2A]
             connection.write(spHeader(protocolNumber: spProtocolREQ) + bigEndian64(7) + requestID + Array("raw"))
@@ -243,7 +243,7 @@ struct NNGRequestReplyTests {
             let size = length.reduce(0) { $0 << 8 | Int($1) }
             guard size == 12, let body = connection.read(size) else { return nil }
             return body
-        }
+        } }
         #expect(rawReply == [0x80, 0x00, 0x00, 0x2A] + Array("echo:raw"))
 
         // ...and so is a real client.
@@ -281,9 +281,11 @@ struct NNGRequestReplyTests {
 
     @Test("closing the server while handlers run drops their replies without crashing")
     func closeServerInFlight() async throws {
+        let started = Counter()
         let finished = Counter()
         let server = try echoServer { request in
-            try? await Task.sleep(for: .milliseconds(300))
+            started.increment()
+            try? await Task.sleep(for: .milliseconds(600))
             finished.increment()
             return request.body
         }
@@ -291,7 +293,9 @@ struct NNGRequestReplyTests {
         defer { client.close() }
         _ = try await within(.seconds(5)) { await outcome(client, [0], timeout: .seconds(2)) }
         let inFlight = Task { await outcome(client, [1], timeout: .seconds(3)) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await within(.seconds(5)) {
+            while started.count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        }
         try await within(.seconds(5)) { await server.shutdown() }
         #expect(finished.count == 2, "shutdown waits for the running handler")
         let result = try await within(.seconds(5)) { await inFlight.value }

@@ -7,8 +7,8 @@ import Testing
 struct NNGTLSTests {
     let certificates: TestCertificates
 
-    init() throws {
-        certificates = try TestCertificates.shared.get()
+    init() async throws {
+        certificates = try await TestCertificates.shared()
     }
 
     var serverTLS: TLSSettings {

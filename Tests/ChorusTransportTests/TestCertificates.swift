@@ -21,8 +21,15 @@ struct TestCertificates: Sendable {
     static let openssl: String? = ["/usr/bin/openssl", "/usr/local/bin/openssl", "/opt/homebrew/bin/openssl"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Generates everything, once per test process.
-    static let shared: Result<TestCertificates, CertificateError> = Result { () throws(CertificateError) in try TestCertificates.generate() }
+    /// Generates everything once per test process, off the cooperative thread pool (openssl
+    /// takes a while and `Process.waitUntilExit` blocks).
+    static func shared() async throws -> TestCertificates {
+        try await cache.value.get()
+    }
+
+    private static let cache = Task {
+        await offPool { Result { () throws(CertificateError) in try TestCertificates.generate() } }
+    }
 
     struct CertificateError: Error, CustomStringConvertible {
         let description: String

@@ -1,10 +1,9 @@
-import Synchronization
 
 /// The coordinator side of `InProcessNetwork`: a `DraftTransport` to one in-memory worker.
 public final class InProcessClient<C: Clock>: DraftTransport where C.Duration == Duration {
     public let address: TransportAddress
     private let network: InProcessNetwork<C>
-    private let isClosed = Mutex(false)
+    private let isClosed = Locked(false)
 
     init(address: TransportAddress, network: InProcessNetwork<C>) {
         self.address = address
@@ -107,7 +106,7 @@ private final class FirstOutcome: Sendable {
         var tasks: [Task<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Installs the continuation, resuming it at once if an outcome (e.g. cancellation) came first.
     func install(_ continuation: CheckedContinuation<Outcome, Never>) {

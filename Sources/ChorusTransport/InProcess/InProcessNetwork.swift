@@ -1,4 +1,3 @@
-import Synchronization
 
 /// An in-memory stand-in for the network: workers register servers under addresses, and the
 /// coordinator connects to them through the same `DraftTransportConnector` / `DraftTransport`
@@ -17,7 +16,7 @@ import Synchronization
 public final class InProcessNetwork<C: Clock>: DraftTransportConnector where C.Duration == Duration {
     let clock: C
     let pollInterval: Duration
-    private let servers = Mutex<[TransportAddress: InProcessServer]>([:])
+    private let servers = Locked<[TransportAddress: InProcessServer]>([:])
 
     public init(clock: C, pollInterval: Duration = .milliseconds(2)) {
         self.clock = clock
@@ -82,7 +81,7 @@ public final class InProcessServer: Sendable {
     public let address: TransportAddress
     public let receiveLimit: Int
     let handler: RequestHandler
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let onClose: @Sendable (InProcessServer) -> Void
 
     private struct State {
@@ -98,7 +97,7 @@ public final class InProcessServer: Sendable {
         self.address = address
         self.receiveLimit = receiveLimit
         self.handler = handler
-        self.state = Mutex(State(faults: faults))
+        self.state = Locked(State(faults: faults))
         self.onClose = onClose
     }
 

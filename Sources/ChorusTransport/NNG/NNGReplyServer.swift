@@ -1,5 +1,4 @@
 import CNNG
-import Synchronization
 
 /// Settings for `NNGReplyServer`.
 public struct NNGServerOptions: Sendable, Hashable {
@@ -36,8 +35,8 @@ public final class NNGReplyServer: Sendable {
     public let address: TransportAddress
     public let options: NNGServerOptions
     private let socket: nng_socket
-    private let isClosed = Mutex(false)
-    private let loops = Mutex<[Task<Void, Never>]>([])
+    private let isClosed = Locked(false)
+    private let loops = Locked<[Task<Void, Never>]>([])
 
     /// Opens a REP socket, listens on `address` and starts serving with `handler`.
     ///

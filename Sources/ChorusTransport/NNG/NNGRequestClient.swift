@@ -1,5 +1,4 @@
 import CNNG
-import Synchronization
 
 /// Settings for `NNGRequestClient`.
 public struct NNGClientOptions: Sendable, Hashable {
@@ -43,7 +42,7 @@ public final class NNGRequestClient: DraftTransport {
     public let address: TransportAddress
     public let options: NNGClientOptions
     private let socket: nng_socket
-    private let isClosed = Mutex(false)
+    private let isClosed = Locked(false)
 
     /// Opens a REQ socket and starts dialing `address` in the background. Does not wait for the
     /// peer. Throws for a malformed address or bad TLS settings.
