@@ -93,7 +93,9 @@ struct NNGRequestReplyTests {
         #expect(roundTime < .milliseconds(800), "cancellation took \(roundTime): nng_aio_cancel did not stop the wait")
 
         // Same client, next round: must get round-2's reply, not the late round-1 reply.
-        let next = try await within(.seconds(5)) { try await clients[2].request(Array("round-2"), timeout: .seconds(3)) }
+        let next = try await within(.seconds(5)) {
+            try await clients[2].request(Array("round-2"), timeout: .seconds(3))
+        }
         #expect(next == Array("round-2"))
         #expect(slowRepliesSent.count == 2, "the slow worker should have sent the stale reply too")
     }
@@ -127,7 +129,9 @@ struct NNGRequestReplyTests {
         defer { server.close() }
         let client = try NNGRequestClient(dialing: server.address)
         defer { client.close() }
-        let dropped = try await within(.seconds(5)) { await outcome(client, Array("drop"), timeout: .milliseconds(150)) }
+        let dropped = try await within(.seconds(5)) {
+            await outcome(client, Array("drop"), timeout: .milliseconds(150))
+        }
         #expect(dropped == .failure(.timedOut(after: .milliseconds(150))))
         let kept = try await within(.seconds(5)) { try await client.request(Array("keep"), timeout: .seconds(3)) }
         #expect(kept == Array("keep"))
@@ -233,17 +237,19 @@ struct NNGRequestReplyTests {
         #expect(handled.count == 0, "none of the garbage should reach the handler")
 
         // A hand-framed, well-formed request on a raw socket is still answered...
-        let rawReply = try await within(.seconds(5)) { await offPool { () -> [UInt8]? in
-            guard let connection = RawTCPConnection(port: port) else { return nil }
-            let requestID: [UInt8] = [0x80, 0x00, 0x00, 0x2A]
-            connection.write(spHeader(protocolNumber: spProtocolREQ) + bigEndian64(7) + requestID + Array("raw"))
-            guard let header = connection.read(8), header == spHeader(protocolNumber: spProtocolREP),
-                let length = connection.read(8)
-            else { return nil }
-            let size = length.reduce(0) { $0 << 8 | Int($1) }
-            guard size == 12, let body = connection.read(size) else { return nil }
-            return body
-        } }
+        let rawReply = try await within(.seconds(5)) {
+            await offPool { () -> [UInt8]? in
+                guard let connection = RawTCPConnection(port: port) else { return nil }
+                let requestID: [UInt8] = [0x80, 0x00, 0x00, 0x2A]
+                connection.write(spHeader(protocolNumber: spProtocolREQ) + bigEndian64(7) + requestID + Array("raw"))
+                guard let header = connection.read(8), header == spHeader(protocolNumber: spProtocolREP),
+                    let length = connection.read(8)
+                else { return nil }
+                let size = length.reduce(0) { $0 << 8 | Int($1) }
+                guard size == 12, let body = connection.read(size) else { return nil }
+                return body
+            }
+        }
         #expect(rawReply == [0x80, 0x00, 0x00, 0x2A] + Array("echo:raw"))
 
         // ...and so is a real client.

@@ -67,7 +67,9 @@ struct NNGTLSTests {
         }
         let client = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(tls: settings))
         defer { client.close() }
-        let result = try await within(.seconds(5)) { await outcome(client, Array("let me in"), timeout: .milliseconds(800)) }
+        let result = try await within(.seconds(5)) {
+            await outcome(client, Array("let me in"), timeout: .milliseconds(800))
+        }
         // The handshake fails, so no connection ever carries the request.
         #expect(result == .failure(.timedOut(after: .milliseconds(800))), "\(result)")
         #expect(handled.count == 0)

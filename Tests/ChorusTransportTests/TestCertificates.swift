@@ -86,8 +86,10 @@ struct TestCertificates: Sendable {
                 throw CertificateError(description: "cannot write \(extensionFile.path): \(error)")
             }
             try run(
-                ["x509", "-req", "-sha256", "-days", "1", "-in", "\(name).csr", "-CA", "\(ca).crt", "-CAkey",
-                 "\(ca).key", "-CAcreateserial", "-out", "\(name).crt", "-extfile", "\(name).ext"])
+                [
+                    "x509", "-req", "-sha256", "-days", "1", "-in", "\(name).csr", "-CA", "\(ca).crt", "-CAkey",
+                    "\(ca).key", "-CAcreateserial", "-out", "\(name).crt", "-extfile", "\(name).ext",
+                ])
         }
         try makeCA("ca", subject: "/CN=Chorus Test CA")
         try makeCA("other-ca", subject: "/CN=Some Other CA")

@@ -1,4 +1,3 @@
-
 /// The coordinator side of `InProcessNetwork`: a `DraftTransport` to one in-memory worker.
 public final class InProcessClient<C: Clock>: DraftTransport where C.Duration == Duration {
     public let address: TransportAddress
@@ -131,7 +130,8 @@ private final class FirstOutcome: Sendable {
     /// Offers an outcome; `nil` means "nothing to report" and is ignored.
     func offer(_ outcome: Outcome?) {
         guard let outcome else { return }
-        let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<Outcome, Never>?, [Task<Void, Never>]) in
+        let (continuation, tasks) = state.withLock {
+            state -> (CheckedContinuation<Outcome, Never>?, [Task<Void, Never>]) in
             if state.outcome != nil { return (nil, []) }
             state.outcome = outcome
             defer {

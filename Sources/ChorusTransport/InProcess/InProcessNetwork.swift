@@ -1,4 +1,3 @@
-
 /// An in-memory stand-in for the network: workers register servers under addresses, and the
 /// coordinator connects to them through the same `DraftTransportConnector` / `DraftTransport`
 /// interface it uses for NNG — the `EmbeddedChannel` of this seam.
