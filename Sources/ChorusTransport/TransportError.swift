@@ -12,7 +12,7 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
     case cancelled
     /// The client or server was closed, locally, before or during the operation (NNG_ECLOSED).
     case closed
-    /// A message was larger than a configured limit (NNG_EMSGSIZE).
+    /// A request was larger than the client's configured send limit; nothing was sent.
     case messageTooLarge(size: Int, limit: Int)
     /// The connection carrying the request dropped before a reply came back.
     case connectionLost(String)

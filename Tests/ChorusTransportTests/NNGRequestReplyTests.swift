@@ -201,6 +201,17 @@ struct NNGRequestReplyTests {
         }
         #expect(fits == Array("ok"))
         #expect(largestSeen.withLock { $0 } == 1000)
+
+        // With the workers' limit as its send limit, the client refuses before sending.
+        let careful = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(sendLimit: 1024))
+        defer { careful.close() }
+        let refused = await outcome(careful, [UInt8](repeating: 7, count: 1025), timeout: .seconds(2))
+        #expect(refused == .failure(.messageTooLarge(size: 1025, limit: 1024)))
+        let accepted = try await within(.seconds(5)) {
+            try await careful.request([UInt8](repeating: 7, count: 1024), timeout: .seconds(3))
+        }
+        #expect(accepted == Array("ok"))
+        #expect(largestSeen.withLock { $0 } == 1024)
     }
 
     @Test("garbage bytes and broken SP headers on the port do not stop the server")
