@@ -349,6 +349,20 @@ struct NNGRequestReplyTests {
         #expect(throws: TransportError.self) {
             _ = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(tls: TLSSettings()))
         }
+        #expect {
+            _ = try NNGReplyServer(listeningOn: "tcp://127.0.0.1:0", options: NNGServerOptions(concurrency: 0)) {
+                $0.body
+            }
+        } throws: { error in
+            guard case .invalidConfiguration = error as? TransportError else { return false }
+            return true
+        }
+        #expect {
+            _ = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(receiveLimit: 0))
+        } throws: { error in
+            guard case .invalidConfiguration = error as? TransportError else { return false }
+            return true
+        }
     }
 
     @Test("ipc and inproc addresses work too")

@@ -48,8 +48,7 @@ public final class NNGReplyServer: Sendable {
     ) throws(TransportError) {
         guard options.receiveLimit > 0, options.receiveLimit <= Int.max - spHeaderHeadroom, options.concurrency > 0
         else {
-            throw .invalidAddress(
-                address.url, reason: "receiveLimit (below Int.max - 64) and concurrency must be positive")
+            throw .invalidConfiguration("receiveLimit (below Int.max - 64) and concurrency must be positive")
         }
         self.options = options
         var socket = nng_socket()

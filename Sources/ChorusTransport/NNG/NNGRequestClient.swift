@@ -54,7 +54,7 @@ public final class NNGRequestClient: DraftTransport {
     /// peer. Throws for a malformed address or bad TLS settings.
     public init(dialing address: TransportAddress, options: NNGClientOptions = .init()) throws(TransportError) {
         guard options.receiveLimit > 0, options.receiveLimit <= Int.max - spHeaderHeadroom else {
-            throw .invalidAddress(address.url, reason: "receiveLimit must be positive and below Int.max - 64")
+            throw .invalidConfiguration("receiveLimit must be positive and below Int.max - 64")
         }
         self.address = address
         self.options = options
