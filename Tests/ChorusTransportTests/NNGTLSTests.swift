@@ -4,11 +4,17 @@ import Testing
 @Suite(
     "NNG tls+tcp with mutual certificates", .timeLimit(.minutes(1)),
     .enabled(if: TestCertificates.openssl != nil, "openssl CLI not found: TLS tests skipped (install openssl)"))
-struct NNGTLSTests {
+final class NNGTLSTests {
+    /// A fresh throwaway PKI per test (Swift Testing makes one suite instance per test), removed
+    /// again in `deinit` so no key material is left in the temporary directory.
     let certificates: TestCertificates
 
     init() async throws {
-        certificates = try await TestCertificates.shared()
+        certificates = try await TestCertificates.generate()
+    }
+
+    deinit {
+        certificates.remove()
     }
 
     var serverTLS: TLSSettings {

@@ -21,21 +21,22 @@ struct TestCertificates: Sendable {
     static let openssl: String? = ["/usr/bin/openssl", "/usr/local/bin/openssl", "/opt/homebrew/bin/openssl"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Generates everything once per test process, off the cooperative thread pool (openssl
-    /// takes a while and `Process.waitUntilExit` blocks).
-    static func shared() async throws -> TestCertificates {
-        try await cache.value.get()
+    /// Generates a fresh PKI off the cooperative thread pool (openssl takes a while and
+    /// `Process.waitUntilExit` blocks). Call `remove()` when done.
+    static func generate() async throws -> TestCertificates {
+        try await offPool { Result { () throws(CertificateError) in try TestCertificates.make() } }.get()
     }
 
-    private static let cache = Task {
-        await offPool { Result { () throws(CertificateError) in try TestCertificates.generate() } }
+    /// Deletes the temporary directory and everything in it.
+    func remove() {
+        try? FileManager.default.removeItem(at: directory)
     }
 
     struct CertificateError: Error, CustomStringConvertible {
         let description: String
     }
 
-    private static func generate() throws(CertificateError) -> TestCertificates {
+    private static func make() throws(CertificateError) -> TestCertificates {
         guard let openssl else { throw CertificateError(description: "openssl not found") }
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("chorus-tls-\(UUID().uuidString)")
