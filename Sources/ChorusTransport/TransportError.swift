@@ -10,9 +10,11 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
     case timedOut(after: Duration)
     /// The calling task was cancelled while the request was in flight (NNG_ECANCELED).
     case cancelled
+    /// Options that cannot work, e.g. a non-positive receive limit; the message names the option.
+    case invalidConfiguration(String)
     /// The client or server was closed, locally, before or during the operation (NNG_ECLOSED).
     case closed
-    /// A message was larger than a configured limit (NNG_EMSGSIZE).
+    /// A request was larger than the client's configured send limit; nothing was sent.
     case messageTooLarge(size: Int, limit: Int)
     /// The connection carrying the request dropped before a reply came back.
     case connectionLost(String)
@@ -33,6 +35,8 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "check that it is running and listening, or raise the deadline"
         case .cancelled:
             return "request cancelled by the caller before a reply arrived"
+        case .invalidConfiguration(let detail):
+            return "invalid transport configuration: \(detail)"
         case .closed:
             return "transport is closed: create a new client or server to send more requests"
         case .messageTooLarge(let size, let limit):

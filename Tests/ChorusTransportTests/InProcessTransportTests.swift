@@ -60,7 +60,9 @@ struct InProcessTransportTests {
     func injectedFailures() async throws {
         let network = InProcessNetwork()
         let handled = Counter()
-        let server = try network.listen(on: "inproc://faulty", faults: InProcessFaults(failure: .nng(code: 9, message: "boom"))) {
+        let server = try network.listen(
+            on: "inproc://faulty", faults: InProcessFaults(failure: .nng(code: 9, message: "boom"))
+        ) {
             handled.increment()
             return $0.body
         }

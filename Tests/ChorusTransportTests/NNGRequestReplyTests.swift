@@ -1,5 +1,4 @@
 import ChorusTransport
-import Synchronization
 import Testing
 
 @Suite("NNG REQ/REP over loopback", .timeLimit(.minutes(1)))
@@ -94,7 +93,9 @@ struct NNGRequestReplyTests {
         #expect(roundTime < .milliseconds(800), "cancellation took \(roundTime): nng_aio_cancel did not stop the wait")
 
         // Same client, next round: must get round-2's reply, not the late round-1 reply.
-        let next = try await within(.seconds(5)) { try await clients[2].request(Array("round-2"), timeout: .seconds(3)) }
+        let next = try await within(.seconds(5)) {
+            try await clients[2].request(Array("round-2"), timeout: .seconds(3))
+        }
         #expect(next == Array("round-2"))
         #expect(slowRepliesSent.count == 2, "the slow worker should have sent the stale reply too")
     }
@@ -128,7 +129,9 @@ struct NNGRequestReplyTests {
         defer { server.close() }
         let client = try NNGRequestClient(dialing: server.address)
         defer { client.close() }
-        let dropped = try await within(.seconds(5)) { await outcome(client, Array("drop"), timeout: .milliseconds(150)) }
+        let dropped = try await within(.seconds(5)) {
+            await outcome(client, Array("drop"), timeout: .milliseconds(150))
+        }
         #expect(dropped == .failure(.timedOut(after: .milliseconds(150))))
         let kept = try await within(.seconds(5)) { try await client.request(Array("keep"), timeout: .seconds(3)) }
         #expect(kept == Array("keep"))
@@ -174,7 +177,7 @@ struct NNGRequestReplyTests {
 
     @Test("a request above the server's receive limit is refused and the server keeps serving")
     func receiveLimit() async throws {
-        let largestSeen = Mutex(0)
+        let largestSeen = Guarded(0)
         let server = try echoServer(options: NNGServerOptions(receiveLimit: 1024)) { request in
             largestSeen.withLock { $0 = max($0, request.body.count) }
             return Array("ok")
@@ -198,6 +201,17 @@ struct NNGRequestReplyTests {
         }
         #expect(fits == Array("ok"))
         #expect(largestSeen.withLock { $0 } == 1000)
+
+        // With the workers' limit as its send limit, the client refuses before sending.
+        let careful = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(sendLimit: 1024))
+        defer { careful.close() }
+        let refused = await outcome(careful, [UInt8](repeating: 7, count: 1025), timeout: .seconds(2))
+        #expect(refused == .failure(.messageTooLarge(size: 1025, limit: 1024)))
+        let accepted = try await within(.seconds(5)) {
+            try await careful.request([UInt8](repeating: 7, count: 1024), timeout: .seconds(3))
+        }
+        #expect(accepted == Array("ok"))
+        #expect(largestSeen.withLock { $0 } == 1024)
     }
 
     @Test("garbage bytes and broken SP headers on the port do not stop the server")
@@ -222,27 +236,30 @@ struct NNGRequestReplyTests {
         ]
         try await within(.seconds(10)) {
             for input in hostileInputs {
-                guard let connection = RawTCPConnection(port: port) else {
-                    Issue.record("cannot connect to 127.0.0.1:\(port)")
-                    return
+                let connected = await offPool { () -> Bool in
+                    guard let connection = RawTCPConnection(port: port) else { return false }
+                    connection.write(input)
+                    return true
                 }
-                connection.write(input)
+                #expect(connected, "cannot connect to 127.0.0.1:\(port)")
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
         #expect(handled.count == 0, "none of the garbage should reach the handler")
 
         // A hand-framed, well-formed request on a raw socket is still answered...
-        let rawReply = try await within(.seconds(5)) { () -> [UInt8]? in
-            guard let connection = RawTCPConnection(port: port) else { return nil }
-            let requestID: [UInt8] = [0x80, 0x00, 0x00, 0x2A]
-            connection.write(spHeader(protocolNumber: spProtocolREQ) + bigEndian64(7) + requestID + Array("raw"))
-            guard let header = connection.read(8), header == spHeader(protocolNumber: spProtocolREP),
-                let length = connection.read(8)
-            else { return nil }
-            let size = length.reduce(0) { $0 << 8 | Int($1) }
-            guard size == 12, let body = connection.read(size) else { return nil }
-            return body
+        let rawReply = try await within(.seconds(5)) {
+            await offPool { () -> [UInt8]? in
+                guard let connection = RawTCPConnection(port: port) else { return nil }
+                let requestID: [UInt8] = [0x80, 0x00, 0x00, 0x2A]
+                connection.write(spHeader(protocolNumber: spProtocolREQ) + bigEndian64(7) + requestID + Array("raw"))
+                guard let header = connection.read(8), header == spHeader(protocolNumber: spProtocolREP),
+                    let length = connection.read(8)
+                else { return nil }
+                let size = length.reduce(0) { $0 << 8 | Int($1) }
+                guard size == 12, let body = connection.read(size) else { return nil }
+                return body
+            }
         }
         #expect(rawReply == [0x80, 0x00, 0x00, 0x2A] + Array("echo:raw"))
 
@@ -281,9 +298,11 @@ struct NNGRequestReplyTests {
 
     @Test("closing the server while handlers run drops their replies without crashing")
     func closeServerInFlight() async throws {
+        let started = Counter()
         let finished = Counter()
         let server = try echoServer { request in
-            try? await Task.sleep(for: .milliseconds(300))
+            started.increment()
+            try? await Task.sleep(for: .milliseconds(600))
             finished.increment()
             return request.body
         }
@@ -291,7 +310,9 @@ struct NNGRequestReplyTests {
         defer { client.close() }
         _ = try await within(.seconds(5)) { await outcome(client, [0], timeout: .seconds(2)) }
         let inFlight = Task { await outcome(client, [1], timeout: .seconds(3)) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await within(.seconds(5)) {
+            while started.count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        }
         try await within(.seconds(5)) { await server.shutdown() }
         #expect(finished.count == 2, "shutdown waits for the running handler")
         let result = try await within(.seconds(5)) { await inFlight.value }
@@ -327,6 +348,20 @@ struct NNGRequestReplyTests {
         }
         #expect(throws: TransportError.self) {
             _ = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(tls: TLSSettings()))
+        }
+        #expect {
+            _ = try NNGReplyServer(listeningOn: "tcp://127.0.0.1:0", options: NNGServerOptions(concurrency: 0)) {
+                $0.body
+            }
+        } throws: { error in
+            guard case .invalidConfiguration = error as? TransportError else { return false }
+            return true
+        }
+        #expect {
+            _ = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(receiveLimit: 0))
+        } throws: { error in
+            guard case .invalidConfiguration = error as? TransportError else { return false }
+            return true
         }
     }
 

@@ -4,11 +4,17 @@ import Testing
 @Suite(
     "NNG tls+tcp with mutual certificates", .timeLimit(.minutes(1)),
     .enabled(if: TestCertificates.openssl != nil, "openssl CLI not found: TLS tests skipped (install openssl)"))
-struct NNGTLSTests {
+final class NNGTLSTests {
+    /// A fresh throwaway PKI per test (Swift Testing makes one suite instance per test), removed
+    /// again in `deinit` so no key material is left in the temporary directory.
     let certificates: TestCertificates
 
-    init() throws {
-        certificates = try TestCertificates.shared.get()
+    init() async throws {
+        certificates = try await TestCertificates.generate()
+    }
+
+    deinit {
+        certificates.remove()
     }
 
     var serverTLS: TLSSettings {
@@ -67,7 +73,9 @@ struct NNGTLSTests {
         }
         let client = try NNGRequestClient(dialing: server.address, options: NNGClientOptions(tls: settings))
         defer { client.close() }
-        let result = try await within(.seconds(5)) { await outcome(client, Array("let me in"), timeout: .milliseconds(800)) }
+        let result = try await within(.seconds(5)) {
+            await outcome(client, Array("let me in"), timeout: .milliseconds(800))
+        }
         // The handshake fails, so no connection ever carries the request.
         #expect(result == .failure(.timedOut(after: .milliseconds(800))), "\(result)")
         #expect(handled.count == 0)

@@ -21,14 +21,22 @@ struct TestCertificates: Sendable {
     static let openssl: String? = ["/usr/bin/openssl", "/usr/local/bin/openssl", "/opt/homebrew/bin/openssl"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Generates everything, once per test process.
-    static let shared: Result<TestCertificates, CertificateError> = Result { () throws(CertificateError) in try TestCertificates.generate() }
+    /// Generates a fresh PKI off the cooperative thread pool (openssl takes a while and
+    /// `Process.waitUntilExit` blocks). Call `remove()` when done.
+    static func generate() async throws -> TestCertificates {
+        try await offPool { Result { () throws(CertificateError) in try TestCertificates.make() } }.get()
+    }
+
+    /// Deletes the temporary directory and everything in it.
+    func remove() {
+        try? FileManager.default.removeItem(at: directory)
+    }
 
     struct CertificateError: Error, CustomStringConvertible {
         let description: String
     }
 
-    private static func generate() throws(CertificateError) -> TestCertificates {
+    private static func make() throws(CertificateError) -> TestCertificates {
         guard let openssl else { throw CertificateError(description: "openssl not found") }
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("chorus-tls-\(UUID().uuidString)")
@@ -79,8 +87,10 @@ struct TestCertificates: Sendable {
                 throw CertificateError(description: "cannot write \(extensionFile.path): \(error)")
             }
             try run(
-                ["x509", "-req", "-sha256", "-days", "1", "-in", "\(name).csr", "-CA", "\(ca).crt", "-CAkey",
-                 "\(ca).key", "-CAcreateserial", "-out", "\(name).crt", "-extfile", "\(name).ext"])
+                [
+                    "x509", "-req", "-sha256", "-days", "1", "-in", "\(name).csr", "-CA", "\(ca).crt", "-CAkey",
+                    "\(ca).key", "-CAcreateserial", "-out", "\(name).crt", "-extfile", "\(name).ext",
+                ])
         }
         try makeCA("ca", subject: "/CN=Chorus Test CA")
         try makeCA("other-ca", subject: "/CN=Some Other CA")

@@ -1,5 +1,5 @@
 import ChorusTransport
-import Synchronization
+import Foundation
 import Testing
 
 #if canImport(Glibc)
@@ -58,11 +58,35 @@ func freeLoopbackPort() throws -> Int {
     return try #require(server.address.port)
 }
 
+/// A value shared between handlers and the test, behind an `NSLock` (pthread-based, so that
+/// ThreadSanitizer sees the synchronisation; `Synchronization.Mutex` is invisible to it on Linux).
+/// `@unchecked Sendable`: `value` is only touched with the lock held.
+final class Guarded<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<Result>(_ body: (inout Value) -> Result) -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}
+
 /// A thread-safe counter for handlers.
 final class Counter: Sendable {
-    private let value = Mutex(0)
+    private let value = Guarded(0)
     func increment() { value.withLock { $0 += 1 } }
     var count: Int { value.withLock { $0 } }
+}
+
+/// Runs blocking work (openssl, raw sockets) on its own thread, so that it never occupies one
+/// of the few threads of Swift's cooperative pool that the NNG tests' tasks need.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
+    }
 }
 
 extension Array where Element == UInt8 {

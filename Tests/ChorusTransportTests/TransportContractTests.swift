@@ -42,8 +42,9 @@ struct TransportContractTests {
         #expect(reply == Array("re:") + [1, 2])
     }
 
-    @Test("cancelled request: prompt .cancelled, and the late reply does not reach the next request",
-          arguments: TransportKind.allCases)
+    @Test(
+        "cancelled request: prompt .cancelled, and the late reply does not reach the next request",
+        arguments: TransportKind.allCases)
     func cancelThenReuse(_ kind: TransportKind) async throws {
         let worker = try kind.startWorker { request in
             try? await Task.sleep(for: request.body == [1] ? .milliseconds(500) : .milliseconds(400))

@@ -1,10 +1,8 @@
-import Synchronization
-
 /// The coordinator side of `InProcessNetwork`: a `DraftTransport` to one in-memory worker.
 public final class InProcessClient<C: Clock>: DraftTransport where C.Duration == Duration {
     public let address: TransportAddress
     private let network: InProcessNetwork<C>
-    private let isClosed = Mutex(false)
+    private let isClosed = Locked(false)
 
     init(address: TransportAddress, network: InProcessNetwork<C>) {
         self.address = address
@@ -107,7 +105,7 @@ private final class FirstOutcome: Sendable {
         var tasks: [Task<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Installs the continuation, resuming it at once if an outcome (e.g. cancellation) came first.
     func install(_ continuation: CheckedContinuation<Outcome, Never>) {
@@ -132,7 +130,8 @@ private final class FirstOutcome: Sendable {
     /// Offers an outcome; `nil` means "nothing to report" and is ignored.
     func offer(_ outcome: Outcome?) {
         guard let outcome else { return }
-        let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<Outcome, Never>?, [Task<Void, Never>]) in
+        let (continuation, tasks) = state.withLock {
+            state -> (CheckedContinuation<Outcome, Never>?, [Task<Void, Never>]) in
             if state.outcome != nil { return (nil, []) }
             state.outcome = outcome
             defer {

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// An in-memory stand-in for the network: workers register servers under addresses, and the
 /// coordinator connects to them through the same `DraftTransportConnector` / `DraftTransport`
 /// interface it uses for NNG — the `EmbeddedChannel` of this seam.
@@ -17,7 +15,7 @@ import Synchronization
 public final class InProcessNetwork<C: Clock>: DraftTransportConnector where C.Duration == Duration {
     let clock: C
     let pollInterval: Duration
-    private let servers = Mutex<[TransportAddress: InProcessServer]>([:])
+    private let servers = Locked<[TransportAddress: InProcessServer]>([:])
 
     public init(clock: C, pollInterval: Duration = .milliseconds(2)) {
         self.clock = clock
@@ -82,7 +80,7 @@ public final class InProcessServer: Sendable {
     public let address: TransportAddress
     public let receiveLimit: Int
     let handler: RequestHandler
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let onClose: @Sendable (InProcessServer) -> Void
 
     private struct State {
@@ -98,7 +96,7 @@ public final class InProcessServer: Sendable {
         self.address = address
         self.receiveLimit = receiveLimit
         self.handler = handler
-        self.state = Mutex(State(faults: faults))
+        self.state = Locked(State(faults: faults))
         self.onClose = onClose
     }
 

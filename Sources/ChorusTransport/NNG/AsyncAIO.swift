@@ -1,5 +1,4 @@
 import CNNG
-import Synchronization
 
 /// One `nng_aio` bridged to async/await: `run` starts an NNG operation and suspends until the
 /// aio's completion callback reports its result.
@@ -15,7 +14,7 @@ import Synchronization
 /// on NNG's callback thread and `nng_aio_free` would wait for that very callback to return
 /// (nng_aio_reap(3): "safe to call from the aio's own callback").
 ///
-/// `@unchecked Sendable`: the only stored mutable state is behind `state` (a `Mutex`); `handle`
+/// `@unchecked Sendable`: the only stored mutable state is behind `state` (a `Locked`); `handle`
 /// is written once in `init` before the object is shared, and the NNG functions called on it
 /// from several threads (`nng_aio_cancel`, the start functions, `nng_aio_result`) are documented
 /// as thread-safe. One operation runs at a time: callers await `run` before the next one.
@@ -28,7 +27,7 @@ final class AsyncAIO: @unchecked Sendable {
         var cancelled = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private var handle: OpaquePointer?
 
     init() throws(TransportError) {

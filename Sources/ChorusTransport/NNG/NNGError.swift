@@ -43,6 +43,12 @@ extension TransportError {
     }
 }
 
+/// Bytes added to a receive limit for the SP protocol header that travels with every message
+/// and that NNG counts against NNG_OPT_RECVMAXSZ (observed with 1.5.2: a 1024-byte REQ body is
+/// 1028 bytes on the wire — the 4-byte request id; REP backtraces grow by 4 bytes per hop).
+/// With it, `receiveLimit` means body bytes.
+let spHeaderHeadroom = 64
+
 /// Throws the mapped error unless `code` is 0.
 @inline(__always)
 func check(_ code: Int32, address: String = "") throws(TransportError) {

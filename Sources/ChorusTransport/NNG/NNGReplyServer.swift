@@ -1,10 +1,10 @@
 import CNNG
-import Synchronization
 
 /// Settings for `NNGReplyServer`.
 public struct NNGServerOptions: Sendable, Hashable {
-    /// Largest request accepted, in bytes (NNG_OPT_RECVMAXSZ). NNG closes a connection that
-    /// announces a larger message; the server itself keeps serving. Default 64 MiB.
+    /// Largest request body accepted, in bytes (NNG_OPT_RECVMAXSZ, plus 64 bytes for the
+    /// protocol header). NNG closes a connection that announces a larger message; the server
+    /// itself keeps serving. Default 64 MiB.
     public var receiveLimit: Int
     /// Requests handled at the same time: one REP context (nng_ctx(5)) per slot, each running a
     /// receive → handle → send loop. Default 8.
@@ -36,8 +36,8 @@ public final class NNGReplyServer: Sendable {
     public let address: TransportAddress
     public let options: NNGServerOptions
     private let socket: nng_socket
-    private let isClosed = Mutex(false)
-    private let loops = Mutex<[Task<Void, Never>]>([])
+    private let isClosed = Locked(false)
+    private let loops = Locked<[Task<Void, Never>]>([])
 
     /// Opens a REP socket, listens on `address` and starts serving with `handler`.
     ///
@@ -46,8 +46,9 @@ public final class NNGReplyServer: Sendable {
         listeningOn address: TransportAddress, options: NNGServerOptions = .init(),
         handler: @escaping RequestHandler
     ) throws(TransportError) {
-        guard options.receiveLimit > 0, options.concurrency > 0 else {
-            throw .invalidAddress(address.url, reason: "receiveLimit and concurrency must be positive")
+        guard options.receiveLimit > 0, options.receiveLimit <= Int.max - spHeaderHeadroom, options.concurrency > 0
+        else {
+            throw .invalidConfiguration("receiveLimit (below Int.max - 64) and concurrency must be positive")
         }
         self.options = options
         var socket = nng_socket()
@@ -85,10 +86,10 @@ public final class NNGReplyServer: Sendable {
     private static func listen(
         socket: nng_socket, address: TransportAddress, options: NNGServerOptions
     ) throws(TransportError) -> TransportAddress {
-        try check(nng_socket_set_size(socket, chorus_nng_opt_recvmaxsz(), options.receiveLimit))
+        try check(nng_socket_set_size(socket, chorus_nng_opt_recvmaxsz(), options.receiveLimit + spHeaderHeadroom))
         var listener = nng_listener()
         try check(nng_listener_create(&listener, socket, address.url), address: address.url)
-        try check(nng_listener_set_size(listener, chorus_nng_opt_recvmaxsz(), options.receiveLimit))
+        try check(nng_listener_set_size(listener, chorus_nng_opt_recvmaxsz(), options.receiveLimit + spHeaderHeadroom))
         switch (address.scheme, options.tls) {
         case (.tlsTCP, let settings?):
             let config = try NNGTLSConfiguration.make(settings, server: true)

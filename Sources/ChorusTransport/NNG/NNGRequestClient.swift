@@ -1,23 +1,28 @@
 import CNNG
-import Synchronization
 
 /// Settings for `NNGRequestClient`.
 public struct NNGClientOptions: Sendable, Hashable {
-    /// Largest reply accepted, in bytes (NNG_OPT_RECVMAXSZ). A larger reply makes NNG drop the
-    /// connection, and the request then fails at its deadline. Default 64 MiB.
+    /// Largest reply body accepted, in bytes (NNG_OPT_RECVMAXSZ, plus 64 bytes for the protocol
+    /// header). A larger reply makes NNG drop the connection, and the request fails with
+    /// `.connectionLost`. Default 64 MiB.
     public var receiveLimit: Int
     /// First delay before redialing a worker that is down or went away (NNG_OPT_RECONNMINT).
     public var reconnectMinimum: Duration
     /// The redial delay doubles after each failure up to this bound (NNG_OPT_RECONNMAXT).
     public var reconnectMaximum: Duration
+    /// Largest request sent, in bytes; a larger one fails at once with `.messageTooLarge`
+    /// instead of being sent. Set it to the workers' receive limit: a worker drops the connection
+    /// on an oversized request, which would otherwise surface as `.connectionLost`. `nil`: no check.
+    public var sendLimit: Int?
     /// Certificates for `tls+tcp://` addresses; required for them, rejected for the others.
     public var tls: TLSSettings?
 
     public init(
-        receiveLimit: Int = 64 << 20, reconnectMinimum: Duration = .milliseconds(50),
+        receiveLimit: Int = 64 << 20, sendLimit: Int? = nil, reconnectMinimum: Duration = .milliseconds(50),
         reconnectMaximum: Duration = .seconds(1), tls: TLSSettings? = nil
     ) {
         self.receiveLimit = receiveLimit
+        self.sendLimit = sendLimit
         self.reconnectMinimum = reconnectMinimum
         self.reconnectMaximum = reconnectMaximum
         self.tls = tls
@@ -43,13 +48,13 @@ public final class NNGRequestClient: DraftTransport {
     public let address: TransportAddress
     public let options: NNGClientOptions
     private let socket: nng_socket
-    private let isClosed = Mutex(false)
+    private let isClosed = Locked(false)
 
     /// Opens a REQ socket and starts dialing `address` in the background. Does not wait for the
     /// peer. Throws for a malformed address or bad TLS settings.
     public init(dialing address: TransportAddress, options: NNGClientOptions = .init()) throws(TransportError) {
-        guard options.receiveLimit > 0 else {
-            throw .invalidAddress(address.url, reason: "receiveLimit must be positive")
+        guard options.receiveLimit > 0, options.receiveLimit <= Int.max - spHeaderHeadroom else {
+            throw .invalidConfiguration("receiveLimit must be positive and below Int.max - 64")
         }
         self.address = address
         self.options = options
@@ -76,7 +81,7 @@ public final class NNGRequestClient: DraftTransport {
     ) throws(TransportError) {
         let infinite = chorus_nng_duration_infinite()
         try check(nng_socket_set_ms(socket, chorus_nng_opt_req_resendtime(), infinite))
-        try check(nng_socket_set_size(socket, chorus_nng_opt_recvmaxsz(), options.receiveLimit))
+        try check(nng_socket_set_size(socket, chorus_nng_opt_recvmaxsz(), options.receiveLimit + spHeaderHeadroom))
         try check(nng_socket_set_ms(socket, chorus_nng_opt_reconnmint(), options.reconnectMinimum.nngMilliseconds))
         try check(nng_socket_set_ms(socket, chorus_nng_opt_reconnmaxt(), options.reconnectMaximum.nngMilliseconds))
 
@@ -84,7 +89,7 @@ public final class NNGRequestClient: DraftTransport {
         try check(nng_dialer_create(&dialer, socket, address.url), address: address.url)
         try check(nng_dialer_set_ms(dialer, chorus_nng_opt_reconnmint(), options.reconnectMinimum.nngMilliseconds))
         try check(nng_dialer_set_ms(dialer, chorus_nng_opt_reconnmaxt(), options.reconnectMaximum.nngMilliseconds))
-        try check(nng_dialer_set_size(dialer, chorus_nng_opt_recvmaxsz(), options.receiveLimit))
+        try check(nng_dialer_set_size(dialer, chorus_nng_opt_recvmaxsz(), options.receiveLimit + spHeaderHeadroom))
         switch (address.scheme, options.tls) {
         case (.tlsTCP, let settings?):
             let config = try NNGTLSConfiguration.make(settings, server: false)
@@ -107,6 +112,9 @@ public final class NNGRequestClient: DraftTransport {
         let deadline = clock.now.advanced(by: timeout)
         if isClosed.withLock({ $0 }) { throw .closed }
         if Task.isCancelled { throw .cancelled }
+        if let limit = options.sendLimit, message.count > limit {
+            throw .messageTooLarge(size: message.count, limit: limit)
+        }
 
         var context = nng_ctx()
         try check(nng_ctx_open(&context, socket))
