@@ -129,6 +129,9 @@ final class QuantileKeyTables: @unchecked Sendable {
     private(set) var acceptance = 0.0
     private(set) var sStar = 0
     private(set) var entries = 0
+    /// The pooled block all tables live in.
+    private let block: UnsafeMutableRawPointer
+    private let blockBytes: Int
 
     /// rankOf: [n], rank of a token or −1 when p = 0.
     let rankOf: UnsafeMutablePointer<Int32>
@@ -157,48 +160,68 @@ final class QuantileKeyTables: @unchecked Sendable {
         n = q.count
         m = support.count
         self.k = k
-        let capacity = max(m, 1)
-        rankOf = .allocate(capacity: max(n, 1))
-        tokenAt = .allocate(capacity: capacity)
-        pr = .allocate(capacity: capacity)
-        qr = .allocate(capacity: capacity)
-        bounds = .allocate(capacity: capacity + 1)
-        meanWeight = .allocate(capacity: capacity)
-        x = .allocate(capacity: capacity)
-        entryTheta = .allocate(capacity: 2 * capacity)
-        entryCell = .allocate(capacity: 2 * capacity)
-        entryPrevious = .allocate(capacity: 2 * capacity)
-        donorHead = .allocate(capacity: capacity)
-        ownWeight = .allocate(capacity: capacity)
-        receiverStart = .allocate(capacity: capacity)
-        receiverEnd = .allocate(capacity: capacity)
-        receiverDonor = .allocate(capacity: 2 * capacity)
-        receiverSnapshot = .allocate(capacity: 2 * capacity)
-        receiverWeight = .allocate(capacity: 2 * capacity)
+        // One pooled block holds every table (and the build's scratch), reused across positions.
+        var layout = ScratchLayout()
+        let oRank = layout.reserve(Int32.self, n)
+        let oToken = layout.reserve(Int32.self, m)
+        let oP = layout.reserve(Double.self, m)
+        let oQ = layout.reserve(Double.self, m)
+        let oBounds = layout.reserve(Double.self, m + 1)
+        let oMean = layout.reserve(Double.self, m)
+        let oX = layout.reserve(Double.self, m)
+        let oTheta = layout.reserve(Double.self, 2 * m)
+        let oCell = layout.reserve(Int32.self, 2 * m)
+        let oPrevious = layout.reserve(Int32.self, 2 * m)
+        let oHead = layout.reserve(Int32.self, m)
+        let oOwn = layout.reserve(Double.self, m)
+        let oStart = layout.reserve(Int32.self, m)
+        let oEnd = layout.reserve(Int32.self, m)
+        let oDonor = layout.reserve(Int32.self, 2 * m)
+        let oSnapshot = layout.reserve(Int32.self, 2 * m)
+        let oWeight = layout.reserve(Double.self, 2 * m)
+        let oStack = layout.reserve(Int32.self, m)
+        let oPacked = layout.reserve(UInt64.self, 2 * m)
+        blockBytes = layout.bytes
+        let base = ScratchPool.take(bytes: layout.bytes)
+        block = base
+        func at<T>(_ offset: Int, _ type: T.Type) -> UnsafeMutablePointer<T> { carve(base, offset, type) }
+        rankOf = at(oRank, Int32.self)
+        tokenAt = at(oToken, Int32.self)
+        pr = at(oP, Double.self)
+        qr = at(oQ, Double.self)
+        bounds = at(oBounds, Double.self)
+        meanWeight = at(oMean, Double.self)
+        x = at(oX, Double.self)
+        entryTheta = at(oTheta, Double.self)
+        entryCell = at(oCell, Int32.self)
+        entryPrevious = at(oPrevious, Int32.self)
+        donorHead = at(oHead, Int32.self)
+        ownWeight = at(oOwn, Double.self)
+        receiverStart = at(oStart, Int32.self)
+        receiverEnd = at(oEnd, Int32.self)
+        receiverDonor = at(oDonor, Int32.self)
+        receiverSnapshot = at(oSnapshot, Int32.self)
+        receiverWeight = at(oWeight, Double.self)
+        let stack = at(oStack, Int32.self)
+        let packed = at(oPacked, UInt64.self)
         q.withUnsafeBufferPointer { qb in
             p.withUnsafeBufferPointer { pb in
-                support.withUnsafeBufferPointer { sb in build(q: qb, p: pb, support: sb) }
+                support.withUnsafeBufferPointer { sb in build(q: qb, p: pb, support: sb, stack: stack, packed: packed) }
             }
         }
     }
 
     deinit {
-        for pointer in [rankOf, tokenAt, entryCell, entryPrevious, donorHead, receiverStart, receiverEnd] as [UnsafeMutablePointer<Int32>] {
-            pointer.deallocate()
-        }
-        for pointer in [pr, qr, bounds, meanWeight, x, entryTheta, ownWeight, receiverWeight] as [UnsafeMutablePointer<Double>] {
-            pointer.deallocate()
-        }
-        receiverDonor.deallocate()
-        receiverSnapshot.deallocate()
+        ScratchPool.give(block, bytes: blockBytes)
     }
 
-    private func build(q: UnsafeBufferPointer<Double>, p: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>) {
+    private func build(
+        q: UnsafeBufferPointer<Double>, p: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>,
+        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>
+    ) {
         // 1. Sort the support by q/p ascending (q = 0 first; ties harmless): radix sort of
         //    (float32 ratio bits << 32 | support index).
         rankOf.initialize(repeating: -1, count: n)
-        let packed = UnsafeMutablePointer<UInt64>.allocate(capacity: max(2 * m, 1))
-        defer { packed.deallocate() }
         for i in 0..<m {
             let t = support[i]
             let bits = Float(q[t] / p[t]).bitPattern  // non-negative: the IEEE order is the numeric order
@@ -238,8 +261,6 @@ final class QuantileKeyTables: @unchecked Sendable {
         optimum = 1 + best
         sStar = kStar
 
-        let stack = UnsafeMutablePointer<Int32>.allocate(capacity: max(m, 1))
-        defer { stack.deallocate() }
         var top = 0
         var e = 0
 

@@ -24,15 +24,19 @@ public struct SpecInferScheme: SelectionScheme {
 
 /// SpecInfer prepared for one position: the chain of residual targets `q_1..q_{J}`.
 ///
-/// Invariant: `stageTargets[k]` is `q_{k+1}` (0-based), a probability vector over the vocabulary.
-/// The chain stops early at the first stage whose residual mass is 0 (`q_k = p_k`): that stage
-/// accepts with certainty, so later stages are never reached and are not built.
+/// Invariant: `stageWeights[k] · stageScale[k]` is `q_{k+1}` (0-based), a probability vector over
+/// the vocabulary; the weights are kept unnormalised (`(q_k − p_k)+`) so that each stage costs one
+/// pass. The chain stops early at the first stage whose residual mass is 0 (`q_k = p_k`): that
+/// stage accepts with certainty, so later stages are never reached and are not built.
 public struct PreparedSpecInfer: PreparedSelection {
     public let target: TokenDistribution
     /// The draft laws in test order: [K].
     public let drafts: [TokenDistribution]
-    /// stageTargets: [J][vocabularySize], J ≤ K + 1; `stageTargets[0]` is `q`.
-    let stageTargets: [[Double]]
+    /// stageWeights: [J][vocabularySize], J ≤ K + 1; `stageWeights[0]` is `q`.
+    let stageWeights: [[Double]]
+    /// stageScale[k] = 1 / (total of stageWeights[k]); stageMass[k] = that total.
+    let stageScale: [Double]
+    let stageMass: [Double]
     /// rejectionMass: [J'], `Σ_y (q_k(y) − p_k(y))+ = 1 − Σ_y min(q_k, p_k)` for each built stage
     /// that has a draft (k < K); a stage with mass 0 accepts with ratio 1 (no division by zero).
     let rejectionMass: [Double]
@@ -43,26 +47,36 @@ public struct PreparedSpecInfer: PreparedSelection {
         self.drafts = drafts
         let n = target.vocabularySize
         var stages: [[Double]] = [target.probabilities]
+        var scales = [1.0]
+        var totals = [1.0]
         var masses: [Double] = []
         var allRejected = 1.0
         for draft in drafts {
-            guard let current = stages.last else { break }
-            var residual = [Double](repeating: 0, count: n)
+            guard let current = stages.last, let scale = scales.last else { break }
             var mass = 0.0
-            for y in 0..<n {
-                let r = current[y] - draft.probabilities[y]
-                if r > 0 {
-                    residual[y] = r
-                    mass += r
+            // One pass: (q_k − p_k)+ with q_k = current · scale, and its total.
+            let residual = [Double](unsafeUninitializedCapacity: n) { buffer, count in
+                current.withUnsafeBufferPointer { c in
+                    draft.probabilities.withUnsafeBufferPointer { p in
+                        for y in 0..<n {
+                            let r = max(c[y] * scale - p[y], 0)
+                            buffer[y] = r
+                            mass += r
+                        }
+                    }
                 }
+                count = n
             }
             masses.append(mass)
             allRejected *= mass
             if mass <= 0 { break }
-            for y in 0..<n where residual[y] > 0 { residual[y] /= mass }
             stages.append(residual)
+            scales.append(1 / mass)
+            totals.append(mass)
         }
-        self.stageTargets = stages
+        self.stageWeights = stages
+        self.stageScale = scales
+        self.stageMass = totals
         self.rejectionMass = masses
         self.acceptance = 1 - allRejected
     }
@@ -72,7 +86,7 @@ public struct PreparedSpecInfer: PreparedSelection {
     @inline(__always)
     func ratio(stage k: Int, token x: Int) -> Double {
         if rejectionMass[k] <= 0 { return 1 }
-        let qx = stageTargets[k][x]
+        let qx = stageWeights[k][x] * stageScale[k]
         let px = drafts[k].probabilities[x]
         // A token the draft cannot produce: never drafted, any ratio keeps exactness.
         guard px > 0 else { return qx > 0 ? 1 : 0 }
@@ -90,7 +104,7 @@ public struct PreparedSpecInfer: PreparedSelection {
         }
         // Every tested stage had positive mass (a zero-mass stage accepts), so q_{tested+1} was
         // built; it is q_{K+1} when all K drafted tokens were given.
-        let y = sampleIndex(weights: stageTargets[tested], support: nil, total: 1, using: &rng)
+        let y = sampleIndex(weights: stageWeights[tested], support: nil, total: stageMass[tested], using: &rng)
         return SelectionOutcome(token: y, accepted: false, drafted: drafted)
     }
 
@@ -108,9 +122,8 @@ public struct PreparedSpecInfer: PreparedSelection {
             if remaining <= 0 { break }
         }
         if remaining > 0 {
-            let last = stageTargets[tested]
-            // `sampleIndex` normalises by `total = 1`; mirror that (the stage is normalised).
-            for y in last.indices where last[y] > 0 { output[y] += remaining * last[y] }
+            let last = stageWeights[tested], scale = stageScale[tested]
+            for y in last.indices where last[y] > 0 { output[y] += remaining * last[y] * scale }
         }
         return SelectionLaw(output: output, acceptance: accepted)
     }

@@ -68,24 +68,46 @@ public struct WeightedImportanceRule: SelectionRule {
         let levelCount = 2 * levels + 1
         self.levels = levels
 
-        // Levels from q / p̄.
+        // Levels from q / p̄: b = nearest integer to log2(q/p̄), read off the binary exponent and
+        // significand of the ratio (x = m·2^e, m ∈ [1, 2): b = e, or e + 1 when m ≥ √2). Any
+        // deterministic level assignment keeps the scheme exact; this one costs no logarithm.
+        let identical = drafts.areIdentical
+        let meanScale = 1 / Double(max(k, 1))
         var tokenLevel = [Int](repeating: 0, count: n)
-        for y in 0..<n {
-            var mean = 0.0
-            for d in drafts { mean += d.probabilities[y] }
-            mean /= Double(max(k, 1))
-            guard mean > 0 else { continue }
-            let q = target.probabilities[y]
-            let b = q > 0 ? (log2(q) - log2(mean)).rounded() : -Double.infinity
-            tokenLevel[y] = Int(min(Double(levels), max(-Double(levels), b)))
-        }
-        // Level index l = b + L ∈ 0..<levelCount; w = 2^b, exact in Double.
+        var weight = [Double](repeating: 0, count: n)
         let levelWeight = (0..<levelCount).map { exp2(Double($0 - levels)) }
+        target.probabilities.withUnsafeBufferPointer { q in
+            tokenLevel.withUnsafeMutableBufferPointer { level in
+                weight.withUnsafeMutableBufferPointer { w in
+                    for y in 0..<n {
+                        var mean = 0.0
+                        if identical {
+                            mean = drafts[0].probabilities[y]
+                        } else {
+                            for d in drafts { mean += d.probabilities[y] }
+                            mean *= meanScale
+                        }
+                        var b = 0
+                        if mean > 0 {
+                            if q[y] > 0 {
+                                let ratio = q[y] / mean
+                                b = ratio.significand >= 2.0.squareRoot() ? Int(ratio.exponent) + 1 : Int(ratio.exponent)
+                                b = min(levels, max(-levels, b))
+                            } else {
+                                b = -levels
+                            }
+                        }
+                        level[y] = b
+                        w[y] = levelWeight[b + levels]
+                    }
+                }
+            }
+        }
         self.tokenLevel = tokenLevel
-        self.weight = tokenLevel.map { levelWeight[$0 + levels] }
+        self.weight = weight
 
         // levelMass[j][l] = P(X_j has level l).
-        let levelMass: [[Double]] = drafts.map { d in
+        let levelMass: [[Double]] = (identical ? [drafts[0]] : drafts).map { d in
             var mass = [Double](repeating: 0, count: levelCount)
             for y in d.support { mass[tokenLevel[y] + levels] += d.probabilities[y] }
             return mass
@@ -93,7 +115,7 @@ public struct WeightedImportanceRule: SelectionRule {
 
         // inverseMean[k][l] = E[1 / (w_l + Σ_{j≠k} w(X_j))].
         var inverseMean: [[Double]]
-        if drafts.areIdentical {
+        if identical {
             let shared = Self.inverseMeans(
                 others: Array(repeating: levelMass.first ?? [], count: max(k - 1, 0)), levelWeight: levelWeight)
             inverseMean = Array(repeating: shared, count: k)
@@ -107,10 +129,17 @@ public struct WeightedImportanceRule: SelectionRule {
         }
 
         var law = [Double](repeating: 0, count: n)
-        for (i, d) in drafts.enumerated() {
-            for y in d.support {
-                let l = tokenLevel[y] + levels
-                law[y] += d.probabilities[y] * levelWeight[l] * inverseMean[i][l]
+        if identical {
+            // K identical terms: p_I(y) = K p(y) w(y) E[1/(w(y) + S)].
+            let factor = inverseMean[0].enumerated().map { Double(k) * levelWeight[$0.offset] * $0.element }
+            let p = drafts[0].probabilities
+            for y in drafts[0].support { law[y] = p[y] * factor[tokenLevel[y] + levels] }
+        } else {
+            for (i, d) in drafts.enumerated() {
+                for y in d.support {
+                    let l = tokenLevel[y] + levels
+                    law[y] += d.probabilities[y] * levelWeight[l] * inverseMean[i][l]
+                }
             }
         }
         self.selectedLaw = law
