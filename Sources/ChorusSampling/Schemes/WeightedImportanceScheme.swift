@@ -159,6 +159,11 @@ public struct WeightedImportanceRule: SelectionRule {
         // result is the same in every process; a dictionary only maps a total to its index).
         var totals: [Int] = [0]
         var probabilities: [Double] = [1]
+        // Totals are integers below (K − 1)·2^(2L) + 1: index them densely when that is small
+        // (the usual case), else by a dictionary.
+        let maxTotal = others.count * (unit.last ?? 1)
+        let dense = maxTotal < 1 << 20
+        var slot = dense ? [Int](repeating: -1, count: maxTotal + 1) : []
         for mass in others {
             var nextTotals: [Int] = []
             var nextProbabilities: [Double] = []
@@ -166,15 +171,17 @@ public struct WeightedImportanceRule: SelectionRule {
             for (total, probability) in zip(totals, probabilities) {
                 for l in 0..<levelCount where mass[l] > 0 {
                     let t = total + unit[l]
-                    if let i = index[t] {
+                    let existing = dense ? (slot[t] >= 0 ? slot[t] : nil) : index[t]
+                    if let i = existing {
                         nextProbabilities[i] += probability * mass[l]
                     } else {
-                        index[t] = nextTotals.count
+                        if dense { slot[t] = nextTotals.count } else { index[t] = nextTotals.count }
                         nextTotals.append(t)
                         nextProbabilities.append(probability * mass[l])
                     }
                 }
             }
+            if dense { for t in nextTotals { slot[t] = -1 } }
             totals = nextTotals
             probabilities = nextProbabilities
         }
