@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (outside the test suite).",
-        subcommands: [BenchSelectionCommand.self]
+        subcommands: [BenchSelectionCommand.self, BenchModelCommand.self, BenchAcceptanceCommand.self]
     )
 }
 
