@@ -29,6 +29,7 @@ struct BenchSelectionCommand: ParsableCommand {
     @Option(name: .long, help: "Timed positions per point (after 3 warm-up runs).") var positions = 50
     @Option(name: .long, help: "Seed of the distributions and draws.") var seed: UInt64 = 1
     @Flag(name: .long, help: "Print JSON lines instead of a table.") var json = false
+    @Flag(name: .long, help: "Also print the optimal scheme's build split (sort / scan / passes).") var split = false
 
     func run() throws {
         let counts = drafts.split(separator: ",").compactMap { Int($0) }
@@ -69,6 +70,7 @@ struct BenchSelectionCommand: ParsableCommand {
                 var cpu = 0.0
                 var acceptance = 0.0
                 var sink = 0
+                var splitTotals: (UInt64, UInt64, UInt64) = (0, 0, 0)
                 for iteration in 0..<(positions + 3) {
                     let drafted = laws.map { $0.sample(using: &drawRNG) }
                     let start = ContinuousClock.now
@@ -85,10 +87,20 @@ struct BenchSelectionCommand: ParsableCommand {
                     if iteration >= 3 {
                         total += elapsed
                         cpu += cpuElapsed
+                        if let o = prepared as? OptimalSelection {
+                            let b = o.buildNanoseconds
+                            splitTotals = (splitTotals.0 + b.sort, splitTotals.1 + b.scan, splitTotals.2 + b.passes)
+                        }
                     }
                 }
                 let micros = microseconds(total) / Double(positions)
                 let cpuMicros = cpu / Double(positions)
+                if split, splitTotals.0 > 0 {
+                    let d = Double(positions) * 1000
+                    print(
+                        "    \(spec.label) K = \(k) build split: sort \(fixed(Double(splitTotals.0) / d, 1)) µs, "
+                            + "scan \(fixed(Double(splitTotals.1) / d, 1)) µs, passes \(fixed(Double(splitTotals.2) / d, 1)) µs")
+                }
                 if json {
                     print(
                         "{\"scheme\":\"\(spec.label)\",\"vocab\":\(vocab),\"drafts\":\(k),\"microsecondsPerPosition\":\(micros),\"cpuMicrosecondsPerPosition\":\(cpuMicros),"

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `optimal`: the exact optimal multi-draft scheme for K i.i.d. drafts, by quantile keys
 /// (`../shared/spec/OPTIMAL.md`; optimum from Khisti et al. 2025, SAMPLING.md §2).
 ///
@@ -43,6 +45,9 @@ public struct OptimalSelection: PreparedSelection {
     public var sStarCount: Int { tables.sStar }
     /// Number of mass transfers the two passes made (at most 2m).
     public var transferCount: Int { tables.entries }
+    /// Where the build's time went, in nanoseconds: the ratio sort, the prefix scan (optimum and
+    /// greedy vertex), and the two stack passes with the final acceptance sum.
+    public var buildNanoseconds: (sort: UInt64, scan: UInt64, passes: UInt64) { tables.split }
 
     let q: [Double]
     let tables: QuantileKeyTables
@@ -129,6 +134,7 @@ final class QuantileKeyTables: @unchecked Sendable {
     private(set) var acceptance = 0.0
     private(set) var sStar = 0
     private(set) var entries = 0
+    private(set) var split: (sort: UInt64, scan: UInt64, passes: UInt64) = (0, 0, 0)
     /// The pooled block all tables live in.
     private let block: UnsafeMutableRawPointer
     private let blockBytes: Int
@@ -221,6 +227,7 @@ final class QuantileKeyTables: @unchecked Sendable {
     ) {
         // 1. Sort the support by q/p ascending (q = 0 first; ties harmless): radix sort of
         //    (float32 ratio bits << 32 | support index).
+        let t0 = monotonicNanoseconds()
         rankOf.initialize(repeating: -1, count: n)
         for i in 0..<m {
             let t = support[i]
@@ -228,6 +235,7 @@ final class QuantileKeyTables: @unchecked Sendable {
             packed[i] = UInt64(bits) << 32 | UInt64(i)
         }
         radixSortHigh32(packed, scratch: packed + m, count: m)
+        let t1 = monotonicNanoseconds()
         // One fused scan: ranks, prefix sums in float64 (c_m clamped to 1), k* = argmin_j (Q_j − c_j^K),
         // and the greedy vertex — rank j owns U(I_j), ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
         bounds[0] = 0
@@ -260,6 +268,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         }
         optimum = 1 + best
         sStar = kStar
+        let t2 = monotonicNanoseconds()
 
         var top = 0
         var e = 0
@@ -335,6 +344,7 @@ final class QuantileKeyTables: @unchecked Sendable {
             acceptance += min(qr[j], x[j])
         }
         self.acceptance = acceptance
+        split = (t1 - t0, t2 - t1, monotonicNanoseconds() - t2)
     }
 
     /// Transfer e: donor i's measure becomes `(1 − θ) μ_i + θ U(I_j)`; receiver j trades weight
@@ -403,6 +413,14 @@ func supportSortedByRatio(q: [Double], p: [Double], support: [Int]) -> [Int32] {
     }
     radixSortHigh32(packed, scratch: packed + m, count: m)
     return (0..<m).map { Int32(support[Int(packed[$0] & 0xFFFF_FFFF)]) }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (for the build's time split).
+@inline(__always)
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// `x^k` for a small non-negative integer k by repeated squaring.
