@@ -79,12 +79,6 @@ public struct GroupedOptimalSelection: PreparedSelection {
 
     public func select<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> SelectionOutcome {
         let z = choose(drafted, using: &rng)
-        let u = rng.nextUnit()
-        let pz = selected[z]
-        if 1 - acceptance <= 0 || pz <= 0 || u * pz < q[z] {
-            return SelectionOutcome(token: z, accepted: true, drafted: drafted)
-        }
-        let y = sampleResidual(target: q, using: &rng) { selected[$0] }
-        return SelectionOutcome(token: y, accepted: false, drafted: drafted)
+        return speculativeOutcome(z, drafted: drafted, target: q, acceptance: acceptance, using: &rng) { selected[$0] }
     }
 }

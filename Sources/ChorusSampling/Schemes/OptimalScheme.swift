@@ -95,15 +95,24 @@ public struct OptimalSelection: PreparedSelection {
     func speculativeStep<R: RandomNumberGenerator>(
         _ z: Int, drafted: [Int], using rng: inout R
     ) -> SelectionOutcome {
-        let u = rng.nextUnit()
-        let pz = selectedProbability(z)
-        let residualMass = 1 - acceptance
-        if residualMass <= 0 || pz <= 0 || u * pz < q[z] {
-            return SelectionOutcome(token: z, accepted: true, drafted: drafted)
-        }
-        let y = sampleResidual(target: q, using: &rng) { selectedProbability($0) }
-        return SelectionOutcome(token: y, accepted: false, drafted: drafted)
+        speculativeOutcome(z, drafted: drafted, target: q, acceptance: acceptance, using: &rng) { selectedProbability($0) }
     }
+}
+
+/// Step 2 of the canonical decomposition for schemes that know `p_I` pointwise: accept z with
+/// probability `min(1, q_z / x_z)`, else draw the recovered token from `(q − x)+`. With no residual
+/// mass (acceptance 1) the ratio is 1 up to rounding: accept.
+func speculativeOutcome<R: RandomNumberGenerator>(
+    _ z: Int, drafted: [Int], target q: [Double], acceptance: Double, using rng: inout R,
+    selected x: (Int) -> Double
+) -> SelectionOutcome {
+    let u = rng.nextUnit()
+    let xz = x(z)
+    if 1 - acceptance <= 0 || xz <= 0 || u * xz < q[z] {
+        return SelectionOutcome(token: z, accepted: true, drafted: drafted)
+    }
+    let y = sampleResidual(target: q, using: &rng, selected: x)
+    return SelectionOutcome(token: y, accepted: false, drafted: drafted)
 }
 
 /// Draws from `(q − x)+` normalised by one scan (the rejection path only).
