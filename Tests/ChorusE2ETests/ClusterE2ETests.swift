@@ -193,7 +193,6 @@ struct E2ETests {
     /// Through a real NNG REQ socket: returns how many malformed requests were answered.
     static func nngGarbage(address: String, label: String, rng: inout SplitMix) async throws -> Int {
         let client = try NNGRequestClient(dialing: address)
-        defer { client.close() }
         var answered = 0
         func expectError(_ bytes: [UInt8], _ code: WireErrorCode, _ what: String) async throws {
             let reply = try await client.request(bytes, timeout: .seconds(10))
@@ -240,8 +239,29 @@ struct E2ETests {
         // The same socket reconnects and is served again.
         try await expectError(rng.bytes(33), .malformed, "garbage after the oversized request")
         answered += 1
+        // Closing the client must not hang (it did once, in nng_close, after this sequence): bounded.
+        #expect(await closeWithin(.seconds(10), client), "\(label): NNGRequestClient.close() hung for 10 s")
         return answered
     }
+}
+
+/// Closes `client` on a thread of its own and waits at most `limit`: true when `close()` returned.
+func closeWithin(_ limit: Duration, _ client: NNGRequestClient) async -> Bool {
+    let finished = Flag()
+    Thread {
+        client.close()
+        finished.set()
+    }.start()
+    return await eventually(within: limit) { finished.isSet }
+}
+
+/// A flag set from any thread.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
 
 /// Polls `condition` every 20 ms for at most `limit`; returns whether it became true.

@@ -205,6 +205,7 @@ struct Generation: CustomStringConvertible {
     /// The block efficiency printed at the end (nil if absent).
     var blockEfficiency: Double? { number(after: "block efficiency ") }
     var generatedTokens: Double? { number(after: "generated ") }
+    var draftsPerRound: Double? { number(after: "drafts per round ") }
 
     private func number(after label: String) -> Double? {
         guard let range = log.range(of: label, options: .backwards) else { return nil }
