@@ -27,9 +27,11 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the local model.") var threads = 1
     @Flag(name: .long, help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
     @Option(name: .long, help: "Seconds to wait for the coordinator.") var timeout = 60.0
-    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for a tls+tcp:// coordinator.") var tlsCertificate: String?
+    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for a tls+tcp:// coordinator.")
+    var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
-    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the coordinator's certificate.") var tlsCA: String?
+    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the coordinator's certificate.")
+    var tlsCA: String?
 
     var settings: SamplingSettings { SamplingSettings(temperature: temperature, topK: topK, topP: topP) }
 

@@ -31,7 +31,7 @@ struct E2ETests {
         let processes = try ProcessSet("cluster")
         defer { processes.stopAll() }
         let coordinator = try processes.startCoordinator()
-        let reference = try Reference.text.get()  // computed while the coordinator loads its model
+        let reference = try await Reference.text()  // computed while the coordinator loads its model
         let address = try await coordinator.listeningAddress()
         let started = try [("small-1", Models.small), ("medium", Models.medium), ("small-2", Models.small)].map {
             try processes.startWorker($0.0, model: $0.1, register: address)
@@ -57,7 +57,8 @@ struct E2ETests {
         let status = await running.waitExit(within: .seconds(120))
         #expect(status == 0, "\(running.log)")
         #expect(running.output == reference, "\(running.log)")
-        #expect(coordinator.logCount("worker \(Self.pattern(workers[1].address)) missed round") >= 1, "\(coordinator.log)")
+        #expect(
+            coordinator.logCount("worker \(Self.pattern(workers[1].address)) missed round") >= 1, "\(coordinator.log)")
         #expect(coordinator.isRunning)
         #expect(workers[0].child.isRunning && workers[2].child.isRunning)
     }
@@ -69,7 +70,7 @@ struct E2ETests {
         let processes = try ProcessSet("restart")
         defer { processes.stopAll() }
         var coordinator = try processes.startCoordinator()
-        _ = try Reference.text.get()
+        _ = try await Reference.text()
         var address = try await coordinator.listeningAddress()
         let firstChild = try processes.startWorker("small", model: Models.small, register: address)
         let secondChild = try processes.startWorker("medium", model: Models.medium, register: address)
@@ -85,7 +86,7 @@ struct E2ETests {
 
         let alone = try await processes.generate("fallback", greedyThrough(address, tokens: 60))
         #expect(alone.status == 0, "\(alone)")
-        #expect(try Reference.matches(alone, tokens: 60), "\(alone)")
+        #expect(try await Reference.matches(alone, tokens: 60), "\(alone)")
         #expect(alone.generatedTokens == 60)
         #expect(alone.blockEfficiency == 1, "\(alone)")
 
@@ -94,7 +95,7 @@ struct E2ETests {
         try await Self.waitReady(coordinator, [back.1])
         let recovered = try await processes.generate("recovered", greedyThrough(address, tokens: 60))
         #expect(recovered.status == 0, "\(recovered)")
-        #expect(try Reference.matches(recovered, tokens: 60), "\(recovered)")
+        #expect(try await Reference.matches(recovered, tokens: 60), "\(recovered)")
         #expect((recovered.blockEfficiency ?? 0) > 1, "\(recovered)")
 
         // The coordinator dies and restarts on the same port: the worker's heartbeat (every 5 s)
@@ -105,7 +106,7 @@ struct E2ETests {
         try await Self.waitReady(coordinator, [back.1], within: .seconds(30))
         let restarted = try await processes.generate("restarted", greedyThrough(address, tokens: 60))
         #expect(restarted.status == 0, "\(restarted)")
-        #expect(try Reference.matches(restarted, tokens: 60), "\(restarted)")
+        #expect(try await Reference.matches(restarted, tokens: 60), "\(restarted)")
         #expect((restarted.blockEfficiency ?? 0) > 1, "\(restarted)")
         #expect(back.0.isRunning)
     }
@@ -117,7 +118,7 @@ struct E2ETests {
         let processes = try ProcessSet("garbage")
         defer { processes.stopAll() }
         let coordinator = try processes.startCoordinator()
-        _ = try Reference.text.get()
+        _ = try await Reference.text()
         let address = try await coordinator.listeningAddress()
         let (worker, workerAddress) = try await processes.worker("small", model: Models.small, register: address)
         try await Self.waitReady(coordinator, [workerAddress])
@@ -136,7 +137,7 @@ struct E2ETests {
         // Both still serve: the coordinator a client, the worker the coordinator.
         let after = try await processes.generate("after-garbage", greedyThrough(address, tokens: 40))
         #expect(after.status == 0, "\(after)")
-        #expect(try Reference.matches(after, tokens: 40), "\(after)")
+        #expect(try await Reference.matches(after, tokens: 40), "\(after)")
         #expect((after.blockEfficiency ?? 0) > 1, "\(after)")
 
         // The worker counted the garbage it answered (its shutdown summary).
@@ -203,7 +204,9 @@ struct E2ETests {
             #expect(e.code == code, "\(label): \(what): \(e)")
         }
         for size in [1, 7, 64, 1000, 100_000, 4 << 20] {
-            try await expectError(rng.bytes(min(size, 4096)) + [UInt8](repeating: 0x5A, count: max(0, size - 4096)), .malformed, "\(size) random bytes")
+            try await expectError(
+                rng.bytes(min(size, 4096)) + [UInt8](repeating: 0x5A, count: max(0, size - 4096)), .malformed,
+                "\(size) random bytes")
             answered += 1
         }
         let request = DraftRequest(
@@ -217,7 +220,8 @@ struct E2ETests {
         try await expectError(encoded + [0, 0], .malformed, "trailing bytes")
         answered += 1
         // A message of the other side's protocol.
-        let wrongKind = label == "worker"
+        let wrongKind =
+            label == "worker"
             ? WireMessage.generateStart(GenerateStart(prompt: "x", maxTokens: 1, sampling: .standard, seed: nil))
             : WireMessage.draftRequest(request)
         try await expectError(wrongKind.encoded(), .invalidRequest, "a message it does not serve")

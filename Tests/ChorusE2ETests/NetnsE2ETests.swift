@@ -128,7 +128,7 @@ extension E2ETests {
                             "--id", "ns-\(i + 1)", "--temperature", "0",
                         ], executable: ip))
             }
-            _ = try Reference.text.get()
+            _ = try await Reference.text()
             let address = try await coordinator.listeningAddress()
             for (i, host) in hosts.hosts.enumerated() {
                 _ = try await workers[i].listeningAddress()
@@ -139,7 +139,7 @@ extension E2ETests {
 
             let generation = try await processes.generate("netns-greedy", greedyThrough(address, tokens: 100))
             #expect(generation.status == 0, "\(generation)")
-            #expect(try Reference.matches(generation, tokens: 100), "\(generation)")
+            #expect(try await Reference.matches(generation, tokens: 100), "\(generation)")
             #expect(generation.generatedTokens == 100)
             #expect((generation.blockEfficiency ?? 0) > 1, "\(generation)")
             // Both emulated hosts contributed drafts in most rounds (one sequence each).

@@ -18,7 +18,9 @@ final class RawSocket {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard status == 0 else {
             close(fd)
@@ -71,7 +73,9 @@ enum SP {
     static let req: UInt16 = 0x30
     static let rep: UInt16 = 0x31
 
-    static func header(_ proto: UInt16) -> [UInt8] { [0x00, 0x53, 0x50, 0x00, UInt8(proto >> 8), UInt8(proto & 0xFF), 0, 0] }
+    static func header(_ proto: UInt16) -> [UInt8] {
+        [0x00, 0x53, 0x50, 0x00, UInt8(proto >> 8), UInt8(proto & 0xFF), 0, 0]
+    }
 
     static func length(_ n: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: n >> (56 - 8 * UInt64($0))) } }
 

@@ -92,7 +92,8 @@ final class Child {
                 if let r = Range(range, in: text) { return String(text[r]) }
             }
             if !process.isRunning {
-                throw E2EFailure("\(name) exited (status \(process.terminationStatus)) before logging /\(pattern)/:\n\(log)")
+                throw E2EFailure(
+                    "\(name) exited (status \(process.terminationStatus)) before logging /\(pattern)/:\n\(log)")
             }
             if ContinuousClock.now - start > limit {
                 throw E2EFailure("\(name) did not log /\(pattern)/ within \(limit); log:\n\(log)")
@@ -122,7 +123,8 @@ final class ProcessSet {
     private var counter = 0
 
     init(_ label: String) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-e2e-\(label)-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "chorus-e2e-\(label)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
@@ -213,7 +215,9 @@ struct Generation: CustomStringConvertible {
         return Double(digits)
     }
 
-    var description: String { "status \(status.map(String.init) ?? "killed"), text \(text.debugDescription), log:\n\(log)" }
+    var description: String {
+        "status \(status.map(String.init) ?? "killed"), text \(text.debugDescription), log:\n\(log)"
+    }
 }
 
 /// The prompt and the plain greedy decoding of the target every cluster generation is compared with,
@@ -222,33 +226,48 @@ enum Reference {
     static let prompt = "And God said"
     static let tokens = 200
 
-    static let text: Result<String, E2EFailure> = {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-e2e-ref-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let child = try Child(
-                name: "plain", executable: chorusBinary().path,
-                arguments: [
-                    "generate", "--model", Models.target, "--prompt", prompt, "-n", "\(tokens)", "--temperature", "0",
-                ], directory: directory)
-            let start = Date()
-            while child.isRunning, Date().timeIntervalSince(start) < 120 { usleep(20_000) }
-            if child.isRunning { child.signal(SIGKILL) }
-            child.process.waitUntilExit()
-            guard child.process.terminationStatus == 0, child.output.count > prompt.count + 100 else {
-                return .failure(E2EFailure("plain generation failed: \(child.log)"))
-            }
-            return .success(child.output)
-        } catch {
-            return .failure(E2EFailure("plain generation failed: \(error)"))
+    /// The reference text (computed on first use, without blocking a thread while it waits).
+    static func text() async throws -> String { try await cache.get() }
+
+    private static let cache = Cache()
+
+    private actor Cache {
+        var result: Result<String, E2EFailure>?
+
+        func get() async throws -> String {
+            if let result { return try result.get() }
+            let computed = await compute()
+            result = computed
+            return try computed.get()
         }
-    }()
+
+        func compute() async -> Result<String, E2EFailure> {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "chorus-e2e-ref-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            do {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                let child = try Child(
+                    name: "plain", executable: chorusBinary().path,
+                    arguments: [
+                        "generate", "--model", Models.target, "--prompt", prompt, "-n", "\(tokens)", "--temperature",
+                        "0",
+                    ], directory: directory)
+                let status = await child.waitExit(within: .seconds(120))
+                guard status == 0, child.output.count > prompt.count + 100 else {
+                    return .failure(E2EFailure("plain generation failed: \(child.log)"))
+                }
+                return .success(child.output)
+            } catch {
+                return .failure(E2EFailure("plain generation failed: \(error)"))
+            }
+        }
+    }
 
     /// The greedy text of the first `n` tokens is a prefix of the 200-token text (the KJV text is
     /// ASCII, so a token prefix decodes to a text prefix); with the trailing newline removed.
-    static func matches(_ generation: Generation, tokens n: Int) throws -> Bool {
-        let full = try text.get()
+    static func matches(_ generation: Generation, tokens n: Int) async throws -> Bool {
+        let full = try await text()
         let produced = generation.text.hasSuffix("\n") ? String(generation.text.dropLast()) : generation.text
         if n == tokens { return generation.text == full }
         return produced.count > prompt.count && full.hasPrefix(produced)
@@ -257,7 +276,10 @@ enum Reference {
 
 /// Arguments for a greedy generation through `coordinator`.
 func greedyThrough(_ coordinator: String, tokens: Int, extra: [String] = []) -> [String] {
-    ["--coordinator", coordinator, "--prompt", Reference.prompt, "-n", "\(tokens)", "--temperature", "0", "--timeout", "60"]
+    [
+        "--coordinator", coordinator, "--prompt", Reference.prompt, "-n", "\(tokens)", "--temperature", "0",
+        "--timeout", "60",
+    ]
         + extra
 }
 

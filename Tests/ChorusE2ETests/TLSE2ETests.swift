@@ -34,22 +34,27 @@ struct ClusterCertificates {
             let message = errors.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             guard process.terminationStatus == 0 else {
-                throw E2EFailure("openssl \(arguments.joined(separator: " ")): \(String(decoding: message, as: UTF8.self))")
+                throw E2EFailure(
+                    "openssl \(arguments.joined(separator: " ")): \(String(decoding: message, as: UTF8.self))")
             }
         }
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for (name, subject) in [("ca", "/CN=Chorus Cluster CA"), ("other-ca", "/CN=Another CA")] {
-            try run(["req", "-x509", "-sha256", "-days", "1"] + ec + ["-keyout", "\(name).key", "-out", "\(name).crt", "-subj", subject])
+            try run(
+                ["req", "-x509", "-sha256", "-days", "1"] + ec + [
+                    "-keyout", "\(name).key", "-out", "\(name).crt", "-subj", subject,
+                ])
         }
         for (name, ca) in [("coordinator", "ca"), ("worker", "ca"), ("intruder", "other-ca")] {
             try run(["req", "-new"] + ec + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
             // mbedTLS matches the server name against DNS names, so 127.0.0.1 is a DNS name too.
-            try (
-                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
-                + "subjectAltName=DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1\n"
-            ).write(to: directory.appendingPathComponent("\(name).ext"), atomically: true, encoding: .utf8)
+            try
+                ("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
+                + "subjectAltName=DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1\n").write(
+                    to: directory.appendingPathComponent("\(name).ext"), atomically: true, encoding: .utf8)
             try run([
-                "x509", "-req", "-sha256", "-days", "1", "-in", "\(name).csr", "-CA", "\(ca).crt", "-CAkey", "\(ca).key",
+                "x509", "-req", "-sha256", "-days", "1", "-in", "\(name).csr", "-CA", "\(ca).crt", "-CAkey",
+                "\(ca).key",
                 "-CAcreateserial", "-out", "\(name).crt", "-extfile", "\(name).ext",
             ])
         }
@@ -79,7 +84,7 @@ extension E2ETests {
             let intruderAddress = try await intruder.listeningAddress()
             let coordinator = try processes.startCoordinator(
                 listen: coordinatorAddress, extra: ["--worker", intruderAddress] + certificates.flags("coordinator"))
-            _ = try Reference.text.get()
+            _ = try await Reference.text()
             let address = try await coordinator.listeningAddress()
             #expect(address == coordinatorAddress)
             let client = certificates.flags("coordinator")
@@ -87,7 +92,7 @@ extension E2ETests {
             // Only the intruder: no drafts ever arrive; plain target decoding, exact.
             let alone = try await processes.generate("tls-fallback", greedyThrough(address, tokens: 30, extra: client))
             #expect(alone.status == 0, "\(alone)")
-            #expect(try Reference.matches(alone, tokens: 30), "\(alone)")
+            #expect(try await Reference.matches(alone, tokens: 30), "\(alone)")
             #expect(alone.blockEfficiency == 1, "\(alone)")
             let intruderPattern = E2ETests.pattern(intruderAddress)
             #expect(
@@ -99,9 +104,10 @@ extension E2ETests {
                 extra: ["--temperature", "0"] + certificates.flags("worker"))
             let workerAddress = try await worker.listeningAddress()
             try await E2ETests.waitReady(coordinator, [workerAddress])
-            let together = try await processes.generate("tls-cluster", greedyThrough(address, tokens: 40, extra: client))
+            let together = try await processes.generate(
+                "tls-cluster", greedyThrough(address, tokens: 40, extra: client))
             #expect(together.status == 0, "\(together)")
-            #expect(try Reference.matches(together, tokens: 40), "\(together)")
+            #expect(try await Reference.matches(together, tokens: 40), "\(together)")
             #expect((together.blockEfficiency ?? 0) > 1, "\(together)")
 
             // By now the intruder has retried its registration several times (every second): never
