@@ -47,6 +47,8 @@ let package = Package(
         .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),
         .testTarget(name: "ChorusCLITests", dependencies: ["chorus"]),
+        // Separate processes (and network namespaces, TLS) with the real binary and shipped models.
+        .testTarget(name: "ChorusE2ETests", dependencies: ["chorus", "ChorusTransport", "ChorusWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

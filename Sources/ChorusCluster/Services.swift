@@ -33,6 +33,7 @@ public final class WorkerService: Sendable {
         registration = Task {
             let message = WireMessage.register(await worker.registration).encoded()
             var announced = false
+            var warned = false
             while !Task.isCancelled {
                 do {
                     let reply = try await client.request(message, timeout: .seconds(2))
@@ -40,6 +41,7 @@ public final class WorkerService: Sendable {
                     case let .registerReply(answer) where answer.accepted:
                         if !announced { log.info("registered with \(coordinator)") }
                         announced = true
+                        warned = false
                     case let .registerReply(answer):
                         log.error("coordinator \(coordinator) refused this worker: \(answer.reason); not retrying")
                         client.close()
@@ -48,7 +50,12 @@ public final class WorkerService: Sendable {
                         log.warning("unexpected answer to registration from \(coordinator)")
                     }
                 } catch {
-                    if announced { log.warning("coordinator \(coordinator) unreachable (\(error)); will retry") }
+                    // Say so once per outage, also when the first attempt fails (for example a TLS
+                    // handshake the coordinator refuses), so a worker that never joins is not silent.
+                    if announced || !warned {
+                        log.warning("coordinator \(coordinator) unreachable (\(error)); will retry")
+                    }
+                    warned = true
                     announced = false
                 }
                 try? await Task.sleep(for: announced ? heartbeat : .seconds(1))

@@ -27,6 +27,11 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the local model.") var threads = 1
     @Flag(name: .long, help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
     @Option(name: .long, help: "Seconds to wait for the coordinator.") var timeout = 60.0
+    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for a tls+tcp:// coordinator.")
+    var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the coordinator's certificate.")
+    var tlsCA: String?
 
     var settings: SamplingSettings { SamplingSettings(temperature: temperature, topK: topK, topP: topP) }
 
@@ -37,6 +42,13 @@ struct GenerateCommand: AsyncParsableCommand {
         guard tokens >= 1 else { throw ValidationError("-n must be ≥ 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
         do { try settings.validate() } catch { throw ValidationError("\(error)") }
+        do {
+            if try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) != nil, coordinator == nil {
+                throw ConfigurationError("--tls-cert, --tls-key and --tls-ca are for --coordinator")
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func run() async throws {
@@ -95,7 +107,8 @@ extension GenerateCommand {
     func runRemote(coordinator address: String) async throws {
         let client: CoordinatorClient
         do {
-            client = try CoordinatorClient(address: address, timeout: .seconds(timeout))
+            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA).map(tlsSettings)
+            client = try CoordinatorClient(address: address, tls: tls, timeout: .seconds(timeout))
         } catch {
             throw fail("\(address): \(error)")
         }

@@ -117,31 +117,12 @@ func runGeneration(
             let second = try TokenDistribution(logits: target.table[a], settings: settings)
             for b in 0..<n { expected[a * n + b] = first[a] * second[b] * Double(runs) }
         }
-        var chi2 = 0.0
-        var cells = 0
-        var pooledObserved = 0.0, pooledExpected = 0.0
-        for i in 0..<(n * n) {
-            if expected[i] == 0 {
-                #expect(counts[i] == 0, "an impossible pair was generated")
-                continue
-            }
-            if expected[i] >= 5 {
-                chi2 += pow(Double(counts[i]) - expected[i], 2) / expected[i]
-                cells += 1
-            } else {
-                pooledObserved += Double(counts[i])
-                pooledExpected += expected[i]
-            }
-        }
-        if pooledExpected > 0 {
-            chi2 += pow(pooledObserved - pooledExpected, 2) / pooledExpected
-            cells += 1
-        }
-        // Wilson–Hilferty approximation of the chi-square quantile at 1 − 1e-6 (z = 4.753).
-        let dof = Double(cells - 1)
-        let z = 4.753
-        let threshold = dof * pow(1 - 2 / (9 * dof) + z * sqrt(2 / (9 * dof)), 3)
-        #expect(chi2 < threshold, "chi2 \(chi2) over \(threshold) with \(cells - 1) degrees of freedom")
+        let test = ChiSquareTest(observed: counts, expected: expected)
+        #expect(test.impossibleObserved == 0, "an impossible pair was generated")
+        let threshold = test.threshold(z: ChiSquareTest.zOneInAMillion)
+        #expect(
+            test.statistic < threshold,
+            "chi2 \(test.statistic) over \(threshold) with \(test.degreesOfFreedom) degrees of freedom")
     }
 
     @Test func noDraftsFallsBackToTargetSampling() async throws {

@@ -1,0 +1,46 @@
+import Foundation
+
+/// Pearson's chi-square goodness-of-fit test of observed counts against expected counts, shared by the
+/// exactness tests (rounds without transport, and the whole coordinator + transport stack).
+///
+/// Cells with expected count ≥ 5 are kept, the others pooled into one cell; cells with expected count 0
+/// are impossible outcomes and reported separately (any count there is a failure on its own).
+struct ChiSquareTest {
+    var statistic = 0.0
+    var cells = 0
+    /// Observations in cells whose expected count is 0.
+    var impossibleObserved = 0
+
+    var degreesOfFreedom: Int { cells - 1 }
+
+    init(observed: [Int], expected: [Double]) {
+        precondition(observed.count == expected.count, "one expected count per observed cell")
+        var pooledObserved = 0.0
+        var pooledExpected = 0.0
+        for (o, e) in zip(observed, expected) {
+            if e == 0 {
+                impossibleObserved += o
+            } else if e >= 5 {
+                statistic += pow(Double(o) - e, 2) / e
+                cells += 1
+            } else {
+                pooledObserved += Double(o)
+                pooledExpected += e
+            }
+        }
+        if pooledExpected > 0 {
+            statistic += pow(pooledObserved - pooledExpected, 2) / pooledExpected
+            cells += 1
+        }
+    }
+
+    /// The chi-square quantile with `degreesOfFreedom` at 1 − α for the normal quantile `z` of 1 − α
+    /// (Wilson–Hilferty approximation; z = 4.753 for α = 1e-6).
+    func threshold(z: Double) -> Double {
+        let k = Double(max(degreesOfFreedom, 1))
+        return k * pow(1 - 2 / (9 * k) + z * sqrt(2 / (9 * k)), 3)
+    }
+
+    /// The normal quantile of 1 − 1e-6: a false-failure probability of about one in a million.
+    static let zOneInAMillion = 4.753
+}
