@@ -367,6 +367,12 @@ public actor Coordinator {
         entry.textOffsets.append(entry.text.count)
     }
 
+    /// The seed of worker `i`'s draft request in a round, from the generation's seed.
+    func draftSeed(_ seed: UInt64, round: UInt64, worker i: Int) -> UInt64 {
+        var rng = ChorusRandom(seed: seed).derived(round &* 1024 &+ UInt64(i))
+        return rng.next()
+    }
+
     /// One worker's answer to a round's request.
     struct WorkerAnswer: Sendable {
         var index: Int
@@ -403,7 +409,9 @@ public actor Coordinator {
                 session: session.id, round: round, keepLength: keep, newTokens: Array(context[keep...]),
                 contextHash: hash, draftLength: length, sequences: options.sequencesPerWorker,
                 useWorkerSampling: options.draftSampling == nil, sampling: options.draftSampling ?? .standard,
-                seed: session.id &* 0x9E37_79B9_7F4A_7C15 &+ round &* 1_000_003 &+ UInt64(i),
+                // Derived from the generation's seed (not the session id), so a seeded generation
+                // drafts the same tokens every time the same workers answer.
+                seed: draftSeed(session.seed, round: round, worker: i),
                 deadlineMilliseconds: Int(options.deadline.microseconds / 1000))
             requests.append((worker, WireMessage.draftRequest(request).encoded()))
         }

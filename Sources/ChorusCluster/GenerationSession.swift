@@ -15,6 +15,8 @@ public final class GenerationSession {
     public let settings: SamplingSettings
     public let maxTokens: Int
     public let stopTokens: Set<Int>
+    /// The generation's seed: the target's sampling and every draft request derive from it.
+    public let seed: UInt64
     public private(set) var statistics = GenerationStatistics()
     /// Per-position acceptance: acceptedAtPosition[i] counts rounds whose draft position i was accepted.
     public private(set) var acceptedAtPosition: [Int] = []
@@ -54,6 +56,7 @@ public final class GenerationSession {
         self.maxTokens = maxTokens
         self.stopTokens = stopTokens
         self.verifier = TreeVerifier(scheme: scheme)
+        self.seed = seed
         self.rng = ChorusRandom(seed: seed)
         targetSession = try target.makeSession()
         if prompt.count > 1 { _ = try targetSession.append(Array(prompt.dropLast())) }

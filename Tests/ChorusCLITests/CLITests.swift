@@ -14,7 +14,9 @@ struct RunResult {
     var error: String
 }
 
-func runChorus(_ arguments: [String]) throws -> RunResult {
+/// Runs the binary to completion on threads of its own (never blocking the test runner's
+/// cooperative threads), reading standard output and error concurrently.
+func runChorus(_ arguments: [String]) async throws -> RunResult {
     let process = Process()
     process.executableURL = chorusBinary()
     process.arguments = arguments
@@ -22,12 +24,28 @@ func runChorus(_ arguments: [String]) throws -> RunResult {
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return RunResult(
-        status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-        error: String(decoding: errData, as: UTF8.self))
+    return await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            let errorBox = DataBox()
+            let reader = Thread {
+                errorBox.data = err.fileHandleForReading.readDataToEndOfFile()
+                errorBox.done.signal()
+            }
+            reader.start()
+            let outData = out.fileHandleForReading.readDataToEndOfFile()
+            errorBox.done.wait()
+            process.waitUntilExit()
+            continuation.resume(
+                returning: RunResult(
+                    status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+                    error: String(decoding: errorBox.data, as: UTF8.self)))
+        }
+    }
+}
+
+final class DataBox: @unchecked Sendable {
+    var data = Data()
+    let done = DispatchSemaphore(value: 0)
 }
 
 func repositoryRoot() -> URL {
@@ -36,8 +54,8 @@ func repositoryRoot() -> URL {
 
 @Suite struct CLITests {
     /// `chorus acceptance --json` reproduces the public vector "reversed 3" (SAMPLING.md §4).
-    @Test func acceptanceJSONReproducesAVector() throws {
-        let result = try runChorus([
+    @Test func acceptanceJSONReproducesAVector() async throws {
+        let result = try await runChorus([
             "acceptance", "--target", "0.2,0.3,0.5", "--draft", "0.5,0.3,0.2", "--drafts", "2", "--json",
             "--simulate", "20000", "--seed", "3",
         ])
@@ -56,7 +74,7 @@ func repositoryRoot() -> URL {
         }
     }
 
-    @Test func badInputExitsWithCodeTwo() throws {
+    @Test func badInputExitsWithCodeTwo() async throws {
         for arguments in [
             ["acceptance", "--target", "0.2,0.3,0.6", "--draft", "0.5,0.3,0.2"],
             ["acceptance", "--target", "0.2,-0.3,1.1", "--draft", "0.5,0.3,0.2"],
@@ -64,18 +82,18 @@ func repositoryRoot() -> URL {
             ["acceptance", "--target", "0.5,0.5", "--draft", "0.5,0.3,0.2"],
             ["acceptance", "--target", "0.5,0.5", "--draft", "0.5,0.5", "--scheme", "nope"],
         ] {
-            let result = try runChorus(arguments)
+            let result = try await runChorus(arguments)
             #expect(result.status == 2, "\(arguments): \(result.status) \(result.error)")
             #expect(result.error.contains("error:"), "\(arguments)")
         }
     }
 
     /// `chorus logits --json` on the shipped target reproduces llama.cpp's fixture (F32: ≤ 1e-3).
-    @Test func logitsMatchTheFixture() throws {
+    @Test func logitsMatchTheFixture() async throws {
         let root = repositoryRoot()
         let fixtureURL = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/logits-p1-chorus-kjv-target-f32.json")
         let fixture = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL)) as? [String: Any])
-        let result = try runChorus([
+        let result = try await runChorus([
             "logits", "--model", root.appendingPathComponent("models/chorus-kjv-target-f32.gguf").path,
             "--prompt", try #require(fixture["prompt"] as? String), "--json",
         ])
@@ -90,8 +108,8 @@ func repositoryRoot() -> URL {
     }
 
     /// Greedy generation with the shipped target reproduces llama.cpp's sample in the model card.
-    @Test func greedyGenerationMatchesLlamaCpp() throws {
-        let result = try runChorus([
+    @Test func greedyGenerationMatchesLlamaCpp() async throws {
+        let result = try await runChorus([
             "generate", "--model", repositoryRoot().appendingPathComponent("models/chorus-kjv-target-f32.gguf").path,
             "--prompt", "And God said", "-n", "24", "--temperature", "0",
         ])
