@@ -58,6 +58,15 @@ public actor Coordinator {
         var repliesUsed = 0
         var failures = 0
         var probing = false
+        /// Rounds missed in a row, and when the last one was: a worker that keeps missing the
+        /// deadline waits longer (doubling, up to 8 s) before probes let it back in.
+        var consecutiveMisses = 0
+        var lastMiss: ContinuousClock.Instant?
+
+        var backoff: Duration {
+            guard consecutiveMisses > 1 else { return .zero }
+            return min(.milliseconds(250) * (1 << min(consecutiveMisses - 2, 5)), .seconds(8))
+        }
 
         init(address: String, transport: any DraftTransport, group: Int) {
             self.address = address
@@ -187,6 +196,7 @@ public actor Coordinator {
     /// One describe round trip; returns true when probing can stop.
     func probeOnce(address: String) async -> Bool {
         guard !closed, let entry = workers.first(where: { $0.address == address }) else { return true }
+        if let last = entry.lastMiss, ContinuousClock.now - last < entry.backoff { return false }
         do {
             let reply = try await entry.transport.request(WireMessage.describe.encoded(), timeout: max(options.deadline, .milliseconds(500)))
             if case let .register(registration) = try WireMessage.decode(reply) {
@@ -397,7 +407,9 @@ public actor Coordinator {
     /// Fans the round's request out to every usable worker and keeps the valid replies that arrive
     /// before the deadline; the rest are cancelled.
     func gatherDrafts(session: GenerationSession, length: Int, round: UInt64) async -> Gathered {
-        let usable = workers.filter { $0.state == .ready || $0.state == .unknown }
+        // Only described workers: an unknown one is being probed, and would cost a whole deadline
+        // if it is not there.
+        let usable = workers.filter { $0.state == .ready }
         guard !usable.isEmpty else { return Gathered() }
         let context = session.context
         let hash = ContextHash(context).value
@@ -434,6 +446,8 @@ public actor Coordinator {
             switch result {
             case let .failure(error):
                 worker.failures += 1
+                worker.consecutiveMisses += 1
+                worker.lastMiss = .now
                 worker.sentContext[session.id] = nil
                 if worker.state == .ready || worker.state == .unknown {
                     log.warning("worker \(worker.address) missed round \(round) of session \(session.id): \(error)")
@@ -444,6 +458,7 @@ public actor Coordinator {
                 gathered.replyBytes += bytes.count
                 switch accept(bytes, from: worker, session: session, round: round, length: length) {
                 case let .success((drafts, micros)):
+                    worker.consecutiveMisses = 0
                     worker.sentContext[session.id] = context
                     worker.repliesUsed += 1
                     gathered.drafts += drafts
