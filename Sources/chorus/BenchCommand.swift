@@ -6,7 +6,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (outside the test suite).",
-        subcommands: [BenchSelectionCommand.self]
+        subcommands: [BenchSweepCommand.self, BenchPlotCommand.self, BenchSelectionCommand.self],
+        defaultSubcommand: BenchSweepCommand.self
     )
 }
 

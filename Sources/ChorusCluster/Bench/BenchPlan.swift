@@ -32,6 +32,20 @@ public struct BenchPoint: Sendable, Equatable {
     /// Not measured when set.
     public var skipReason: String?
 
+    public init(
+        scheme: String, drafts: Int, workers: Int, sequencesPerWorker: Int, draftLength: Int, mix: DraftMix,
+        draftTemperature: Double, skipReason: String? = nil
+    ) {
+        self.scheme = scheme
+        self.drafts = drafts
+        self.workers = workers
+        self.sequencesPerWorker = sequencesPerWorker
+        self.draftLength = draftLength
+        self.mix = mix
+        self.draftTemperature = draftTemperature
+        self.skipReason = skipReason
+    }
+
     /// The workers, in the coordinator's order (worker w drafts sequences w·S ..< (w + 1)·S).
     public func workerSpecs(primary: String, secondary: String, fixedTemperature: Double) -> [WorkerSpec] {
         (0..<workers).map { w in

@@ -15,6 +15,8 @@ public struct BenchRunner: Sendable {
     public var targetSettings: SamplingSettings
     public var seed: UInt64
     public var deadline: Duration
+    /// `truncated-lp`'s s.
+    public var truncation = SchemeCatalog.defaultTruncation
 
     public init(
         target: any LanguageModel, connector: any DraftTransportConnector, prompts: [[Int]], tokensPerPrompt: Int,
@@ -43,6 +45,7 @@ public struct BenchRunner: Sendable {
         var options = Coordinator.Options()
         options.deadline = deadline
         options.probeInterval = .milliseconds(200)
+        options.truncation = truncation
         if let point {
             options.scheme = point.scheme
             options.draftLength = point.draftLength
