@@ -49,6 +49,10 @@ struct BenchSweepCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seed of the target's and the drafts' draws.") var seed: UInt64 = 1
     @Option(name: .customLong("truncation"), help: "truncated-lp's s.") var truncation = SchemeCatalog.defaultTruncation
     @Option(name: .long, help: "Directory with the chorus-kjv-*.gguf models.") var models: String?
+    @Option(
+        name: .customLong("baseline-every"),
+        help: "Re-measure plain target decoding before every N measured points (0: only at the start and the end).")
+    var baselineEvery = 1
     @Option(name: .customLong("max-workers"), help: "Local worker processes kept at most.") var maxWorkers = 12
     @Option(name: .long, help: "Comma-separated emulated host counts (network namespaces; needs root).") var hosts: String?
     @Option(name: .customLong("delay-ms"), help: "With --hosts: added latency each way (ms).") var delayMs: Double?
@@ -61,6 +65,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         guard tokens >= 1 else { throw ValidationError("--tokens must be ≥ 1") }
         guard sequences >= 1 else { throw ValidationError("--sequences must be ≥ 1") }
         guard deadlineMs >= 1 else { throw ValidationError("--deadline-ms must be ≥ 1") }
+        guard baselineEvery >= 0 else { throw ValidationError("--baseline-every must be ≥ 0") }
         guard maxWorkers >= 1 else { throw ValidationError("--max-workers must be ≥ 1") }
         if let promptCount, promptCount < 1 { throw ValidationError("--prompt-count must be ≥ 1") }
         _ = try axes()
@@ -169,7 +174,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
             mixes: axes.mixes, sequencesPerWorker: sequences)
         let points = plan.points()
         let measured = points.filter { $0.skipReason == nil }
-        let progress = BenchProgress(total: (measured.count + 2) * runner.prompts.count)
+        let progress = BenchProgress(total: (measured.count + baselines(measured.count)) * runner.prompts.count)
         let pool = try LocalWorkerPool(target: loaded, maxWorkers: maxWorkers)
         do {
             let failures = try await runLocal(points: points, runner: runner, context: context, pool: pool, progress: progress)
@@ -188,7 +193,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
         // Warm-up (page faults, first allocations), then the baseline.
         _ = try await runner.measure(nil, addresses: [])
         progress.begin("plain target decoding (baseline)")
-        let baseline = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+        var baseline = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+        var sinceBaseline = 0
 
         var failures = 0
         for point in points {
@@ -197,6 +203,12 @@ struct BenchSweepCommand: AsyncParsableCommand {
                 progress.note("skipped \(point.label): \(reason)")
                 continue
             }
+            if baselineEvery > 0, sinceBaseline >= baselineEvery {
+                progress.begin("plain target decoding (baseline)")
+                baseline = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+                sinceBaseline = 0
+            }
+            sinceBaseline += 1
             progress.begin(point.label)
             do {
                 let specs = point.workerSpecs(primary: context.primary, secondary: context.secondary, fixedTemperature: fixedTemperature)
@@ -217,6 +229,11 @@ struct BenchSweepCommand: AsyncParsableCommand {
         _ = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
         progress.finish()
         return failures
+    }
+
+    /// Baseline measurements in a sweep of `points` measured points (the first, the re-measurements, the last).
+    func baselines(_ points: Int) -> Int {
+        baselineEvery > 0 ? 2 + max(0, points - 1) / baselineEvery : 2
     }
 
     func measureBaseline(
@@ -280,7 +297,10 @@ struct BenchSweepCommand: AsyncParsableCommand {
         if let pinning { FileHandleOutput.standardError.write("pinning with \(pinning)\n") }
         if !noPin { try pinSelf(coordinatorCPUs) }
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-netns-\(getpid())").path
-        let total = plans.reduce(0) { $0 + ($1.points().filter { $0.skipReason == nil }.count + 1) * runner.prompts.count }
+        let total = plans.reduce(0) { total, plan in
+            let measured = plan.points().filter { $0.skipReason == nil }.count
+            return total + (measured + baselines(measured) - 1) * runner.prompts.count
+        }
         let progress = BenchProgress(total: total)
         var failures = 0
         for (n, plan) in zip(counts, plans) {
@@ -298,7 +318,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
             guard addresses.count == n else { throw fail("netns-cluster.sh started \(addresses.count) workers, expected \(n)", code: 1) }
             _ = try await runner.measure(nil, addresses: [])
             progress.begin("hosts=\(n): plain target decoding (baseline)")
-            let baseline = try await measureBaseline(runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
+            var baseline = try await measureBaseline(runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
+            var sinceBaseline = 0
             for point in plan.points() {
                 var record = context.record(point, kind: .point)
                 record.hosts = n
@@ -310,6 +331,13 @@ struct BenchSweepCommand: AsyncParsableCommand {
                     try context.write(record)
                     continue
                 }
+                if baselineEvery > 0, sinceBaseline >= baselineEvery {
+                    progress.begin("hosts=\(n): plain target decoding (baseline)")
+                    baseline = try await measureBaseline(
+                        runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
+                    sinceBaseline = 0
+                }
+                sinceBaseline += 1
                 progress.begin("hosts=\(n) \(point.label)")
                 do {
                     let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }

@@ -113,7 +113,8 @@ public struct BenchReport: Sendable {
                     (Double(x), Self.mean(rs.filter { (local ? $0.workers : ($0.hosts ?? 0)) == x }.map(\.tokensPerSecond)))
                 })
         }
-        let baseline = Self.mean(baselines.filter { local ? $0.hosts == nil : $0.hosts != nil }.map(\.tokensPerSecond))
+        let matching = baselines.filter { local ? $0.hosts == nil : $0.hosts != nil }
+        let baseline = Self.mean((matching.isEmpty ? baselines : matching).map(\.tokensPerSecond))
         let pinned = chosen.compactMap(\.pinning).first.map { " — pinned: \($0)" } ?? ""
         return SVGChart.lines(
             title: local ? "Token rate vs local worker processes" : "Token rate vs worker hosts\(pinned)",
@@ -168,10 +169,17 @@ public struct BenchReport: Sendable {
             out += "\(Self.f(r.time.verification / 1000, 2)) | \(Self.f(r.bytes.perToken, 0)) |\n"
         }
         if !baselines.isEmpty {
-            out += "\nPlain target decoding (same prompts and seeds): "
-            out += baselines.map { b in
-                "\(Self.f(b.tokensPerSecond, 1)) tok/s" + (b.hosts.map { " (hosts run \($0))" } ?? "")
-            }.joined(separator: ", ") + "\n"
+            out += "\nPlain target decoding (same prompts and seeds, each point's speedup uses the one measured "
+            out += "just before it): "
+            let byHosts = Dictionary(grouping: baselines) { $0.hosts ?? 0 }
+            out += byHosts.keys.sorted().map { h in
+                let rates = (byHosts[h] ?? []).map(\.tokensPerSecond)
+                var text = "\(Self.f(Self.mean(rates), 1)) tok/s mean"
+                if rates.count > 1 {
+                    text += " (\(rates.count) measurements, \(Self.f(rates.min() ?? 0, 1))–\(Self.f(rates.max() ?? 0, 1)))"
+                }
+                return text + (h > 0 ? " with \(h) host(s)" : "")
+            }.joined(separator: "; ") + "\n"
         }
         let skipped = records.filter { $0.kind == .skipped }
         if !skipped.isEmpty {
