@@ -352,34 +352,29 @@ struct BenchSweepCommand: AsyncParsableCommand {
             }
         }
         progress.finish()
+        if failures == 0 {
+            for step in ["up", "down"] { try? FileManager.default.removeItem(atPath: state + "-\(step).log") }
+        }
         return failures
     }
 
+    /// Runs scripts/netns-cluster.sh with its output in a file. (Foundation's `Process.waitUntilExit`
+    /// never returned here once the script had left its workers running in the background, so this
+    /// spawns and waits with POSIX calls.)
     func runScript(_ script: String, _ arguments: [String], state: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script] + arguments
+        let logPath = state + "-\(arguments.first ?? "run").log"
         var environment = ProcessInfo.processInfo.environment
         environment["CHORUS_NETNS_STATE"] = state
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let status = try spawnAndWait(["/bin/bash", script] + arguments, environment: environment, output: logPath)
+        return (status, (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")
     }
 
     /// Pins every thread of this process (and the threads it starts later) to `cpus`.
     func pinSelf(_ cpus: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["taskset", "-a", "-p", "-c", cpus, "\(getpid())"]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw fail("taskset -a -p -c \(cpus) failed; pass --no-pin", code: 1) }
+        let status = try spawnAndWait(
+            ["/usr/bin/env", "taskset", "-a", "-p", "-c", cpus, "\(getpid())"], environment: ProcessInfo.processInfo.environment,
+            output: "/dev/null")
+        guard status == 0 else { throw fail("taskset -a -p -c \(cpus) failed; pass --no-pin", code: 1) }
     }
 
     // MARK: Files
@@ -487,6 +482,32 @@ struct SweepContext {
     func write(_ record: BenchRecord) throws {
         output.write(Data((try record.jsonLine() + "\n").utf8))
     }
+}
+
+/// posix_spawn + waitpid: runs `argv` with stdin from /dev/null and stdout and stderr to `output`;
+/// returns the exit status (128 + signal when killed).
+func spawnAndWait(_ argv: [String], environment: [String: String], output: String) throws -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let cArgs = argv.map { strdup($0) } + [nil]
+    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for p in cArgs { free(p) }
+        for p in cEnv { free(p) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+    guard rc == 0 else { throw fail("cannot start \(argv[0]): \(String(cString: strerror(rc)))", code: 1) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 {
+        guard errno == EINTR else { throw fail("waitpid failed for \(argv[0])", code: 1) }
+    }
+    let low = status & 0x7f
+    return low == 0 ? (status >> 8) & 0xff : 128 + low
 }
 
 extension SamplingSettings {

@@ -61,8 +61,10 @@ public struct BenchReport: Sendable {
                         title: "Block efficiency vs drafts K (\(key.caption))", xLabel: "drafts K",
                         yLabel: "tokens per target forward", series: series)
                 ))
-            let ordered = records.sorted { ($0.hosts ?? 0, $0.scheme, $0.drafts) < ($1.hosts ?? 0, $1.scheme, $1.drafts) }
-                .prefix(48)
+            let rank = Dictionary(uniqueKeysWithValues: Self.schemeOrder(records.map(\.scheme)).enumerated().map { ($1, $0) })
+            let ordered = records.sorted {
+                ($0.hosts ?? 0, rank[$0.scheme] ?? 0, $0.drafts) < ($1.hosts ?? 0, rank[$1.scheme] ?? 0, $1.drafts)
+            }.prefix(48)
             charts.append(
                 (
                     "time-split-\(key.slug).svg",
