@@ -25,7 +25,9 @@ struct BenchPlotCommand: ParsableCommand {
     func run() throws {
         var records: [BenchRecord] = []
         for path in results {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw fail("cannot read \(path)") }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw fail("cannot read \(path)")
+            }
             do {
                 records += try BenchRecord.load(contentsOf: text)
             } catch {
@@ -53,6 +55,7 @@ struct BenchPlotCommand: ParsableCommand {
             throw fail("cannot write \(tablePath): \(error)")
         }
         print(markdown)
-        FileHandleOutput.standardError.write("wrote \(written.count) charts and \(tablePath):\n" + written.map { "  \($0)\n" }.joined())
+        FileHandleOutput.standardError.write(
+            "wrote \(written.count) charts and \(tablePath):\n" + written.map { "  \($0)\n" }.joined())
     }
 }

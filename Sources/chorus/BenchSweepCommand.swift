@@ -34,7 +34,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Prompts file, one prompt per line (default prompts/kjv.txt).") var prompts: String?
     @Option(name: .customLong("prompt-count"), help: "Use only the first N prompts.") var promptCount: Int?
     @Option(name: [.customShort("n"), .long], help: "Tokens generated per prompt.") var tokens = 64
-    @Option(name: .long, help: "Comma-separated schemes.") var schemes = "sd,specinfer,spectr,truncated-lp,weighted-is,optimal"
+    @Option(name: .long, help: "Comma-separated schemes.") var schemes =
+        "sd,specinfer,spectr,truncated-lp,weighted-is,optimal"
     @Option(name: .long, help: "Comma-separated draft counts K (1…16).") var drafts = "1,2,4,8"
     @Option(name: .customLong("draft-lengths"), help: "Comma-separated draft lengths L.") var draftLengths = "4"
     @Option(name: .long, help: "Comma-separated draft temperatures.") var temperatures = "1.0"
@@ -54,11 +55,16 @@ struct BenchSweepCommand: AsyncParsableCommand {
         help: "Re-measure plain target decoding before every N measured points (0: only at the start and the end).")
     var baselineEvery = 1
     @Option(name: .customLong("max-workers"), help: "Local worker processes kept at most.") var maxWorkers = 12
-    @Option(name: .long, help: "Comma-separated emulated host counts (network namespaces; needs root).") var hosts: String?
+    @Option(name: .long, help: "Comma-separated emulated host counts (network namespaces; needs root).") var hosts:
+        String?
     @Option(name: .customLong("delay-ms"), help: "With --hosts: added latency each way (ms).") var delayMs: Double?
     @Flag(name: .customLong("no-pin"), help: "With --hosts: do not pin the coordinator and the workers with taskset.")
     var noPin = false
-    @Flag(name: .long, help: "A small sweep (under two minutes in a release build): 4 prompts × 48 tokens, every scheme at K = 1, 2, 4, and the temperature mix at K = 2.")
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "A small sweep (about 30 s in a release build): 4 prompts × 48 tokens, every scheme at K = 1, 2, 4 "
+                + "with identical drafts, and the temperature mix at K = 2, 4."))
     var quick = false
 
     func validate() throws {
@@ -98,7 +104,9 @@ struct BenchSweepCommand: AsyncParsableCommand {
         func list<T>(_ text: String, _ name: String, _ parse: (String) -> T?) throws -> [T] {
             let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let values = items.compactMap(parse)
-            guard !items.isEmpty, values.count == items.count else { throw ValidationError("--\(name): cannot read '\(text)'") }
+            guard !items.isEmpty, values.count == items.count else {
+                throw ValidationError("--\(name): cannot read '\(text)'")
+            }
             return values
         }
         if quick {
@@ -109,8 +117,12 @@ struct BenchSweepCommand: AsyncParsableCommand {
         }
         let schemeList = try list(schemes, "schemes") { SchemeCatalog.names.contains($0) ? $0 : nil }
         let draftList = try list(drafts, "drafts") { Int($0).flatMap { (1...16).contains($0) ? $0 : nil } }
-        let lengthList = try list(draftLengths, "draft-lengths") { Int($0).flatMap { (1...16).contains($0) ? $0 : nil } }
-        let temperatureList = try list(temperatures, "temperatures") { Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil } }
+        let lengthList = try list(draftLengths, "draft-lengths") {
+            Int($0).flatMap { (1...16).contains($0) ? $0 : nil }
+        }
+        let temperatureList = try list(temperatures, "temperatures") {
+            Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }
+        }
         let mixList = try list(mixes, "mixes") { DraftMix(rawValue: $0) }
         return Axes(
             schemes: schemeList, drafts: draftList, lengths: lengthList, temperatures: temperatureList, mixes: mixList,
@@ -126,12 +138,16 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let promptTexts = try loadPrompts(prompts, limit: axes.promptCount)
         let promptTokens = promptTexts.map { loaded.tokenizer.encode($0, addSpecial: true) }
         if let long = promptTokens.first(where: { $0.count + axes.tokens >= loaded.model.contextLength }) {
-            throw fail("a prompt of \(long.count) tokens plus \(axes.tokens) generated exceeds the context of \(loaded.model.contextLength)")
+            throw fail(
+                "a prompt of \(long.count) tokens plus \(axes.tokens) generated exceeds the context of \(loaded.model.contextLength)"
+            )
         }
         let outPath = out ?? defaultOutPath()
         try FileManager.default.createDirectory(
             at: URL(fileURLWithPath: outPath).deletingLastPathComponent(), withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: outPath, contents: nil), let output = FileHandle(forWritingAtPath: outPath) else {
+        guard FileManager.default.createFile(atPath: outPath, contents: nil),
+            let output = FileHandle(forWritingAtPath: outPath)
+        else {
             throw fail("cannot write \(outPath)")
         }
         defer { try? output.close() }
@@ -143,7 +159,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
             deadlineMs: deadlineMs, machine: Self.machine())
         var runner = BenchRunner(
             target: loaded.model, connector: NNGConnector(), prompts: promptTokens, tokensPerPrompt: axes.tokens,
-            targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed, deadline: .milliseconds(deadlineMs))
+            targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed,
+            deadline: .milliseconds(deadlineMs))
         runner.truncation = truncation
 
         FileHandleOutput.standardError.write(
@@ -161,9 +178,12 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let records = try BenchRecord.load(contentsOf: text)
         let measured = records.filter { $0.kind == .point }.count
         FileHandleOutput.standardError.write(
-            "wrote \(records.count) records (\(measured) points) to \(outPath); plot with: chorus bench plot \(outPath)\n")
+            "wrote \(records.count) records (\(measured) points) to \(outPath); plot with: chorus bench plot \(outPath)\n"
+        )
         if failures > 0 { throw fail("\(failures) point(s) failed", code: 1) }
-        if measured == 0, records.contains(where: { $0.kind == .skipped }) == false { throw fail("nothing was measured", code: 1) }
+        if measured == 0, records.contains(where: { $0.kind == .skipped }) == false {
+            throw fail("nothing was measured", code: 1)
+        }
     }
 
     // MARK: Local mode
@@ -177,7 +197,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let progress = BenchProgress(total: (measured.count + baselines(measured.count)) * runner.prompts.count)
         let pool = try LocalWorkerPool(target: loaded, maxWorkers: maxWorkers)
         do {
-            let failures = try await runLocal(points: points, runner: runner, context: context, pool: pool, progress: progress)
+            let failures = try await runLocal(
+                points: points, runner: runner, context: context, pool: pool, progress: progress)
             await pool.shutdown()
             return failures
         } catch {
@@ -193,7 +214,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
         // Warm-up (page faults, first allocations), then the baseline.
         _ = try await runner.measure(nil, addresses: [])
         progress.begin("plain target decoding (baseline)")
-        var baseline = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+        var baseline = try await measureBaseline(
+            runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
         var sinceBaseline = 0
 
         var failures = 0
@@ -205,17 +227,22 @@ struct BenchSweepCommand: AsyncParsableCommand {
             }
             if baselineEvery > 0, sinceBaseline >= baselineEvery {
                 progress.begin("plain target decoding (baseline)")
-                baseline = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+                baseline = try await measureBaseline(
+                    runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
                 sinceBaseline = 0
             }
             sinceBaseline += 1
             progress.begin(point.label)
             do {
-                let specs = point.workerSpecs(primary: context.primary, secondary: context.secondary, fixedTemperature: fixedTemperature)
+                let specs = point.workerSpecs(
+                    primary: context.primary, secondary: context.secondary, fixedTemperature: fixedTemperature)
                 let addresses = try await pool.acquire(specs)
+                let began = ContinuousClock.now
                 let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }
                 var record = context.record(point, kind: .point)
-                BenchStatistics.fill(&record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
+                BenchStatistics.fill(
+                    &record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
+                record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
                 record.warnings += result.warnings.prefix(5)
                 try context.write(record)
                 progress.finishItem(summary(record))
@@ -239,6 +266,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
     func measureBaseline(
         runner: BenchRunner, context: SweepContext, hosts: Int?, pinning: String?, progress: BenchProgress
     ) async throws -> Double {
+        let began = ContinuousClock.now
         let result = try await runner.measure(nil, addresses: []) { _ in progress.advance() }
         let point = BenchPoint(
             scheme: "target", drafts: 0, workers: 0, sequencesPerWorker: 0, draftLength: 0, mix: .identical,
@@ -249,6 +277,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         BenchStatistics.fill(&record, generations: result.generations, baseline: 0, expectedDrafts: 0)
         record.baselineTokensPerSecond = record.tokensPerSecond
         record.speedup = 1
+        record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
         try context.write(record)
         progress.finishItem("baseline: plain target decoding \(fixed(record.tokensPerSecond, 1)) tok/s")
         return record.tokensPerSecond
@@ -266,14 +295,18 @@ struct BenchSweepCommand: AsyncParsableCommand {
 
     // MARK: Hosts mode
 
-    func runHosts(_ counts: [Int], axes: Axes, runner: BenchRunner, context: SweepContext, directory: String) async throws -> Int {
+    func runHosts(_ counts: [Int], axes: Axes, runner: BenchRunner, context: SweepContext, directory: String)
+        async throws -> Int
+    {
         let plans = counts.map { n in
             BenchPlan(
                 schemes: axes.schemes, drafts: axes.drafts, draftLengths: axes.lengths, temperatures: axes.temperatures,
                 mixes: [.identical], sequencesPerWorker: 1, hosts: n)
         }
         if axes.mixes != [.identical] {
-            FileHandleOutput.standardError.write("note: --hosts measures identical drafts only (the netns workers share one model and the coordinator sets their temperature)\n")
+            FileHandleOutput.standardError.write(
+                "note: --hosts measures identical drafts only (the netns workers share one model and the coordinator "
+                    + "sets their temperature)\n")
         }
         guard getuid() == 0 else {
             let reason = "--hosts needs root (network namespaces); run with sudo, or drop --hosts for a local sweep"
@@ -293,7 +326,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let coordinatorCPUs = env["COORD_CPUS"] ?? "0"
         let workerCPUs = env["WORKER_CPUS"] ?? (cpus <= 1 ? "0" : cpus == 2 ? "1" : "1-\(cpus - 1)")
-        let pinning = noPin ? nil : "taskset: coordinator on CPU \(coordinatorCPUs), workers on CPU \(workerCPUs) (\(cpus) CPUs)"
+        let pinning = noPin ? nil : "taskset: coordinator CPU \(coordinatorCPUs), workers CPU \(workerCPUs) of \(cpus)"
         if let pinning { FileHandleOutput.standardError.write("pinning with \(pinning)\n") }
         if !noPin { try pinSelf(coordinatorCPUs) }
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-netns-\(getpid())").path
@@ -315,10 +348,13 @@ struct BenchSweepCommand: AsyncParsableCommand {
             }
             let addresses = try String(contentsOfFile: state + "/workers", encoding: .utf8)
                 .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-            guard addresses.count == n else { throw fail("netns-cluster.sh started \(addresses.count) workers, expected \(n)", code: 1) }
+            guard addresses.count == n else {
+                throw fail("netns-cluster.sh started \(addresses.count) workers, expected \(n)", code: 1)
+            }
             _ = try await runner.measure(nil, addresses: [])
             progress.begin("hosts=\(n): plain target decoding (baseline)")
-            var baseline = try await measureBaseline(runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
+            var baseline = try await measureBaseline(
+                runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
             var sinceBaseline = 0
             for point in plan.points() {
                 var record = context.record(point, kind: .point)
@@ -340,8 +376,11 @@ struct BenchSweepCommand: AsyncParsableCommand {
                 sinceBaseline += 1
                 progress.begin("hosts=\(n) \(point.label)")
                 do {
+                    let began = ContinuousClock.now
                     let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }
-                    BenchStatistics.fill(&record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
+                    BenchStatistics.fill(
+                        &record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
+                    record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
                     record.warnings += result.warnings.prefix(5)
                     try context.write(record)
                     progress.finishItem(summary(record))
@@ -372,7 +411,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
     /// Pins every thread of this process (and the threads it starts later) to `cpus`.
     func pinSelf(_ cpus: String) throws {
         let status = try spawnAndWait(
-            ["/usr/bin/env", "taskset", "-a", "-p", "-c", cpus, "\(getpid())"], environment: ProcessInfo.processInfo.environment,
+            ["/usr/bin/env", "taskset", "-a", "-p", "-c", cpus, "\(getpid())"],
+            environment: ProcessInfo.processInfo.environment,
             output: "/dev/null")
         guard status == 0 else { throw fail("taskset -a -p -c \(cpus) failed; pass --no-pin", code: 1) }
     }
@@ -384,14 +424,18 @@ struct BenchSweepCommand: AsyncParsableCommand {
         case "small": return directory + "/chorus-kjv-draft-small-f32.gguf"
         case "medium": return directory + "/chorus-kjv-draft-medium-f32.gguf"
         default:
-            guard FileManager.default.fileExists(atPath: name) else { throw fail("draft model \(name) not found (small, medium or a path)") }
+            guard FileManager.default.fileExists(atPath: name) else {
+                throw fail("draft model \(name) not found (small, medium or a path)")
+            }
             return name
         }
     }
 
     func loadPrompts(_ explicit: String?, limit: Int?) throws -> [String] {
         let path = try explicit ?? scriptPath("kjv.txt", folder: "prompts")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw fail("cannot read prompts file \(path)") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw fail("cannot read prompts file \(path)")
+        }
         var lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         if let limit { lines = Array(lines.prefix(limit)) }
@@ -402,7 +446,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
     /// A file of the repository (scripts/…, prompts/…): ./FOLDER/NAME or FOLDER/NAME above the binary.
     func scriptPath(_ name: String, folder: String = "scripts") throws -> String {
         var candidates = [FileManager.default.currentDirectoryPath + "/\(folder)/\(name)"]
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
         for _ in 0..<6 {
             candidates.append(directory.appendingPathComponent("\(folder)/\(name)").path)
             directory = directory.deletingLastPathComponent()

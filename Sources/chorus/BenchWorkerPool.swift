@@ -46,7 +46,8 @@ final class LocalWorkerPool {
                     && (spec.temperature == nil || w.spec.temperature == spec.temperature)
             }
             // Exact matches first: keep temperature-specific workers for the points that need them.
-            if let w = candidates.first(where: { $0.spec.temperature == (spec.temperature ?? 1.0) }) ?? candidates.first {
+            if let w = candidates.first(where: { $0.spec.temperature == (spec.temperature ?? 1.0) }) ?? candidates.first
+            {
                 ids.append(w.id)
             } else {
                 ids.append("")
@@ -62,7 +63,9 @@ final class LocalWorkerPool {
         try await waitUntilRegistered(ids)
         var addresses: [String] = []
         for id in ids {
-            guard let i = workers.firstIndex(where: { $0.id == id }) else { throw fail("worker \(id) vanished", code: 1) }
+            guard let i = workers.firstIndex(where: { $0.id == id }) else {
+                throw fail("worker \(id) vanished", code: 1)
+            }
             workers[i].lastUsed = clock
             addresses.append(workers[i].address)
         }
@@ -72,8 +75,9 @@ final class LocalWorkerPool {
     /// Stops least recently used workers not in `keeping` until `room` more fit under the cap.
     func evict(keeping keepIDs: Set<String>, room: Int) {
         while workers.count + room > maxWorkers {
-            guard let victim = workers.indices.filter({ !keepIDs.contains(workers[$0].id) })
-                .min(by: { workers[$0].lastUsed < workers[$1].lastUsed })
+            guard
+                let victim = workers.indices.filter({ !keepIDs.contains(workers[$0].id) })
+                    .min(by: { workers[$0].lastUsed < workers[$1].lastUsed })
             else { break }
             stop(workers[victim])
             workers.remove(at: victim)

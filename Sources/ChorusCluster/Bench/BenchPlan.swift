@@ -51,7 +51,8 @@ public struct BenchPoint: Sendable, Equatable {
         (0..<workers).map { w in
             switch mix {
             case .identical: return WorkerSpec(model: primary, temperature: nil)
-            case .temperature: return WorkerSpec(model: primary, temperature: w == 0 ? fixedTemperature : draftTemperature)
+            case .temperature:
+                return WorkerSpec(model: primary, temperature: w == 0 ? fixedTemperature : draftTemperature)
             case .model: return WorkerSpec(model: w % 2 == 0 ? primary : secondary, temperature: nil)
             }
         }
@@ -59,7 +60,8 @@ public struct BenchPoint: Sendable, Equatable {
 
     /// One temperature per draft.
     public func draftTemperatures(fixedTemperature: Double) -> [Double] {
-        (0..<drafts).map { d in mix == .temperature && d / sequencesPerWorker == 0 ? fixedTemperature : draftTemperature }
+        (0..<drafts).map { d in mix == .temperature && d / sequencesPerWorker == 0 ? fixedTemperature : draftTemperature
+        }
     }
 
     /// One model name per draft.
@@ -123,7 +125,8 @@ public struct BenchPlan: Sendable {
                             if k % workers != 0 || (hosts == nil && k % sequencesPerWorker != 0) {
                                 point.workers = workers
                                 point.sequencesPerWorker = hosts == nil ? sequencesPerWorker : 0
-                                point.skipReason = hosts != nil
+                                point.skipReason =
+                                    hosts != nil
                                     ? "K = \(k) does not split evenly over \(workers) hosts"
                                     : "K = \(k) is not a multiple of \(sequencesPerWorker) sequences per worker"
                             } else {
@@ -134,7 +137,8 @@ public struct BenchPlan: Sendable {
                                 point.skipReason = "a \(mix.rawValue) mix needs at least 2 workers (got 1)"
                             }
                             if point.skipReason == nil, mix != .identical, Self.identicalOnly.contains(scheme) {
-                                point.skipReason = "\(scheme) needs identical drafts (K i.i.d. draws from one law); "
+                                point.skipReason =
+                                    "\(scheme) needs identical drafts (K i.i.d. draws from one law); "
                                     + "this point mixes \(mix == .model ? "draft models" : "draft temperatures")"
                             }
                             points.append(point)

@@ -52,7 +52,8 @@ public struct BenchReport: Sendable {
                 let ks = Array(Set(mine.map(\.drafts))).sorted()
                 return SVGChart.Series(
                     name: scheme,
-                    points: ks.map { k in (Double(k), Self.mean(mine.filter { $0.drafts == k }.map(\.blockEfficiency))) })
+                    points: ks.map { k in (Double(k), Self.mean(mine.filter { $0.drafts == k }.map(\.blockEfficiency)))
+                    })
             }
             charts.append(
                 (
@@ -61,7 +62,8 @@ public struct BenchReport: Sendable {
                         title: "Block efficiency vs drafts K (\(key.caption))", xLabel: "drafts K",
                         yLabel: "tokens per target forward", series: series)
                 ))
-            let rank = Dictionary(uniqueKeysWithValues: Self.schemeOrder(records.map(\.scheme)).enumerated().map { ($1, $0) })
+            let rank = Dictionary(
+                uniqueKeysWithValues: Self.schemeOrder(records.map(\.scheme)).enumerated().map { ($1, $0) })
             let ordered = records.sorted {
                 ($0.hosts ?? 0, rank[$0.scheme] ?? 0, $0.drafts) < ($1.hosts ?? 0, rank[$1.scheme] ?? 0, $1.drafts)
             }.prefix(48)
@@ -93,34 +95,50 @@ public struct BenchReport: Sendable {
         let local = hosted.isEmpty
         let chosen = local ? points : hosted
         guard !chosen.isEmpty else { return nil }
-        struct Line: Hashable { var scheme: String; var drafts: Int; var length: Int; var temperature: Double; var mix: String }
+        struct Line: Hashable {
+            var scheme: String
+            var drafts: Int
+            var length: Int
+            var temperature: Double
+            var mix: String
+            var delay: Double
+        }
         let lines = Dictionary(grouping: chosen) {
             Line(
-                scheme: $0.scheme, drafts: local ? 0 : $0.drafts, length: $0.draftLength, temperature: $0.draftTemperature,
-                mix: $0.mix)
+                scheme: $0.scheme, drafts: local ? 0 : $0.drafts, length: $0.draftLength,
+                temperature: $0.draftTemperature,
+                mix: $0.mix, delay: $0.delayMilliseconds ?? 0)
         }
         let keys = lines.keys.sorted {
-            ($0.mix, $0.length, $0.temperature, $0.scheme, $0.drafts) < ($1.mix, $1.length, $1.temperature, $1.scheme, $1.drafts)
+            ($0.delay, $0.mix, $0.length, $0.temperature, $0.scheme, $0.drafts)
+                < ($1.delay, $1.mix, $1.length, $1.temperature, $1.scheme, $1.drafts)
         }.prefix(10)
         let series = keys.map { key -> SVGChart.Series in
             let rs = lines[key] ?? []
             let xs = Array(Set(rs.map { local ? $0.workers : ($0.hosts ?? 0) })).sorted()
             var name = key.scheme + (local ? "" : " K=\(key.drafts)")
-            if keys.contains(where: { $0.length != key.length || $0.temperature != key.temperature || $0.mix != key.mix }) {
+            if key.delay > 0 { name += " +\(Self.f(key.delay, key.delay == key.delay.rounded() ? 0 : 1)) ms" }
+            if keys.contains(where: {
+                $0.length != key.length || $0.temperature != key.temperature || $0.mix != key.mix
+            }) {
                 name += " L=\(key.length) T=\(key.temperature)" + (key.mix == "identical" ? "" : " \(key.mix)")
             }
             return SVGChart.Series(
                 name: name,
                 points: xs.map { x in
-                    (Double(x), Self.mean(rs.filter { (local ? $0.workers : ($0.hosts ?? 0)) == x }.map(\.tokensPerSecond)))
+                    (
+                        Double(x),
+                        Self.mean(rs.filter { (local ? $0.workers : ($0.hosts ?? 0)) == x }.map(\.tokensPerSecond))
+                    )
                 })
         }
         let matching = baselines.filter { local ? $0.hosts == nil : $0.hosts != nil }
         let baseline = Self.mean((matching.isEmpty ? baselines : matching).map(\.tokensPerSecond))
-        let pinned = chosen.compactMap(\.pinning).first.map { " — pinned: \($0)" } ?? ""
+        let pinned = chosen.compactMap(\.pinning).first.map { "; \($0)" } ?? ""
         return SVGChart.lines(
-            title: local ? "Token rate vs local worker processes" : "Token rate vs worker hosts\(pinned)",
-            xLabel: local ? "worker processes (one machine)" : "worker hosts (network namespaces)", yLabel: "tokens / s",
+            title: local ? "Token rate vs local worker processes" : "Token rate vs worker hosts",
+            xLabel: local ? "worker processes (one machine)" : "worker hosts (network namespaces\(pinned))",
+            yLabel: "tokens / s",
             series: Array(series), reference: baseline > 0 ? ("target alone", baseline) : nil)
     }
 
@@ -163,7 +181,8 @@ public struct BenchReport: Sendable {
         for r in points {
             let perPosition = r.perPositionAcceptance.map { Self.f($0, 2) }.joined(separator: " ")
             out += "| \(r.scheme) | \(r.mix) | \(r.drafts) | \(r.workers)×\(r.sequencesPerWorker) | \(r.draftLength) | "
-            out += "\(Self.f(r.draftTemperature, 1)) | \(r.hosts.map(String.init) ?? "local") | \(Self.f(r.blockEfficiency, 3)) | "
+            out +=
+                "\(Self.f(r.draftTemperature, 1)) | \(r.hosts.map(String.init) ?? "local") | \(Self.f(r.blockEfficiency, 3)) | "
             out += "\(Self.f(r.acceptanceRate, 3)) | \(perPosition) | \(Self.f(r.draftsPerRound, 2)) | "
             out += "\(Self.f(r.tokensPerSecond, 1)) | \(Self.f(r.speedup, 2))× | \(Self.f(r.time.round / 1000, 2)) | "
             out += "\(Self.f(r.time.draftWait / 1000, 2)) | \(Self.f(r.time.workerDraft / 1000, 2)) | "
@@ -174,14 +193,16 @@ public struct BenchReport: Sendable {
             out += "\nPlain target decoding (same prompts and seeds, each point's speedup uses the one measured "
             out += "just before it): "
             let byHosts = Dictionary(grouping: baselines) { $0.hosts ?? 0 }
-            out += byHosts.keys.sorted().map { h in
-                let rates = (byHosts[h] ?? []).map(\.tokensPerSecond)
-                var text = "\(Self.f(Self.mean(rates), 1)) tok/s mean"
-                if rates.count > 1 {
-                    text += " (\(rates.count) measurements, \(Self.f(rates.min() ?? 0, 1))–\(Self.f(rates.max() ?? 0, 1)))"
-                }
-                return text + (h > 0 ? " with \(h) host(s)" : "")
-            }.joined(separator: "; ") + "\n"
+            out +=
+                byHosts.keys.sorted().map { h in
+                    let rates = (byHosts[h] ?? []).map(\.tokensPerSecond)
+                    var text = "\(Self.f(Self.mean(rates), 1)) tok/s mean"
+                    if rates.count > 1 {
+                        text +=
+                            " (\(rates.count) measurements, \(Self.f(rates.min() ?? 0, 1))–\(Self.f(rates.max() ?? 0, 1)))"
+                    }
+                    return text + (h > 0 ? " with \(h) host(s)" : "")
+                }.joined(separator: "; ") + "\n"
         }
         let skipped = records.filter { $0.kind == .skipped }
         if !skipped.isEmpty {

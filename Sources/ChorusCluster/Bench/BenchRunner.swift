@@ -50,7 +50,8 @@ public struct BenchRunner: Sendable {
             options.scheme = point.scheme
             options.draftLength = point.draftLength
             options.sequencesPerWorker = point.sequencesPerWorker
-            options.draftSampling = point.mix == .temperature ? nil : SamplingSettings(temperature: point.draftTemperature)
+            options.draftSampling =
+                point.mix == .temperature ? nil : SamplingSettings(temperature: point.draftTemperature)
         }
         let warnings = Mutex<[String]>([])
         let log = ClusterLog(component: "bench", minimum: .warning) { line in

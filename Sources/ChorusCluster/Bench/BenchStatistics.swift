@@ -125,19 +125,22 @@ public enum BenchStatistics {
         }
         record.time = split
         record.bytes.total = requestBytes + replyBytes
-        record.bytes.perToken = total.generatedTokens == 0 ? 0 : Double(requestBytes + replyBytes) / Double(total.generatedTokens)
+        record.bytes.perToken =
+            total.generatedTokens == 0 ? 0 : Double(requestBytes + replyBytes) / Double(total.generatedTokens)
         if expectedDrafts > 0, roundsWithDrafts > 0, record.draftsPerRound < Double(expectedDrafts) - 1e-9 {
             record.warnings.append(
                 "only \(String(format: "%.2f", record.draftsPerRound)) of \(expectedDrafts) drafts per round were used "
                     + "(late or failed workers, or a scheme that fell back to one worker's drafts)")
         }
         if expectedDrafts > 0, roundsWithDrafts < roundsAsked {
-            record.warnings.append("\(roundsAsked - roundsWithDrafts) of \(roundsAsked) rounds that asked for drafts got none")
+            record.warnings.append(
+                "\(roundsAsked - roundsWithDrafts) of \(roundsAsked) rounds that asked for drafts got none")
         }
         let drafted = offered.reduce(0, +)
         if drafted != total.draftedTokens {
             record.warnings.append(
-                "per-position denominators (\(drafted) positions) differ from the drafted tokens (\(total.draftedTokens))")
+                "per-position denominators (\(drafted) positions) differ from the drafted tokens (\(total.draftedTokens))"
+            )
         }
     }
 

@@ -38,17 +38,21 @@ public enum SVGChart {
 
     static func number(_ v: Double) -> String { String(format: "%.1f", v) }
 
-    /// Tick values covering [low, high]: 1, 2 or 5 times a power of ten apart, about `count` of them.
+    /// Tick values covering [low, high] (the first at or below low, the last at or above high): 1, 2 or 5
+    /// times a power of ten apart, about `count` of them.
     public static func ticks(low: Double, high: Double, count: Int = 5) -> [Double] {
         guard high > low, high.isFinite, low.isFinite else { return [low] }
         let raw = (high - low) / Double(max(count, 1))
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
+        // From the last multiple of step at or below low to the first at or above high.
         var values: [Double] = []
-        var v = (low / step).rounded(.down) * step
-        while v <= high + step * 1e-9 {
-            if v >= low - step * 1e-9 { values.append(abs(v) < step * 1e-9 ? 0 : v) }
-            v += step
+        var i = (low / step).rounded(.down)
+        while true {
+            let v = i * step
+            values.append(abs(v) < step * 1e-9 ? 0 : v)
+            if v >= high - step * 1e-9 { break }
+            i += 1
         }
         return values
     }
@@ -88,11 +92,13 @@ public enum SVGChart {
             let py = y(t)
             s += "<line x1=\"\(number(f.left))\" y1=\"\(number(py))\" x2=\"\(number(f.left + f.plotWidth))\" "
             s += "y2=\"\(number(py))\" stroke=\"#dddddd\"/>\n"
-            s += "<text x=\"\(number(f.left - 6))\" y=\"\(number(py + 4))\" text-anchor=\"end\">\(tickLabel(t))</text>\n"
+            s +=
+                "<text x=\"\(number(f.left - 6))\" y=\"\(number(py + 4))\" text-anchor=\"end\">\(tickLabel(t))</text>\n"
         }
         s += "<line x1=\"\(number(f.left))\" y1=\"\(number(f.top))\" x2=\"\(number(f.left))\" "
         s += "y2=\"\(number(f.top + f.plotHeight))\" stroke=\"black\"/>\n"
-        s += "<line x1=\"\(number(f.left))\" y1=\"\(number(f.top + f.plotHeight))\" x2=\"\(number(f.left + f.plotWidth))\" "
+        s +=
+            "<line x1=\"\(number(f.left))\" y1=\"\(number(f.top + f.plotHeight))\" x2=\"\(number(f.left + f.plotWidth))\" "
         s += "y2=\"\(number(f.top + f.plotHeight))\" stroke=\"black\"/>\n"
         s += "<text x=\"\(number(f.left + f.plotWidth / 2))\" y=\"\(number(f.height - 14))\" text-anchor=\"middle\">"
         s += "\(escape(xLabel))</text>\n"
@@ -111,7 +117,8 @@ public enum SVGChart {
                 s += "<line x1=\"\(number(x))\" y1=\"\(number(y))\" x2=\"\(number(x + 18))\" y2=\"\(number(y))\" "
                 s += "stroke=\"\(colors[i])\" stroke-width=\"2\" stroke-dasharray=\"5,3\"/>\n"
             } else {
-                s += "<rect x=\"\(number(x))\" y=\"\(number(y - 6))\" width=\"18\" height=\"10\" fill=\"\(colors[i])\"/>\n"
+                s +=
+                    "<rect x=\"\(number(x))\" y=\"\(number(y - 6))\" width=\"18\" height=\"10\" fill=\"\(colors[i])\"/>\n"
             }
             s += "<text x=\"\(number(x + 24))\" y=\"\(number(y + 4))\">\(escape(name))</text>\n"
         }
@@ -156,7 +163,8 @@ public enum SVGChart {
             }
             for p in points {
                 s += "<circle cx=\"\(number(px(p.x)))\" cy=\"\(number(py(p.y)))\" r=\"3.5\" fill=\"\(c)\">"
-                s += "<title>\(escape(series.name)): \(tickLabel(p.x)) → \(String(format: "%.3f", p.y))</title></circle>\n"
+                s +=
+                    "<title>\(escape(series.name)): \(tickLabel(p.x)) → \(String(format: "%.3f", p.y))</title></circle>\n"
             }
             names.append(series.name)
             colors.append(c)
@@ -194,7 +202,8 @@ public enum SVGChart {
             s += "y2=\"\(number(y))\" stroke=\"#dddddd\"/>\n"
             s += "<text x=\"\(number(f.left - 6))\" y=\"\(number(y + 4))\" text-anchor=\"end\">\(tickLabel(t))</text>\n"
         }
-        s += "<line x1=\"\(number(f.left))\" y1=\"\(number(f.top))\" x2=\"\(number(f.left))\" y2=\"\(number(plotBottom))\" "
+        s +=
+            "<line x1=\"\(number(f.left))\" y1=\"\(number(f.top))\" x2=\"\(number(f.left))\" y2=\"\(number(plotBottom))\" "
         s += "stroke=\"black\"/>\n"
         s += "<line x1=\"\(number(f.left))\" y1=\"\(number(plotBottom))\" x2=\"\(number(f.left + f.plotWidth))\" "
         s += "y2=\"\(number(plotBottom))\" stroke=\"black\"/>\n"
@@ -211,7 +220,8 @@ public enum SVGChart {
                 guard v > 0 else { continue }
                 let top = py(base + v)
                 let h = py(base) - top
-                s += "<rect x=\"\(number(x))\" y=\"\(number(top))\" width=\"\(number(barWidth))\" height=\"\(number(h))\" "
+                s +=
+                    "<rect x=\"\(number(x))\" y=\"\(number(top))\" width=\"\(number(barWidth))\" height=\"\(number(h))\" "
                 s += "fill=\"\(color(j))\"><title>\(escape(category)): \(escape(segment.name)) "
                 s += "\(String(format: "%.1f", v))</title></rect>\n"
                 base += v
