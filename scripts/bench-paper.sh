@@ -13,5 +13,5 @@ if [[ -z $bin ]]; then
 fi
 out=${OUT:-results/bench-paper-$(date -u +%Y%m%d-%H%M%S).jsonl}
 "$bin" bench --schemes optimal,truncated-lp,specinfer,spectr --drafts 1,2,3,4,5,6,7,8 \
-    --temperatures 1.2,1.4,1.6,1.8,2.0,2.2,2.4 --draft-lengths 4 --tokens 64 --out "$out" "$@"
+    --temperatures 1.2,1.4,1.6,1.8,2.0,2.2,2.4 --draft-lengths 4 --tokens 64 --baseline-every 0 --out "$out" "$@"
 "$bin" bench plot "$out" --out "${out%.jsonl}-plots"

@@ -30,6 +30,9 @@ struct BenchSweepCommand: AsyncParsableCommand {
             """
     )
 
+    @Option(
+        name: .long, help: ArgumentHelp("Not supported: a live coordinator (see the discussion).", visibility: .hidden))
+    var coordinator: String?
     @Option(name: .long, help: "Results file (JSON lines; default results/bench-DATE.jsonl).") var out: String?
     @Option(name: .long, help: "Prompts file, one prompt per line (default prompts/kjv.txt).") var prompts: String?
     @Option(name: .customLong("prompt-count"), help: "Use only the first N prompts.") var promptCount: Int?
@@ -68,6 +71,12 @@ struct BenchSweepCommand: AsyncParsableCommand {
     var quick = false
 
     func validate() throws {
+        if coordinator != nil {
+            throw ValidationError(
+                "--coordinator: measuring a live cluster is not supported (its scheme and draft length are fixed when "
+                    + "it starts, and clients get no per-round timings); drop it to start a local cluster, or use --hosts"
+            )
+        }
         guard tokens >= 1 else { throw ValidationError("--tokens must be ≥ 1") }
         guard sequences >= 1 else { throw ValidationError("--sequences must be ≥ 1") }
         guard deadlineMs >= 1 else { throw ValidationError("--deadline-ms must be ≥ 1") }
@@ -248,7 +257,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
                 progress.finishItem(summary(record))
             } catch {
                 failures += 1
-                progress.note("FAILED \(point.label): \(error)")
+                progress.note("FAILED \(point.label): \(Self.describe(error))")
             }
         }
         // A second baseline shows how much the machine drifted during the sweep.
@@ -281,6 +290,11 @@ struct BenchSweepCommand: AsyncParsableCommand {
         try context.write(record)
         progress.finishItem("baseline: plain target decoding \(fixed(record.tokensPerSecond, 1)) tok/s")
         return record.tokensPerSecond
+    }
+
+    /// An error for a FAILED line (errors made with `fail` were printed when they were thrown).
+    static func describe(_ error: any Error) -> String {
+        error is ExitCode ? "see the error above" : "\(error)"
     }
 
     func summary(_ r: BenchRecord) -> String {
@@ -386,7 +400,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
                     progress.finishItem(summary(record))
                 } catch {
                     failures += 1
-                    progress.note("FAILED hosts=\(n) \(point.label): \(error)")
+                    progress.note("FAILED hosts=\(n) \(point.label): \(Self.describe(error))")
                 }
             }
         }
