@@ -6,7 +6,11 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (outside the test suite).",
-        subcommands: [BenchSelectionCommand.self, BenchModelCommand.self, BenchAcceptanceCommand.self]
+        subcommands: [
+            BenchSweepCommand.self, BenchPlotCommand.self, BenchSelectionCommand.self, BenchModelCommand.self,
+            BenchAcceptanceCommand.self,
+        ],
+        defaultSubcommand: BenchSweepCommand.self
     )
 }
 

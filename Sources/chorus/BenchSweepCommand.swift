@@ -1,0 +1,574 @@
+import ArgumentParser
+import ChorusCluster
+import ChorusModel
+import ChorusSampling
+import ChorusTransport
+import Foundation
+
+/// `chorus bench` (the default `bench` subcommand): a sweep over schemes, draft counts, draft lengths,
+/// draft temperatures and draft mixes against a cluster it starts itself — worker processes on this
+/// machine, or (`--hosts`) workers in network namespaces — with the coordinator in this process.
+/// One JSON line per point (BenchRecord) to `--out`; a progress bar on standard error.
+struct BenchSweepCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Measure block efficiency, token rate and the round's time split across a sweep.",
+        discussion: """
+            Local mode (default): starts draft-worker processes on 127.0.0.1 (K processes with --sequences \
+            sequences each give K drafts) and a coordinator with the target in this process. Every point \
+            generates --tokens tokens from each prompt of --prompts with fixed seeds and session ids, and \
+            is compared with plain target decoding of the same prompts and seeds measured in the same run.
+
+            --hosts 1,2,4,8: the same sweep with the workers in network namespaces (scripts/netns-cluster.sh, \
+            needs root), each point spreading its K drafts over the hosts; --delay-ms adds link latency; the \
+            coordinator and the workers are pinned to disjoint CPUs with taskset unless --no-pin.
+
+            A live cluster (--coordinator ADDRESS) is not supported: a coordinator's scheme and draft \
+            length are fixed when it starts, so a sweep needs coordinators of its own.
+
+            See docs/benchmarks-cluster.md for every field of the results.
+            """
+    )
+
+    @Option(
+        name: .long, help: ArgumentHelp("Not supported: a live coordinator (see the discussion).", visibility: .hidden))
+    var coordinator: String?
+    @Option(name: .long, help: "Results file (JSON lines; default results/bench-DATE.jsonl).") var out: String?
+    @Option(name: .long, help: "Prompts file, one prompt per line (default prompts/kjv.txt).") var prompts: String?
+    @Option(name: .customLong("prompt-count"), help: "Use only the first N prompts.") var promptCount: Int?
+    @Option(name: [.customShort("n"), .long], help: "Tokens generated per prompt.") var tokens = 64
+    @Option(name: .long, help: "Comma-separated schemes.") var schemes =
+        "sd,specinfer,spectr,truncated-lp,weighted-is,optimal"
+    @Option(name: .long, help: "Comma-separated draft counts K (1…16).") var drafts = "1,2,4,8"
+    @Option(name: .customLong("draft-lengths"), help: "Comma-separated draft lengths L.") var draftLengths = "4"
+    @Option(name: .long, help: "Comma-separated draft temperatures.") var temperatures = "1.0"
+    @Option(name: .long, help: "Comma-separated draft mixes: identical, temperature, model.") var mixes = "identical"
+    @Option(name: .customLong("fixed-temperature"), help: "Draft 1's temperature in the temperature mix.")
+    var fixedTemperature = 1.2
+    @Option(name: .customLong("target-temperature"), help: "Target sampling temperature.") var targetTemperature = 1.0
+    @Option(name: .long, help: "Primary draft model: small or medium (or a GGUF path).") var draft = "small"
+    @Option(name: .customLong("second-draft"), help: "The other model of the model mix.") var secondDraft = "medium"
+    @Option(name: .long, help: "Sequences per worker in local mode (K must be a multiple).") var sequences = 1
+    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies (ms).") var deadlineMs = 5000
+    @Option(name: .long, help: "Seed of the target's and the drafts' draws.") var seed: UInt64 = 1
+    @Option(name: .customLong("truncation"), help: "truncated-lp's s.") var truncation = SchemeCatalog.defaultTruncation
+    @Option(name: .long, help: "Directory with the chorus-kjv-*.gguf models.") var models: String?
+    @Option(
+        name: .customLong("baseline-every"),
+        help: "Re-measure plain target decoding before every N measured points (0: only at the start and the end).")
+    var baselineEvery = 1
+    @Option(name: .customLong("max-workers"), help: "Local worker processes kept at most.") var maxWorkers = 12
+    @Option(name: .long, help: "Comma-separated emulated host counts (network namespaces; needs root).") var hosts:
+        String?
+    @Option(name: .customLong("delay-ms"), help: "With --hosts: added latency each way (ms).") var delayMs: Double?
+    @Flag(name: .customLong("no-pin"), help: "With --hosts: do not pin the coordinator and the workers with taskset.")
+    var noPin = false
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "A small sweep (about 30 s in a release build): 4 prompts × 48 tokens, every scheme at K = 1, 2, 4 "
+                + "with identical drafts, and the temperature mix at K = 2, 4."))
+    var quick = false
+
+    func validate() throws {
+        if coordinator != nil {
+            throw ValidationError(
+                "--coordinator: measuring a live cluster is not supported (its scheme and draft length are fixed when "
+                    + "it starts, and clients get no per-round timings); drop it to start a local cluster, or use --hosts"
+            )
+        }
+        guard tokens >= 1 else { throw ValidationError("--tokens must be ≥ 1") }
+        guard sequences >= 1 else { throw ValidationError("--sequences must be ≥ 1") }
+        guard deadlineMs >= 1 else { throw ValidationError("--deadline-ms must be ≥ 1") }
+        guard baselineEvery >= 0 else { throw ValidationError("--baseline-every must be ≥ 0") }
+        guard maxWorkers >= 1 else { throw ValidationError("--max-workers must be ≥ 1") }
+        if let promptCount, promptCount < 1 { throw ValidationError("--prompt-count must be ≥ 1") }
+        _ = try axes()
+        if let hosts {
+            let counts = hosts.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 64 }) else {
+                throw ValidationError("--hosts: give host counts in 1…64, e.g. 1,2,4,8")
+            }
+        } else if delayMs != nil {
+            throw ValidationError("--delay-ms needs --hosts (the delay proxies sit on the emulated links)")
+        }
+        if let delayMs, !(delayMs >= 0) { throw ValidationError("--delay-ms must be ≥ 0") }
+        guard SamplingSettings(temperature: targetTemperature).isValid else {
+            throw ValidationError("--target-temperature must be finite and ≥ 0")
+        }
+    }
+
+    /// The sweep's axes after --quick.
+    struct Axes {
+        var schemes: [String]
+        var drafts: [Int]
+        var lengths: [Int]
+        var temperatures: [Double]
+        var mixes: [DraftMix]
+        var tokens: Int
+        var promptCount: Int?
+    }
+
+    func axes() throws -> Axes {
+        func list<T>(_ text: String, _ name: String, _ parse: (String) -> T?) throws -> [T] {
+            let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let values = items.compactMap(parse)
+            guard !items.isEmpty, values.count == items.count else {
+                throw ValidationError("--\(name): cannot read '\(text)'")
+            }
+            return values
+        }
+        if quick {
+            return Axes(
+                schemes: ["sd", "specinfer", "spectr", "truncated-lp", "weighted-is", "optimal"], drafts: [1, 2, 4],
+                lengths: [4], temperatures: [1.0], mixes: [.identical, .temperature], tokens: 48,
+                promptCount: promptCount ?? 4)
+        }
+        let schemeList = try list(schemes, "schemes") { SchemeCatalog.names.contains($0) ? $0 : nil }
+        let draftList = try list(drafts, "drafts") { Int($0).flatMap { (1...16).contains($0) ? $0 : nil } }
+        let lengthList = try list(draftLengths, "draft-lengths") {
+            Int($0).flatMap { (1...16).contains($0) ? $0 : nil }
+        }
+        let temperatureList = try list(temperatures, "temperatures") {
+            Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }
+        }
+        let mixList = try list(mixes, "mixes") { DraftMix(rawValue: $0) }
+        return Axes(
+            schemes: schemeList, drafts: draftList, lengths: lengthList, temperatures: temperatureList, mixes: mixList,
+            tokens: tokens, promptCount: promptCount)
+    }
+
+    func run() async throws {
+        let axes = try axes()
+        let directory = try modelsDirectory(models)
+        let primary = try draftPath(draft, directory)
+        let secondary = try draftPath(secondDraft, directory)
+        let loaded = try loadModel(directory + "/chorus-kjv-target-f32.gguf", threads: 1, quiet: true)
+        let promptTexts = try loadPrompts(prompts, limit: axes.promptCount)
+        let promptTokens = promptTexts.map { loaded.tokenizer.encode($0, addSpecial: true) }
+        if let long = promptTokens.first(where: { $0.count + axes.tokens >= loaded.model.contextLength }) {
+            throw fail(
+                "a prompt of \(long.count) tokens plus \(axes.tokens) generated exceeds the context of \(loaded.model.contextLength)"
+            )
+        }
+        let outPath = out ?? defaultOutPath()
+        try FileManager.default.createDirectory(
+            at: URL(fileURLWithPath: outPath).deletingLastPathComponent(), withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: outPath, contents: nil),
+            let output = FileHandle(forWritingAtPath: outPath)
+        else {
+            throw fail("cannot write \(outPath)")
+        }
+        defer { try? output.close() }
+
+        let runID = "\(Self.timestamp())-s\(seed)"
+        let context = SweepContext(
+            run: runID, output: output, primary: primary, secondary: secondary, fixedTemperature: fixedTemperature,
+            targetTemperature: targetTemperature, prompts: promptTokens.count, tokens: axes.tokens, seed: seed,
+            deadlineMs: deadlineMs, machine: Self.machine())
+        var runner = BenchRunner(
+            target: loaded.model, connector: NNGConnector(), prompts: promptTokens, tokensPerPrompt: axes.tokens,
+            targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed,
+            deadline: .milliseconds(deadlineMs))
+        runner.truncation = truncation
+
+        FileHandleOutput.standardError.write(
+            "chorus bench: \(promptTokens.count) prompts × \(axes.tokens) tokens, \(Self.buildKind) build, "
+                + "\(context.machine); results → \(outPath)\n")
+        var failures = 0
+        if let hosts {
+            let counts = hosts.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            failures = try await runHosts(counts, axes: axes, runner: runner, context: context, directory: directory)
+        } else {
+            failures = try await runLocal(axes: axes, runner: runner, context: context, loaded: loaded)
+        }
+        // The file must read back as records.
+        let text = try String(contentsOfFile: outPath, encoding: .utf8)
+        let records = try BenchRecord.load(contentsOf: text)
+        let measured = records.filter { $0.kind == .point }.count
+        FileHandleOutput.standardError.write(
+            "wrote \(records.count) records (\(measured) points) to \(outPath); plot with: chorus bench plot \(outPath)\n"
+        )
+        if failures > 0 { throw fail("\(failures) point(s) failed", code: 1) }
+        if measured == 0, records.contains(where: { $0.kind == .skipped }) == false {
+            throw fail("nothing was measured", code: 1)
+        }
+    }
+
+    // MARK: Local mode
+
+    func runLocal(axes: Axes, runner: BenchRunner, context: SweepContext, loaded: LoadedModel) async throws -> Int {
+        let plan = BenchPlan(
+            schemes: axes.schemes, drafts: axes.drafts, draftLengths: axes.lengths, temperatures: axes.temperatures,
+            mixes: axes.mixes, sequencesPerWorker: sequences)
+        let points = plan.points()
+        let measured = points.filter { $0.skipReason == nil }
+        let progress = BenchProgress(total: (measured.count + baselines(measured.count)) * runner.prompts.count)
+        let pool = try LocalWorkerPool(target: loaded, maxWorkers: maxWorkers)
+        do {
+            let failures = try await runLocal(
+                points: points, runner: runner, context: context, pool: pool, progress: progress)
+            await pool.shutdown()
+            return failures
+        } catch {
+            await pool.shutdown()
+            throw error
+        }
+    }
+
+    func runLocal(
+        points: [BenchPoint], runner: BenchRunner, context: SweepContext, pool: LocalWorkerPool, progress: BenchProgress
+    ) async throws -> Int {
+
+        // Warm-up (page faults, first allocations), then the baseline.
+        _ = try await runner.measure(nil, addresses: [])
+        progress.begin("plain target decoding (baseline)")
+        var baseline = try await measureBaseline(
+            runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+        var sinceBaseline = 0
+
+        var failures = 0
+        for point in points {
+            if let reason = point.skipReason {
+                try context.write(context.record(point, kind: .skipped, skipReason: reason))
+                progress.note("skipped \(point.label): \(reason)")
+                continue
+            }
+            if baselineEvery > 0, sinceBaseline >= baselineEvery {
+                progress.begin("plain target decoding (baseline)")
+                baseline = try await measureBaseline(
+                    runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+                sinceBaseline = 0
+            }
+            sinceBaseline += 1
+            progress.begin(point.label)
+            do {
+                let specs = point.workerSpecs(
+                    primary: context.primary, secondary: context.secondary, fixedTemperature: fixedTemperature)
+                let addresses = try await pool.acquire(specs)
+                let began = ContinuousClock.now
+                let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }
+                var record = context.record(point, kind: .point)
+                BenchStatistics.fill(
+                    &record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
+                record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
+                record.warnings += result.warnings.prefix(5)
+                try context.write(record)
+                progress.finishItem(summary(record))
+            } catch {
+                failures += 1
+                progress.note("FAILED \(point.label): \(Self.describe(error))")
+            }
+        }
+        // A second baseline shows how much the machine drifted during the sweep.
+        progress.begin("plain target decoding (baseline, end of run)")
+        _ = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
+        progress.finish()
+        return failures
+    }
+
+    /// Baseline measurements in a sweep of `points` measured points (the first, the re-measurements, the last).
+    func baselines(_ points: Int) -> Int {
+        baselineEvery > 0 ? 2 + max(0, points - 1) / baselineEvery : 2
+    }
+
+    func measureBaseline(
+        runner: BenchRunner, context: SweepContext, hosts: Int?, pinning: String?, progress: BenchProgress
+    ) async throws -> Double {
+        let began = ContinuousClock.now
+        let result = try await runner.measure(nil, addresses: []) { _ in progress.advance() }
+        let point = BenchPoint(
+            scheme: "target", drafts: 0, workers: 0, sequencesPerWorker: 0, draftLength: 0, mix: .identical,
+            draftTemperature: 0)
+        var record = context.record(point, kind: .baseline)
+        record.hosts = hosts
+        record.pinning = pinning
+        BenchStatistics.fill(&record, generations: result.generations, baseline: 0, expectedDrafts: 0)
+        record.baselineTokensPerSecond = record.tokensPerSecond
+        record.speedup = 1
+        record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
+        try context.write(record)
+        progress.finishItem("baseline: plain target decoding \(fixed(record.tokensPerSecond, 1)) tok/s")
+        return record.tokensPerSecond
+    }
+
+    /// An error for a FAILED line (errors made with `fail` were printed when they were thrown).
+    static func describe(_ error: any Error) -> String {
+        error is ExitCode ? "see the error above" : "\(error)"
+    }
+
+    func summary(_ r: BenchRecord) -> String {
+        var s = "\(r.scheme) K=\(r.drafts) L=\(r.draftLength) T=\(r.draftTemperature)"
+        if r.mix != "identical" { s += " \(r.mix)" }
+        if let h = r.hosts { s += " hosts=\(h)" }
+        s += ": block eff. \(fixed(r.blockEfficiency, 2)), accept \(fixed(r.acceptanceRate, 2)), "
+        s += "\(fixed(r.tokensPerSecond, 1)) tok/s (\(fixed(r.speedup, 2))×)"
+        if !r.warnings.isEmpty { s += "  ⚠ \(r.warnings[0])" }
+        return s
+    }
+
+    // MARK: Hosts mode
+
+    func runHosts(_ counts: [Int], axes: Axes, runner: BenchRunner, context: SweepContext, directory: String)
+        async throws -> Int
+    {
+        let plans = counts.map { n in
+            BenchPlan(
+                schemes: axes.schemes, drafts: axes.drafts, draftLengths: axes.lengths, temperatures: axes.temperatures,
+                mixes: [.identical], sequencesPerWorker: 1, hosts: n)
+        }
+        if axes.mixes != [.identical] {
+            FileHandleOutput.standardError.write(
+                "note: --hosts measures identical drafts only (the netns workers share one model and the coordinator "
+                    + "sets their temperature)\n")
+        }
+        guard getuid() == 0 else {
+            let reason = "--hosts needs root (network namespaces); run with sudo, or drop --hosts for a local sweep"
+            FileHandleOutput.standardError.write("skipped: \(reason)\n")
+            for (n, plan) in zip(counts, plans) {
+                for point in plan.points() {
+                    var record = context.record(point, kind: .skipped, skipReason: point.skipReason ?? reason)
+                    record.hosts = n
+                    try context.write(record)
+                }
+            }
+            return 0
+        }
+        let script = try scriptPath("netns-cluster.sh")
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        let env = ProcessInfo.processInfo.environment
+        let coordinatorCPUs = env["COORD_CPUS"] ?? "0"
+        let workerCPUs = env["WORKER_CPUS"] ?? (cpus <= 1 ? "0" : cpus == 2 ? "1" : "1-\(cpus - 1)")
+        let pinning = noPin ? nil : "taskset: coordinator CPU \(coordinatorCPUs), workers CPU \(workerCPUs) of \(cpus)"
+        if let pinning { FileHandleOutput.standardError.write("pinning with \(pinning)\n") }
+        if !noPin { try pinSelf(coordinatorCPUs) }
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-netns-\(getpid())").path
+        let total = plans.reduce(0) { total, plan in
+            let measured = plan.points().filter { $0.skipReason == nil }.count
+            return total + (measured + baselines(measured) - 1) * runner.prompts.count
+        }
+        let progress = BenchProgress(total: total)
+        var failures = 0
+        for (n, plan) in zip(counts, plans) {
+            var arguments = ["up", "\(n)", "--draft", context.primary, "--bin", binary]
+            if !noPin { arguments.append("--taskset") }
+            if let delayMs { arguments += ["--delay-ms", "\(delayMs)"] }
+            progress.note("starting \(n) emulated host(s)…")
+            let upResult = try runScript(script, arguments, state: state)
+            defer { _ = try? runScript(script, ["down"], state: state) }
+            guard upResult.status == 0 else {
+                throw fail("netns-cluster.sh up \(n) failed (status \(upResult.status)):\n\(upResult.output)", code: 1)
+            }
+            let addresses = try String(contentsOfFile: state + "/workers", encoding: .utf8)
+                .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            guard addresses.count == n else {
+                throw fail("netns-cluster.sh started \(addresses.count) workers, expected \(n)", code: 1)
+            }
+            _ = try await runner.measure(nil, addresses: [])
+            progress.begin("hosts=\(n): plain target decoding (baseline)")
+            var baseline = try await measureBaseline(
+                runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
+            var sinceBaseline = 0
+            for point in plan.points() {
+                var record = context.record(point, kind: .point)
+                record.hosts = n
+                record.delayMilliseconds = delayMs
+                record.pinning = pinning
+                if let reason = point.skipReason {
+                    record.kind = .skipped
+                    record.skipReason = reason
+                    try context.write(record)
+                    continue
+                }
+                if baselineEvery > 0, sinceBaseline >= baselineEvery {
+                    progress.begin("hosts=\(n): plain target decoding (baseline)")
+                    baseline = try await measureBaseline(
+                        runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
+                    sinceBaseline = 0
+                }
+                sinceBaseline += 1
+                progress.begin("hosts=\(n) \(point.label)")
+                do {
+                    let began = ContinuousClock.now
+                    let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }
+                    BenchStatistics.fill(
+                        &record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
+                    record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
+                    record.warnings += result.warnings.prefix(5)
+                    try context.write(record)
+                    progress.finishItem(summary(record))
+                } catch {
+                    failures += 1
+                    progress.note("FAILED hosts=\(n) \(point.label): \(Self.describe(error))")
+                }
+            }
+        }
+        progress.finish()
+        if failures == 0 {
+            for step in ["up", "down"] { try? FileManager.default.removeItem(atPath: state + "-\(step).log") }
+        }
+        return failures
+    }
+
+    /// Runs scripts/netns-cluster.sh with its output in a file. (Foundation's `Process.waitUntilExit`
+    /// never returned here once the script had left its workers running in the background, so this
+    /// spawns and waits with POSIX calls.)
+    func runScript(_ script: String, _ arguments: [String], state: String) throws -> (status: Int32, output: String) {
+        let logPath = state + "-\(arguments.first ?? "run").log"
+        var environment = ProcessInfo.processInfo.environment
+        environment["CHORUS_NETNS_STATE"] = state
+        let status = try spawnAndWait(["/bin/bash", script] + arguments, environment: environment, output: logPath)
+        return (status, (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")
+    }
+
+    /// Pins every thread of this process (and the threads it starts later) to `cpus`.
+    func pinSelf(_ cpus: String) throws {
+        let status = try spawnAndWait(
+            ["/usr/bin/env", "taskset", "-a", "-p", "-c", cpus, "\(getpid())"],
+            environment: ProcessInfo.processInfo.environment,
+            output: "/dev/null")
+        guard status == 0 else { throw fail("taskset -a -p -c \(cpus) failed; pass --no-pin", code: 1) }
+    }
+
+    // MARK: Files
+
+    func draftPath(_ name: String, _ directory: String) throws -> String {
+        switch name {
+        case "small": return directory + "/chorus-kjv-draft-small-f32.gguf"
+        case "medium": return directory + "/chorus-kjv-draft-medium-f32.gguf"
+        default:
+            guard FileManager.default.fileExists(atPath: name) else {
+                throw fail("draft model \(name) not found (small, medium or a path)")
+            }
+            return name
+        }
+    }
+
+    func loadPrompts(_ explicit: String?, limit: Int?) throws -> [String] {
+        let path = try explicit ?? scriptPath("kjv.txt", folder: "prompts")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw fail("cannot read prompts file \(path)")
+        }
+        var lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        if let limit { lines = Array(lines.prefix(limit)) }
+        guard !lines.isEmpty else { throw fail("\(path) has no prompts (one per line; # starts a comment)") }
+        return lines
+    }
+
+    /// A file of the repository (scripts/…, prompts/…): ./FOLDER/NAME or FOLDER/NAME above the binary.
+    func scriptPath(_ name: String, folder: String = "scripts") throws -> String {
+        var candidates = [FileManager.default.currentDirectoryPath + "/\(folder)/\(name)"]
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
+        for _ in 0..<6 {
+            candidates.append(directory.appendingPathComponent("\(folder)/\(name)").path)
+            directory = directory.deletingLastPathComponent()
+        }
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw fail("cannot find \(folder)/\(name); run from the repository root")
+        }
+        return found
+    }
+
+    func defaultOutPath() -> String {
+        FileManager.default.currentDirectoryPath + "/results/bench-\(Self.timestamp())\(quick ? "-quick" : "").jsonl"
+    }
+
+    static func timestamp() -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return formatter.string(from: Date())
+    }
+
+    static var buildKind: String {
+        #if DEBUG
+            return "debug"
+        #else
+            return "release"
+        #endif
+    }
+
+    /// CPU count, OS and the load average when the run started (a shared machine shows here).
+    static func machine() -> String {
+        let info = ProcessInfo.processInfo
+        var s = "\(info.activeProcessorCount) CPUs, \(info.operatingSystemVersionString)"
+        if let load = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) {
+            s += ", load average \(load.split(separator: " ").prefix(3).joined(separator: " ")) at start"
+        }
+        return s
+    }
+}
+
+/// What every record of one run shares, and where records go.
+struct SweepContext {
+    var run: String
+    var output: FileHandle
+    var primary: String
+    var secondary: String
+    var fixedTemperature: Double
+    var targetTemperature: Double
+    var prompts: Int
+    var tokens: Int
+    var seed: UInt64
+    var deadlineMs: Int
+    var machine: String
+
+    static func modelName(_ path: String) -> String {
+        let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        return file.replacingOccurrences(of: "chorus-kjv-", with: "")
+    }
+
+    func record(_ point: BenchPoint, kind: BenchRecord.Kind, skipReason: String? = nil) -> BenchRecord {
+        let perDraft = point.drafts > 0 && point.sequencesPerWorker > 0
+        var record = BenchRecord(
+            kind: kind, run: run, scheme: point.scheme, drafts: point.drafts, workers: point.workers,
+            sequencesPerWorker: point.sequencesPerWorker, draftLength: point.draftLength, mix: point.mix.rawValue,
+            draftTemperature: point.draftTemperature,
+            draftTemperatures: perDraft ? point.draftTemperatures(fixedTemperature: fixedTemperature) : [],
+            draftModels: perDraft
+                ? point.draftModels(primary: Self.modelName(primary), secondary: Self.modelName(secondary)) : [],
+            targetTemperature: targetTemperature, prompts: prompts, tokensPerPrompt: tokens, seed: seed,
+            build: BenchSweepCommand.buildKind, deadlineMilliseconds: deadlineMs)
+        record.machine = machine
+        record.skipReason = skipReason
+        return record
+    }
+
+    func write(_ record: BenchRecord) throws {
+        output.write(Data((try record.jsonLine() + "\n").utf8))
+    }
+}
+
+/// posix_spawn + waitpid: runs `argv` with stdin from /dev/null and stdout and stderr to `output`;
+/// returns the exit status (128 + signal when killed).
+func spawnAndWait(_ argv: [String], environment: [String: String], output: String) throws -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let cArgs = argv.map { strdup($0) } + [nil]
+    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for p in cArgs { free(p) }
+        for p in cEnv { free(p) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+    guard rc == 0 else { throw fail("cannot start \(argv[0]): \(String(cString: strerror(rc)))", code: 1) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 {
+        guard errno == EINTR else { throw fail("waitpid failed for \(argv[0])", code: 1) }
+    }
+    let low = status & 0x7f
+    return low == 0 ? (status >> 8) & 0xff : 128 + low
+}
+
+extension SamplingSettings {
+    var isValid: Bool { (try? validate()) != nil }
+}
