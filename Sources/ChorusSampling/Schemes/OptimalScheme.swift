@@ -251,6 +251,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
+        let factors = CellWeightFactors(k: k)
         for j in 0..<m {
             let t = support[Int(packed[j] & 0xFFFF_FFFF)]
             tokenAt[j] = Int32(t)
@@ -262,19 +263,19 @@ final class QuantileKeyTables: @unchecked Sendable {
             let upper = j == m - 1 ? 1 : lower + pj
             bounds[j + 1] = upper
             prefixQ += qj
-            let value = prefixQ - power(upper, k)
+            let (mean, upperPower) = factors.meanWeightAndPower(lower: lower, upper: upper)
+            let value = prefixQ - upperPower
             if value < best {
                 best = value
                 kStar = j + 1
             }
-            let mean = cellMeanWeight(lower: lower, upper: upper, k: k)
             meanWeight[j] = mean
             x[j] = pj * mean
-            donorHead[j] = -1
-            ownWeight[j] = 1
-            receiverStart[j] = 0
-            receiverEnd[j] = 0
         }
+        donorHead.initialize(repeating: -1, count: m)
+        ownWeight.initialize(repeating: 1, count: m)
+        receiverStart.initialize(repeating: 0, count: m)
+        receiverEnd.initialize(repeating: 0, count: m)
         optimum = 1 + best
         sStar = kStar
         let t2 = monotonicNanoseconds()
@@ -442,6 +443,47 @@ func power(_ x: Double, _ k: Int) -> Double {
         e >>= 1
     }
     return result
+}
+
+/// `ā = E_{U[L,U]}[K s^{K−1}] = Σ_{t=0}^{K−1} U^t L^{K−1−t}` and `U^K` with a short dependency chain:
+/// with K = r·2^a (r odd), `U^K − L^K = (U^r − L^r) Π_{i<a} (U^{r2^i} + L^{r2^i})`, so
+/// `ā = [Σ_{t<r} U^t L^{r−1−t}] · Π_{i<a} (U^{r2^i} + L^{r2^i})` — a product of sums of positive
+/// terms: no cancellation (never `(U^K − L^K)/(U − L)`), and no K-long Horner chain.
+struct CellWeightFactors {
+    let oddPart: Int
+    let doublings: Int
+
+    init(k: Int) {
+        var r = max(k, 1), a = 0
+        while r % 2 == 0 {
+            r /= 2
+            a += 1
+        }
+        oddPart = r
+        doublings = a
+    }
+
+    @inline(__always)
+    func meanWeightAndPower(lower l: Double, upper u: Double) -> (mean: Double, upperPower: Double) {
+        var h = 1.0, lPower = 1.0, uPower = u, lOdd = l
+        var i = 1
+        while i < oddPart {
+            lPower *= l
+            h = u * h + lPower
+            uPower *= u
+            lOdd *= l
+            i += 1
+        }
+        var mean = h
+        var d = 0
+        while d < doublings {
+            mean *= uPower + lOdd
+            uPower *= uPower
+            lOdd *= lOdd
+            d += 1
+        }
+        return (mean, uPower)
+    }
 }
 
 /// `E_{U[a,b]}[K s^{K−1}] = Σ_{t=0}^{K−1} b^t a^{K−1−t}` — never `(b^K − a^K)/(b − a)`, which cancels.
