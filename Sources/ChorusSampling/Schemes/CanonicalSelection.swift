@@ -24,17 +24,22 @@ public struct CanonicalSelection<Rule: SelectionRule>: PreparedSelection {
         self.rule = rule
         self.target = target
         let pI = rule.selectedLaw
-        var residual = [Double](repeating: 0, count: target.vocabularySize)
+        let n = target.vocabularySize
         var mass = 0.0
         var acceptance = 0.0
-        for y in 0..<target.vocabularySize {
-            let q = target.probabilities[y]
-            acceptance += min(q, pI[y])
-            let r = q - pI[y]
-            if r > 0 {
-                residual[y] = r
-                mass += r
+        // One branch-free pass: min(q, p_I) and (q − p_I)+.
+        let residual = [Double](unsafeUninitializedCapacity: n) { buffer, count in
+            target.probabilities.withUnsafeBufferPointer { q in
+                pI.withUnsafeBufferPointer { x in
+                    for y in 0..<n {
+                        let r = max(q[y] - x[y], 0)
+                        buffer[y] = r
+                        mass += r
+                        acceptance += min(q[y], x[y])
+                    }
+                }
             }
+            count = n
         }
         self.residual = residual
         self.residualMass = mass
