@@ -1,3 +1,5 @@
+import ChorusModel
+import ChorusSampling
 import Foundation
 
 /// Pearson's chi-square goodness-of-fit test of observed counts against expected counts, shared by the
@@ -43,4 +45,19 @@ struct ChiSquareTest {
 
     /// The normal quantile of 1 − 1e-6: a false-failure probability of about one in a million.
     static let zOneInAMillion = 4.753
+}
+
+/// Expected counts of the first two generated tokens `(a, b)` (index `a·n + b`) in `runs`
+/// generations from a table model after `token`: `runs · q(a | token) · q(b | a)`.
+func expectedPairCounts(
+    _ target: TableLanguageModel, after token: Int, settings: SamplingSettings, runs: Int
+) throws -> [Double] {
+    let n = target.vocabularySize
+    let first = try TokenDistribution(logits: target.table[token], settings: settings)
+    var expected = [Double](repeating: 0, count: n * n)
+    for a in 0..<n where first[a] > 0 {
+        let second = try TokenDistribution(logits: target.table[a], settings: settings)
+        for b in 0..<n { expected[a * n + b] = first[a] * second[b] * Double(runs) }
+    }
+    return expected
 }

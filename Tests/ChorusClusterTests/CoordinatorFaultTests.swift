@@ -637,12 +637,7 @@ struct CoordinatorFaultTests {
         #expect(pairs.count == runs)
         var counts = [Int](repeating: 0, count: n * n)
         for p in pairs { counts[p] += 1 }
-        let first = try TokenDistribution(logits: target.table[prompt[0]], settings: settings)
-        var expected = [Double](repeating: 0, count: n * n)
-        for a in 0..<n where first[a] > 0 {
-            let second = try TokenDistribution(logits: target.table[a], settings: settings)
-            for b in 0..<n { expected[a * n + b] = first[a] * second[b] * Double(runs) }
-        }
+        let expected = try expectedPairCounts(target, after: prompt[0], settings: settings, runs: runs)
         let test = ChiSquareTest(observed: counts, expected: expected)
         #expect(test.impossibleObserved == 0, "an impossible pair was generated")
         let threshold = test.threshold(z: ChiSquareTest.zOneInAMillion)

@@ -111,12 +111,7 @@ func runGeneration(
             counts[g[0] * n + g[1]] += 1
             await worker.forget(session: UInt64(run))
         }
-        let first = try TokenDistribution(logits: target.table[5], settings: settings)
-        var expected = [Double](repeating: 0, count: n * n)
-        for a in 0..<n where first[a] > 0 {
-            let second = try TokenDistribution(logits: target.table[a], settings: settings)
-            for b in 0..<n { expected[a * n + b] = first[a] * second[b] * Double(runs) }
-        }
+        let expected = try expectedPairCounts(target, after: 5, settings: settings, runs: runs)
         let test = ChiSquareTest(observed: counts, expected: expected)
         #expect(test.impossibleObserved == 0, "an impossible pair was generated")
         let threshold = test.threshold(z: ChiSquareTest.zOneInAMillion)
