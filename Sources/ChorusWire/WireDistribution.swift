@@ -74,6 +74,22 @@ public struct WireDistribution: Sendable, Equatable {
         }
     }
 
+    /// The decoder's check, without building the law (the coordinator decodes it once, later):
+    /// finite, non-negative entries whose sum, in float64 and in order, is 1 within 1e-3 — the same
+    /// conditions ``decoded()`` enforces.
+    static func validate(_ values: [Float], field: String) throws(WireError) {
+        var sum = 0.0
+        for (i, v) in values.enumerated() {
+            guard v.isFinite, v >= 0 else {
+                throw WireError.invalidValue(field: field, reason: "probability \(v) at entry \(i)")
+            }
+            sum += Double(v)
+        }
+        guard abs(sum - 1) <= 1e-3 else {
+            throw WireError.invalidValue(field: field, reason: "probabilities sum to \(sum)")
+        }
+    }
+
     func encode(into w: inout WireWriter) {
         w.u32(UInt32(vocabularySize))
         switch storage {
@@ -102,9 +118,8 @@ public struct WireDistribution: Sendable, Equatable {
             let count = try r.count("dense distribution length", limit: WireLimits.vocabulary, bytesEach: 4)
             var values = [Float](repeating: 0, count: count)
             for i in 0..<count { values[i] = try r.f32("dense distribution") }
-            let d = WireDistribution(vocabularySize: n, storage: .dense(values))
-            _ = try d.decoded()
-            return d
+            try validate(values, field: "dense distribution")
+            return WireDistribution(vocabularySize: n, storage: .dense(values))
         case 1:
             let count = try r.count("sparse distribution length", limit: min(n, WireLimits.vocabulary), bytesEach: 8)
             var tokens = [UInt32](repeating: 0, count: count)
@@ -113,9 +128,16 @@ public struct WireDistribution: Sendable, Equatable {
                 tokens[i] = try r.u32("sparse distribution token")
                 values[i] = try r.f32("sparse distribution probability")
             }
-            let d = WireDistribution(vocabularySize: n, storage: .sparse(tokens: tokens, probabilities: values))
-            _ = try d.decoded()
-            return d
+            var previous = -1
+            for t in tokens {
+                guard Int(t) > previous, Int(t) < n else {
+                    throw WireError.invalidValue(
+                        field: "distribution", reason: "sparse tokens must ascend inside the vocabulary (token \(t))")
+                }
+                previous = Int(t)
+            }
+            try validate(values, field: "sparse distribution")
+            return WireDistribution(vocabularySize: n, storage: .sparse(tokens: tokens, probabilities: values))
         default:
             throw WireError.invalidValue(field: "distribution form", reason: "\(form) (0 dense, 1 sparse)")
         }
