@@ -20,7 +20,12 @@ let package = Package(
         // Pure → effectful (DESIGN.md "Modules").
         .target(name: "ChorusSampling"),
         .systemLibrary(name: "CBLAS"),
-        .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS"]),
+        // The engine's kernels (one C file per family of tensor types), optimised even in debug builds:
+        // tests run real models through them. No floating-point contraction: a row's arithmetic is fixed.
+        .target(
+            name: "CChorusEngine",
+            cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
+        .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS", "CChorusEngine"]),
         .target(name: "ChorusWire", dependencies: ["ChorusSampling"]),
         .systemLibrary(name: "CNNG"),
         .target(name: "ChorusTransport", dependencies: ["CNNG"]),
@@ -42,7 +47,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
-        .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
+        .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel", "CChorusEngine"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
         .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),

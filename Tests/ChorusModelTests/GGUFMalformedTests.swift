@@ -586,16 +586,19 @@ import Testing
         }
     }
 
-    @Test(arguments: [UInt32(13), 3, 10, 15, 31, 99, .max])
+    @Test(arguments: [UInt32(15), 9, 20, 23, 34, 31, 99, .max])
     func unsupportedTensorType(type: UInt32) throws {
         var w = Self.smallWriter()
         w.tensors[1].type = type
         let error = try failure(w.build().bytes)
         #expect(error == .unsupportedTensorType(name: "b", type: type))
         let description = error?.description ?? ""
-        #expect(description.contains("F32, F16, Q4_0, Q8_0, Q4_K, Q6_K, BF16"), "\(description)")
+        #expect(
+            description.contains("F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16"),
+            "\(description)")
         #expect(description.contains("tensor b"))
-        if type == 13 { #expect(description.contains("has type Q5_K")) }
+        if type == 20 { #expect(description.contains("has type IQ4_NL")) }
+        if type == 34 { #expect(description.contains("has type TQ1_0")) }
         if type == 99 { #expect(description.contains("type 99")) }
     }
 

@@ -1,54 +1,48 @@
-/// Tensor element types Chorus computes with, with ggml's block geometry
-/// (ggml `ggml-common.h` block layouts; GGUF specification, "Tensor types").
+import CChorusEngine
+
+/// Tensor element types Chorus computes with: every type llama.cpp's common presets produce.
+/// Block geometry, dequantization and dot products come from one table, the engine's
+/// `chorus_traits` (ggml `ggml-common.h` block layouts; GGUF specification, "Tensor types").
 public enum GGMLType: UInt32, CaseIterable, Sendable {
     case f32 = 0
     case f16 = 1
     case q4_0 = 2
+    case q4_1 = 3
+    case q5_0 = 6
+    case q5_1 = 7
     case q8_0 = 8
+    case q2_K = 10
+    case q3_K = 11
     case q4_K = 12
+    case q5_K = 13
     case q6_K = 14
     case bf16 = 30
 
-    /// Elements per block.
-    public var blockSize: Int {
-        switch self {
-        case .f32, .f16, .bf16: return 1
-        case .q4_0, .q8_0: return 32
-        case .q4_K, .q6_K: return 256
-        }
+    /// The engine's entry for this type (every case has one).
+    var traits: UnsafePointer<chorus_type_traits> {
+        guard let t = chorus_traits(rawValue) else { preconditionFailure("no engine traits for \(rawValue)") }
+        return t
     }
+
+    /// Elements per block.
+    public var blockSize: Int { Int(traits.pointee.block_size) }
 
     /// Bytes per block.
-    public var blockBytes: Int {
-        switch self {
-        case .f32: return 4
-        case .f16, .bf16: return 2
-        case .q4_0: return 2 + 16  // f16 scale, 32 × 4-bit
-        case .q8_0: return 2 + 32  // f16 scale, 32 × int8
-        case .q4_K: return 2 + 2 + 12 + 128  // d, dmin, 8 × 6-bit scale/min pairs, 256 × 4-bit
-        case .q6_K: return 128 + 64 + 16 + 2  // ql, qh, 16 × int8 scales, d
-        }
-    }
+    public var blockBytes: Int { Int(traits.pointee.block_bytes) }
 
-    public var name: String {
-        switch self {
-        case .f32: return "F32"
-        case .f16: return "F16"
-        case .q4_0: return "Q4_0"
-        case .q8_0: return "Q8_0"
-        case .q4_K: return "Q4_K"
-        case .q6_K: return "Q6_K"
-        case .bf16: return "BF16"
-        }
-    }
+    /// True when the engine dots this type with Float32 activations (F32, F16, BF16); quantized types
+    /// dot with activations rounded to 8-bit blocks of 32.
+    public var dotsWithFloat: Bool { traits.pointee.activation == Int32(CHORUS_ACT_F32.rawValue) }
+
+    public var name: String { String(cString: traits.pointee.name) }
 
     /// ggml's name for any type id (for error messages), or its number.
     public static func name(of raw: UInt32) -> String {
         if let t = GGMLType(rawValue: raw) { return t.name }
         let known: [UInt32: String] = [
-            3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 13: "Q5_K", 15: "Q8_K",
-            16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
-            23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
+            9: "Q8_1", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
+            22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
+            34: "TQ1_0", 35: "TQ2_0",
         ]
         return known[raw] ?? "type \(raw)"
     }

@@ -1,0 +1,110 @@
+// Chorus engine kernels: GGUF tensor types read as stored, SIMD dot products chosen at run time,
+// a multi-row matrix product that reads each weight block once for all rows, and a thread pool.
+//
+// One table (`chorus_type_traits`) maps a ggml type id to its block geometry, its dequantization,
+// the activation format it dots with, and its dot products (portable and SIMD). The design follows
+// ggml's CPU type traits (ggml-cpu.c `type_traits_cpu`); the code is our own.
+//
+// Determinism: the value of one output y[r][o] depends only on weight row o and activation row r —
+// never on how many rows share the call, how they are tiled, or how many threads run. Every output
+// is computed by one thread with one fixed sequence of operations.
+#ifndef CHORUS_ENGINE_H
+#define CHORUS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// ggml type ids (GGUF specification, "Tensor types").
+enum chorus_type {
+    CHORUS_F32 = 0,
+    CHORUS_F16 = 1,
+    CHORUS_Q4_0 = 2,
+    CHORUS_Q4_1 = 3,
+    CHORUS_Q5_0 = 6,
+    CHORUS_Q5_1 = 7,
+    CHORUS_Q8_0 = 8,
+    CHORUS_Q2_K = 10,
+    CHORUS_Q3_K = 11,
+    CHORUS_Q4_K = 12,
+    CHORUS_Q5_K = 13,
+    CHORUS_Q6_K = 14,
+    CHORUS_BF16 = 30,
+};
+
+/// The activation format a weight type dots with.
+enum chorus_activation {
+    /// Float32 rows (F32, F16, BF16 weights).
+    CHORUS_ACT_F32 = 0,
+    /// `chorus_q8` blocks of 32 (every quantized type).
+    CHORUS_ACT_Q8 = 1,
+};
+
+/// One activation block: 32 values x[i] ≈ d · q[i], d = max|x| / 127, with the integer sums of
+/// each half (sum[0] = q[0] + … + q[15], sum[1] = q[16] + … + q[31]) for types with a minimum
+/// or an offset. Blocks of 32 (not ggml's 256 for k-quants) keep an outlier channel from
+/// flattening more than 31 neighbours.
+typedef struct {
+    float d;
+    int16_t sum[2];
+    int8_t q[32];
+} chorus_q8;
+
+/// Dot products of one weight row (`blocks` blocks of its type) with `rows` ≤ 4 activation rows:
+/// out[r · out_stride] = Σ w · x_r. `act` points at row 0; row r starts `act_stride` bytes later.
+typedef void (*chorus_dot_fn)(int blocks, const void *weights, const void *act, size_t act_stride, int rows,
+                              float *out, size_t out_stride);
+
+typedef struct {
+    const char *name;
+    /// Elements per block and bytes per block.
+    int block_size;
+    int block_bytes;
+    int activation;  // enum chorus_activation
+    /// Decodes `blocks` blocks into `blocks · block_size` floats.
+    void (*dequantize)(const void *src, float *dst, int blocks);
+    /// Portable C dot product.
+    chorus_dot_fn dot_portable;
+    /// AVX2 + FMA (+ F16C) dot product, or NULL when the type has none.
+    chorus_dot_fn dot_avx2;
+} chorus_type_traits;
+
+/// The traits of a type id, or NULL for a type Chorus cannot compute with.
+const chorus_type_traits *chorus_traits(uint32_t type);
+
+/// The best kernels this CPU runs: 0 = portable, 1 = AVX2+FMA+F16C, from cpuid, once.
+/// `CHORUS_ISA=portable` in the environment forces the portable path for a process.
+int chorus_isa(void);
+/// "portable" or "avx2".
+const char *chorus_isa_name(int isa);
+
+/// The dot function of a type at `isa` (lowered to what the CPU has).
+chorus_dot_fn chorus_dot_for(const chorus_type_traits *traits, int isa);
+
+/// Quantizes `rows` rows of `k` floats (k a multiple of 32) to `rows · k / 32` blocks.
+void chorus_quantize_q8(const float *x, int rows, int k, chorus_q8 *out);
+
+/// A thread pool of `threads` (≥ 1) threads including the caller: `threads − 1` persistent workers.
+typedef struct chorus_pool chorus_pool;
+chorus_pool *chorus_pool_create(int threads);
+void chorus_pool_destroy(chorus_pool *pool);
+int chorus_pool_threads(const chorus_pool *pool);
+/// Runs job(context, index, count) on every thread (index 0 on the caller) and waits for all.
+void chorus_pool_run(chorus_pool *pool, void (*job)(void *context, int index, int count), void *context);
+
+/// y[r][o] = Σ_i W[o][i] · x[r][i] for r < rows, o < out_dim: `weights` holds out_dim rows of
+/// in_dim elements of `type`, `act` the rows in the type's activation format (Float32 rows of
+/// in_dim, or in_dim / 32 `chorus_q8` blocks each), `y` rows of `y_stride` floats. Output rows are
+/// split among the pool's threads; each output is computed whole by one thread. `isa` as in
+/// `chorus_isa` (lowered to what the CPU has).
+void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim, const void *act,
+                   int rows, float *y, size_t y_stride);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

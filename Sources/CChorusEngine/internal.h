@@ -1,0 +1,108 @@
+// Shared helpers of the kernel files (not part of the public header).
+#ifndef CHORUS_ENGINE_INTERNAL_H
+#define CHORUS_ENGINE_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "chorus_engine.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CHORUS_X86 1
+#include <immintrin.h>
+#define CHORUS_AVX2 __attribute__((target("avx2,fma,f16c")))
+#else
+#define CHORUS_X86 0
+#endif
+
+/// IEEE binary16 → float, by the definition (portable; F16C does it in SIMD paths).
+static inline float chorus_half(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1F;
+    uint32_t mantissa = h & 0x3FF;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {  // subnormal: normalise
+            int e = -1;
+            do {
+                e++;
+                mantissa <<= 1;
+            } while ((mantissa & 0x400) == 0);
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mantissa & 0x3FF) << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float chorus_bf16(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t chorus_load16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t chorus_load32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline float chorus_half_at(const uint8_t *p) { return chorus_half(chorus_load16(p)); }
+
+/// The j-th (0..<8) 6-bit scale and min of a Q4_K / Q5_K super-block (12 packed bytes).
+static inline void chorus_scale_min_k4(int j, const uint8_t *q, uint8_t *scale, uint8_t *min) {
+    if (j < 4) {
+        *scale = q[j] & 63;
+        *min = q[j + 4] & 63;
+    } else {
+        *scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+        *min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/// The 16 signed 6-bit scales of a Q3_K super-block (12 packed bytes), minus 32.
+static inline void chorus_scales_q3k(const uint8_t *s, int8_t out[16]) {
+    for (int i = 0; i < 16; i++) {
+        int low = i < 8 ? (s[i] & 0x0F) : (s[i - 8] >> 4);
+        int high = (s[8 + (i % 4)] >> (2 * (i / 4))) & 3;
+        out[i] = (int8_t)((low | (high << 4)) - 32);
+    }
+}
+
+#define CHORUS_QK 256
+
+// Per-family entry points, gathered by the table in types.c.
+void chorus_dequantize_f32(const void *src, float *dst, int blocks);
+void chorus_dequantize_f16(const void *src, float *dst, int blocks);
+void chorus_dequantize_bf16(const void *src, float *dst, int blocks);
+void chorus_dot_f32(int, const void *, const void *, size_t, int, float *, size_t);
+void chorus_dot_f16(int, const void *, const void *, size_t, int, float *, size_t);
+void chorus_dot_bf16(int, const void *, const void *, size_t, int, float *, size_t);
+void chorus_dot_f32_avx2(int, const void *, const void *, size_t, int, float *, size_t);
+void chorus_dot_f16_avx2(int, const void *, const void *, size_t, int, float *, size_t);
+void chorus_dot_bf16_avx2(int, const void *, const void *, size_t, int, float *, size_t);
+
+#define CHORUS_DECLARE_QUANT(T)                                                             \
+    void chorus_dequantize_##T(const void *src, float *dst, int blocks);                    \
+    void chorus_dot_##T(int, const void *, const void *, size_t, int, float *, size_t);     \
+    void chorus_dot_##T##_avx2(int, const void *, const void *, size_t, int, float *, size_t);
+
+CHORUS_DECLARE_QUANT(q4_0)
+CHORUS_DECLARE_QUANT(q4_1)
+CHORUS_DECLARE_QUANT(q5_0)
+CHORUS_DECLARE_QUANT(q5_1)
+CHORUS_DECLARE_QUANT(q8_0)
+CHORUS_DECLARE_QUANT(q2_k)
+CHORUS_DECLARE_QUANT(q3_k)
+CHORUS_DECLARE_QUANT(q4_k)
+CHORUS_DECLARE_QUANT(q5_k)
+CHORUS_DECLARE_QUANT(q6_k)
+
+#endif

@@ -1,0 +1,58 @@
+// The multi-row matrix product: every weight row is read once for (up to 4 at a time) all rows.
+#include "internal.h"
+
+typedef struct {
+    const chorus_type_traits *traits;
+    chorus_dot_fn dot;
+    const uint8_t *weights;
+    size_t row_bytes;
+    int blocks;
+    const uint8_t *act;
+    size_t act_stride;
+    int rows, out_dim;
+    float *y;
+    size_t y_stride;
+} matmul_job;
+
+static void run_rows(const matmul_job *j, int begin, int end) {
+    for (int o = begin; o < end; o++) {
+        const uint8_t *w = j->weights + (size_t)o * j->row_bytes;
+        for (int r = 0; r < j->rows; r += 4) {
+            int n = j->rows - r < 4 ? j->rows - r : 4;
+            j->dot(j->blocks, w, j->act + (size_t)r * j->act_stride, j->act_stride, n, j->y + (size_t)r * j->y_stride + o,
+                   j->y_stride);
+        }
+    }
+}
+
+static void matmul_part(void *context, int index, int count) {
+    const matmul_job *j = context;
+    // Contiguous slices, rounded to 8 output rows so neighbours share cache lines rarely.
+    int per = ((j->out_dim + count - 1) / count + 7) & ~7;
+    int begin = index * per, end = begin + per;
+    if (end > j->out_dim) end = j->out_dim;
+    if (begin < end) run_rows(j, begin, end);
+}
+
+void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim, const void *act,
+                   int rows, float *y, size_t y_stride) {
+    const chorus_type_traits *t = chorus_traits(type);
+    if (!t || rows <= 0 || out_dim <= 0) return;
+    matmul_job j;
+    j.traits = t;
+    j.dot = chorus_dot_for(t, isa);
+    j.blocks = in_dim / t->block_size;
+    j.row_bytes = (size_t)j.blocks * t->block_bytes;
+    j.weights = weights;
+    j.act = act;
+    j.act_stride = t->activation == CHORUS_ACT_Q8 ? (size_t)(in_dim / 32) * sizeof(chorus_q8) : (size_t)in_dim * 4;
+    j.rows = rows;
+    j.out_dim = out_dim;
+    j.y = y;
+    j.y_stride = y_stride;
+    // Small products are not worth waking the workers for.
+    if ((size_t)out_dim * in_dim * rows < 65536)
+        run_rows(&j, 0, out_dim);
+    else
+        chorus_pool_run(pool, matmul_part, &j);
+}

@@ -1,0 +1,213 @@
+// Blocks of 32 with one scale: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (layouts: ggml `ggml-common.h`, as the
+// GGUF specification documents them). Dot products take `chorus_q8` activations of the same
+// block size: per block an exact integer sum, then one Float32 scale.
+//
+//   Q4_0 {f16 d; u8 qs[16]}           x[i] = d·(nibble_i − 8);   element i < 16 low nibble of qs[i], i ≥ 16 high of qs[i−16]
+//   Q4_1 {f16 d, m; u8 qs[16]}        x[i] = d·nibble_i + m
+//   Q5_0 {f16 d; u32 qh; u8 qs[16]}   x[i] = d·(nibble_i | bit_i(qh)·16 − 16)
+//   Q5_1 {f16 d, m; u32 qh; u8 qs[16]} x[i] = d·(nibble_i | bit_i(qh)·16) + m
+//   Q8_0 {f16 d; i8 qs[32]}           x[i] = d·qs[i]
+#include "internal.h"
+
+static inline const chorus_q8 *act_row(const void *act, size_t stride, int r) {
+    return (const chorus_q8 *)((const uint8_t *)act + (size_t)r * stride);
+}
+
+/// The 32 unsigned 4- or 5-bit values of a block.
+static inline void unpack_nibbles(const uint8_t *qs, uint32_t qh, int five, uint8_t out[32]) {
+    for (int i = 0; i < 16; i++) {
+        out[i] = qs[i] & 0x0F;
+        out[i + 16] = qs[i] >> 4;
+    }
+    if (five)
+        for (int i = 0; i < 32; i++) out[i] |= ((qh >> i) & 1) << 4;
+}
+
+// MARK: Dequantization
+
+void chorus_dequantize_q4_0(const void *src, float *dst, int blocks) {
+    const uint8_t *b = src;
+    uint8_t q[32];
+    for (int k = 0; k < blocks; k++, b += 18, dst += 32) {
+        float d = chorus_half_at(b);
+        unpack_nibbles(b + 2, 0, 0, q);
+        for (int i = 0; i < 32; i++) dst[i] = d * (float)((int)q[i] - 8);
+    }
+}
+
+void chorus_dequantize_q4_1(const void *src, float *dst, int blocks) {
+    const uint8_t *b = src;
+    uint8_t q[32];
+    for (int k = 0; k < blocks; k++, b += 20, dst += 32) {
+        float d = chorus_half_at(b), m = chorus_half_at(b + 2);
+        unpack_nibbles(b + 4, 0, 0, q);
+        for (int i = 0; i < 32; i++) dst[i] = d * (float)q[i] + m;
+    }
+}
+
+void chorus_dequantize_q5_0(const void *src, float *dst, int blocks) {
+    const uint8_t *b = src;
+    uint8_t q[32];
+    for (int k = 0; k < blocks; k++, b += 22, dst += 32) {
+        float d = chorus_half_at(b);
+        unpack_nibbles(b + 6, chorus_load32(b + 2), 1, q);
+        for (int i = 0; i < 32; i++) dst[i] = d * (float)((int)q[i] - 16);
+    }
+}
+
+void chorus_dequantize_q5_1(const void *src, float *dst, int blocks) {
+    const uint8_t *b = src;
+    uint8_t q[32];
+    for (int k = 0; k < blocks; k++, b += 24, dst += 32) {
+        float d = chorus_half_at(b), m = chorus_half_at(b + 2);
+        unpack_nibbles(b + 8, chorus_load32(b + 4), 1, q);
+        for (int i = 0; i < 32; i++) dst[i] = d * (float)q[i] + m;
+    }
+}
+
+void chorus_dequantize_q8_0(const void *src, float *dst, int blocks) {
+    const uint8_t *b = src;
+    for (int k = 0; k < blocks; k++, b += 34, dst += 32) {
+        float d = chorus_half_at(b);
+        for (int i = 0; i < 32; i++) dst[i] = d * (float)(int8_t)b[2 + i];
+    }
+}
+
+// MARK: Portable dot products
+//
+// Per block: isum = Σ q_w·q_x exactly in integers (offsets through the activation's sums),
+// then sum += (d_w·d_x)·isum, plus m·d_x·Σq_x for the types with a minimum.
+
+#define LEGACY_DOT(NAME, BYTES, QS, QH, FIVE, OFFSET, HAS_MIN)                                       \
+    void NAME(int blocks, const void *weights, const void *act, size_t act_stride, int rows,         \
+              float *out, size_t out_stride) {                                                       \
+        for (int r = 0; r < rows; r++) {                                                             \
+            const chorus_q8 *x = act_row(act, act_stride, r);                                        \
+            const uint8_t *b = weights;                                                              \
+            float sum = 0;                                                                           \
+            uint8_t q[32];                                                                           \
+            for (int k = 0; k < blocks; k++, b += BYTES) {                                           \
+                unpack_nibbles(b + QS, FIVE ? chorus_load32(b + QH) : 0, FIVE, q);                   \
+                int32_t isum = 0;                                                                    \
+                for (int i = 0; i < 32; i++) isum += (int32_t)q[i] * x[k].q[i];                      \
+                int32_t xs = x[k].sum[0] + x[k].sum[1];                                              \
+                isum -= OFFSET * xs;                                                                 \
+                sum += chorus_half_at(b) * x[k].d * (float)isum;                                    \
+                if (HAS_MIN) sum += chorus_half_at(b + 2) * x[k].d * (float)xs;                     \
+            }                                                                                        \
+            out[r * out_stride] = sum;                                                               \
+        }                                                                                            \
+    }
+
+LEGACY_DOT(chorus_dot_q4_0, 18, 2, 0, 0, 8, 0)
+LEGACY_DOT(chorus_dot_q4_1, 20, 4, 0, 0, 0, 1)
+LEGACY_DOT(chorus_dot_q5_0, 22, 6, 2, 1, 16, 0)
+LEGACY_DOT(chorus_dot_q5_1, 24, 8, 4, 1, 0, 1)
+
+void chorus_dot_q8_0(int blocks, const void *weights, const void *act, size_t act_stride, int rows, float *out,
+                     size_t out_stride) {
+    for (int r = 0; r < rows; r++) {
+        const chorus_q8 *x = act_row(act, act_stride, r);
+        const uint8_t *b = weights;
+        float sum = 0;
+        for (int k = 0; k < blocks; k++, b += 34) {
+            int32_t isum = 0;
+            for (int i = 0; i < 32; i++) isum += (int32_t)(int8_t)b[2 + i] * x[k].q[i];
+            sum += chorus_half_at(b) * x[k].d * (float)isum;
+        }
+        out[r * out_stride] = sum;
+    }
+}
+
+// MARK: AVX2
+//
+// A block's 32 weights are unpacked once into one register, then each row costs
+// maddubs (u8·i8 pairs → i16) + madd (→ 8 × i32) + convert + one FMA into the row's accumulator.
+// Signed weights use the sign trick (|w| · sign(x, w)), so the u8 operand is never negative.
+
+#if CHORUS_X86
+
+CHORUS_AVX2 static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// 32 nibbles of 16 bytes in element order: low nibbles (0..15), then high nibbles (16..31).
+CHORUS_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    __m128i low = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+    __m128i high = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+    return _mm256_set_m128i(high, low);
+}
+
+/// 0x10 in byte i where bit i of qh is set, else 0.
+CHORUS_AVX2 static inline __m256i fifth_bits(uint32_t qh) {
+    const __m256i shuffle = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202,
+                                               0x0303030303030303);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuffle);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+CHORUS_AVX2 static inline __m256 dot_unsigned(__m256i w, const int8_t *x) {
+    __m256i p = _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+CHORUS_AVX2 static inline __m256 dot_signed(__m256i w_abs, __m256i w, const int8_t *x) {
+    __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), w);
+    __m256i p = _mm256_maddubs_epi16(w_abs, xs);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+// UNPACK(b) sets `__m256i w` (signed weights for SIGNED, else unsigned); SCALE(b) the weight scale.
+#define LEGACY_DOT_AVX2(NAME, BYTES, UNPACK, SIGNED, HAS_MIN)                                           \
+    CHORUS_AVX2 void NAME(int blocks, const void *weights, const void *act, size_t act_stride, int rows, \
+                          float *out, size_t out_stride) {                                              \
+        const chorus_q8 *x[4];                                                                          \
+        __m256 acc[4];                                                                                  \
+        float mins[4];                                                                                  \
+        for (int r = 0; r < rows; r++) {                                                                \
+            x[r] = act_row(act, act_stride, r);                                                         \
+            acc[r] = _mm256_setzero_ps();                                                               \
+            mins[r] = 0;                                                                                \
+        }                                                                                               \
+        const uint8_t *b = weights;                                                                     \
+        for (int k = 0; k < blocks; k++, b += BYTES) {                                                  \
+            __m256i w;                                                                                  \
+            UNPACK                                                                                      \
+            float d = _cvtsh_ss(chorus_load16(b));                                                      \
+            __m256i w_abs = SIGNED ? _mm256_sign_epi8(w, w) : w;                                        \
+            for (int r = 0; r < rows; r++) {                                                            \
+                const chorus_q8 *xk = &x[r][k];                                                         \
+                __m256 p = SIGNED ? dot_signed(w_abs, w, xk->q) : dot_unsigned(w, xk->q);               \
+                acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * xk->d), acc[r]);                         \
+                if (HAS_MIN) mins[r] += _cvtsh_ss(chorus_load16(b + 2)) * xk->d * (float)(xk->sum[0] + xk->sum[1]); \
+            }                                                                                           \
+        }                                                                                               \
+        for (int r = 0; r < rows; r++) out[r * out_stride] = hsum_ps(acc[r]) + mins[r];                 \
+    }
+
+LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, w = _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));, 1, 0)
+LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, w = nibbles32(b + 4);, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q5_0_avx2, 22,
+                w = _mm256_sub_epi8(_mm256_or_si256(nibbles32(b + 6), fifth_bits(chorus_load32(b + 2))),
+                                    _mm256_set1_epi8(16));
+                , 1, 0)
+LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, w = _mm256_or_si256(nibbles32(b + 8), fifth_bits(chorus_load32(b + 4)));, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, w = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0)
+
+#else
+#define LEGACY_FALLBACK(T)                                                                            \
+    void chorus_dot_##T##_avx2(int n, const void *w, const void *a, size_t s, int r, float *o, size_t os) { \
+        chorus_dot_##T(n, w, a, s, r, o, os);                                                          \
+    }
+LEGACY_FALLBACK(q4_0)
+LEGACY_FALLBACK(q4_1)
+LEGACY_FALLBACK(q5_0)
+LEGACY_FALLBACK(q5_1)
+LEGACY_FALLBACK(q8_0)
+#endif

@@ -1,0 +1,191 @@
+import CChorusEngine
+import Foundation
+import Testing
+
+@testable import ChorusModel
+
+/// The engine's kernels, type by type: dequantization against gguf-py's reference dequantizers
+/// (fixtures from `scripts/make-quant-fixtures.py`), every dot product against the Float32 product of
+/// the dequantized weights, and the determinism the tree verifier relies on (a row's result does not
+/// depend on how many rows share the call or on the thread count).
+@Suite struct KernelTests {
+    struct Fixture: Decodable {
+        let id: UInt32
+        let bytes: String
+        let values: [Float]
+    }
+
+    static let fixtures: [String: Fixture] = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/dequantize.json")
+        guard let data = try? Data(contentsOf: url),
+            let decoded = try? JSONDecoder().decode([String: Fixture].self, from: data)
+        else { return [:] }
+        return decoded
+    }()
+
+    static func hexBytes(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(hex.count / 2)
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            out.append(UInt8(hex[index..<next], radix: 16) ?? 0)
+            index = next
+        }
+        return out
+    }
+
+    @Test func everyTypeHasAFixture() {
+        #expect(Set(Self.fixtures.keys) == Set(GGMLType.allCases.map(\.name)))
+    }
+
+    @Test(arguments: GGMLType.allCases)
+    func dequantizationMatchesTheGGUFReference(type: GGMLType) throws {
+        let fixture = try #require(Self.fixtures[type.name])
+        #expect(fixture.id == type.rawValue)
+        let bytes = Self.hexBytes(fixture.bytes)
+        #expect(bytes.count == type.rowBytes(fixture.values.count))
+        var out = [Float](repeating: .nan, count: fixture.values.count)
+        bytes.withUnsafeBytes { Dequantize.row(type, from: $0.baseAddress!, count: out.count, into: &out) }
+        let mismatches = zip(out, fixture.values).enumerated().filter { $0.element.0 != $0.element.1 }
+        #expect(mismatches.isEmpty, "\(type.name): \(mismatches.count) values differ, first \(mismatches.first.map { "\($0)" } ?? "")")
+    }
+
+    // MARK: Dot products
+
+    /// Byte offsets of the f16 scale fields in one block of each quantized type.
+    static let halfFields: [GGMLType: [Int]] = [
+        .q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0], .q2_K: [80, 82], .q3_K: [108],
+        .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208],
+    ]
+
+    /// A random [rows][count] weight matrix of `type`: random bytes with finite scales for quantized types.
+    static func randomWeights(_ type: GGMLType, rows: Int, count: Int, seed: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        func gaussian() -> Float {
+            let u = Double(rng.next() >> 11 | 1) / Double(1 << 53), v = Double(rng.next() >> 11) / Double(1 << 53)
+            return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
+        }
+        let total = rows * count
+        switch type {
+        case .f32: return (0..<total).flatMap { _ in withUnsafeBytes(of: gaussian().bitPattern.littleEndian, Array.init) }
+        case .f16: return (0..<total).flatMap { _ in withUnsafeBytes(of: Float16(gaussian()).bitPattern.littleEndian, Array.init) }
+        case .bf16:
+            return (0..<total).flatMap { _ in withUnsafeBytes(of: UInt16(gaussian().bitPattern >> 16).littleEndian, Array.init) }
+        default:
+            let blocks = total / type.blockSize
+            var bytes = (0..<blocks * type.blockBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            for b in 0..<blocks {
+                for offset in halfFields[type] ?? [] {
+                    let scale = Float16(Float(rng.next() % 1000 + 1) / 20_000 * (rng.next() % 2 == 0 ? 1 : -1))
+                    let bits = scale.bitPattern
+                    bytes[b * type.blockBytes + offset] = UInt8(bits & 0xFF)
+                    bytes[b * type.blockBytes + offset + 1] = UInt8(bits >> 8)
+                }
+            }
+            return bytes
+        }
+    }
+
+    /// Activation rows with a large outlier in row 0 (as in Qwen2's residual stream at position 0).
+    static func randomActivations(rows: Int, count: Int, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        var x = (0..<rows * count).map { _ in Float(Int(rng.next() % 2001) - 1000) / 500 }
+        x[7] = 900
+        return x
+    }
+
+    /// y [rows][out] through the engine with kernels `isa` and a pool of `threads`.
+    static func engineProduct(
+        _ type: GGMLType, isa: Int32, weights: [UInt8], inDim: Int, outDim: Int, x: [Float], rows: Int, threads: Int
+    ) -> [Float] {
+        let pool = chorus_pool_create(Int32(threads))
+        defer { chorus_pool_destroy(pool) }
+        var y = [Float](repeating: .nan, count: rows * outDim)
+        var q8 = [chorus_q8](repeating: chorus_q8(), count: rows * inDim / 32)
+        weights.withUnsafeBytes { w in
+            if type.dotsWithFloat {
+                x.withUnsafeBytes { a in
+                    chorus_matmul(pool, isa, type.rawValue, w.baseAddress, Int32(inDim), Int32(outDim), a.baseAddress, Int32(rows), &y, outDim)
+                }
+            } else {
+                chorus_quantize_q8(x, Int32(rows), Int32(inDim), &q8)
+                q8.withUnsafeBytes { a in
+                    chorus_matmul(pool, isa, type.rawValue, w.baseAddress, Int32(inDim), Int32(outDim), a.baseAddress, Int32(rows), &y, outDim)
+                }
+            }
+        }
+        return y
+    }
+
+    /// The activations the kernel actually multiplies: x itself for float types, else its 8-bit blocks decoded.
+    static func effectiveActivations(_ type: GGMLType, x: [Float], rows: Int, count: Int) -> [Double] {
+        if type.dotsWithFloat { return x.map(Double.init) }
+        var q8 = [chorus_q8](repeating: chorus_q8(), count: rows * count / 32)
+        chorus_quantize_q8(x, Int32(rows), Int32(count), &q8)
+        return q8.flatMap { block in
+            withUnsafeBytes(of: block.q) { raw in raw.bindMemory(to: Int8.self).map { Double(block.d) * Double($0) } }
+        }
+    }
+
+    static let isas: [Int32] = chorus_isa() >= 1 ? [0, 1] : [0]
+
+    @Test(arguments: GGMLType.allCases)
+    func dotProductsEqualTheProductOfDequantizedWeights(type: GGMLType) throws {
+        let inDim = 512, outDim = 9, rows = 6
+        let weights = Self.randomWeights(type, rows: outDim, count: inDim, seed: UInt64(type.rawValue) + 1)
+        var w = [Float](repeating: 0, count: outDim * inDim)
+        weights.withUnsafeBytes { Dequantize.row(type, from: $0.baseAddress!, count: w.count, into: &w) }
+        let x = Self.randomActivations(rows: rows, count: inDim, seed: 7)
+        let a = Self.effectiveActivations(type, x: x, rows: rows, count: inDim)
+        for isa in Self.isas {
+            let y = Self.engineProduct(type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 1)
+            for r in 0..<rows {
+                for o in 0..<outDim {
+                    var exact = 0.0, magnitude = 0.0
+                    for i in 0..<inDim {
+                        exact += Double(w[o * inDim + i]) * a[r * inDim + i]
+                        magnitude += abs(Double(w[o * inDim + i]) * a[r * inDim + i])
+                    }
+                    // Float32 accumulation over 512 terms: a few ulps of the magnitude.
+                    let error = abs(Double(y[r * outDim + o]) - exact)
+                    #expect(error <= 2e-6 * magnitude + 1e-9, "\(type.name) isa \(isa) row \(r) out \(o): \(y[r * outDim + o]) vs \(exact)")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: GGMLType.allCases)
+    func aRowsResultDoesNotDependOnItsNeighboursOrTheThreadCount(type: GGMLType) throws {
+        let inDim = 512, outDim = 40, rows = 7
+        let weights = Self.randomWeights(type, rows: outDim, count: inDim, seed: 99 + UInt64(type.rawValue))
+        let x = Self.randomActivations(rows: rows, count: inDim, seed: 3)
+        for isa in Self.isas {
+            let together = Self.engineProduct(type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 1)
+            let twoThreads = Self.engineProduct(type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 2)
+            #expect(together.map(\.bitPattern) == twoThreads.map(\.bitPattern), "\(type.name) isa \(isa): 1 vs 2 threads")
+            for r in 0..<rows {
+                let alone = Self.engineProduct(
+                    type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: Array(x[r * inDim..<(r + 1) * inDim]), rows: 1,
+                    threads: 1)
+                #expect(alone.map(\.bitPattern) == together[r * outDim..<(r + 1) * outDim].map(\.bitPattern), "\(type.name) isa \(isa) row \(r)")
+            }
+        }
+    }
+
+    @Test func activationBlocksKeepTheirSumsAndBound() {
+        let x = Self.randomActivations(rows: 2, count: 64, seed: 11)
+        var q8 = [chorus_q8](repeating: chorus_q8(), count: 4)
+        chorus_quantize_q8(x, 2, 64, &q8)
+        for (b, block) in q8.enumerated() {
+            let q = withUnsafeBytes(of: block.q) { Array($0.bindMemory(to: Int8.self)) }
+            #expect(Int(block.sum.0) == q[0..<16].reduce(0) { $0 + Int($1) })
+            #expect(Int(block.sum.1) == q[16..<32].reduce(0) { $0 + Int($1) })
+            let source = x[32 * b..<32 * (b + 1)]
+            let amax = source.map(abs).max() ?? 0
+            #expect(abs(block.d - amax / 127) <= 1e-7 * amax)
+            for (i, v) in source.enumerated() { #expect(abs(Double(v) - Double(block.d) * Double(q[i])) <= Double(block.d) / 2 * 1.0001) }
+        }
+    }
+}
