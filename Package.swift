@@ -47,7 +47,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
-        .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel", "CChorusEngine"]),
+        .testTarget(
+            name: "ChorusModelTests", dependencies: ["ChorusModel", "CChorusEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
         .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),

@@ -12,6 +12,8 @@ struct chorus_pool {
     pthread_t *workers;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
+    /// Held for a whole run: two callers (sessions of one model on different threads) take turns.
+    pthread_mutex_t run;
     _Atomic unsigned generation;
     _Atomic int pending;
     _Atomic int stop;
@@ -62,6 +64,7 @@ chorus_pool *chorus_pool_create(int threads) {
     if (!pool) return NULL;
     pool->threads = threads;
     pthread_mutex_init(&pool->mutex, NULL);
+    pthread_mutex_init(&pool->run, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pool->workers = calloc((size_t)threads, sizeof(pthread_t));
     for (int i = 1; i < threads; i++) {
@@ -85,6 +88,7 @@ void chorus_pool_destroy(chorus_pool *pool) {
     pthread_mutex_unlock(&pool->mutex);
     for (int i = 1; i < pool->threads; i++) pthread_join(pool->workers[i], NULL);
     pthread_mutex_destroy(&pool->mutex);
+    pthread_mutex_destroy(&pool->run);
     pthread_cond_destroy(&pool->wake);
     free(pool->workers);
     free(pool);
@@ -97,6 +101,7 @@ void chorus_pool_run(chorus_pool *pool, void (*job)(void *, int, int), void *con
         job(context, 0, 1);
         return;
     }
+    pthread_mutex_lock(&pool->run);
     pool->job = job;
     pool->context = context;
     atomic_store_explicit(&pool->pending, pool->threads - 1, memory_order_relaxed);
@@ -106,4 +111,5 @@ void chorus_pool_run(chorus_pool *pool, void (*job)(void *, int, int), void *con
     pthread_mutex_unlock(&pool->mutex);
     job(context, 0, pool->threads);
     while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) relax();
+    pthread_mutex_unlock(&pool->run);
 }

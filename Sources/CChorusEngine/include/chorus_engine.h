@@ -103,6 +103,19 @@ void chorus_pool_run(chorus_pool *pool, void (*job)(void *context, int index, in
 void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim, const void *act,
                    int rows, float *y, size_t y_stride);
 
+/// Masked multi-head attention of `rows` new tokens (grouped-query: head h reads kv head
+/// h / (heads / kv_heads)). q: [rows][q_stride] after RoPE; keys, values: the layer's cache rows
+/// [prefix + rows][kv_stride], the new tokens' rows at prefix…; mask: [rows][rows], mask[i][j] ≠ 0
+/// when new token i attends new token j (itself and its ancestors in a tree). Writes
+/// out: [rows][out_stride], head h at h · head_dim.
+///
+/// Each (row, head) sums over exactly the positions it attends, in increasing position order, so
+/// a token's result is bit-identical whether it is scored in a tree, in a chain or alone after the
+/// same cached prefix. `scratch` holds `chorus_pool_threads(pool) · (prefix + rows)` floats.
+void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int q_stride, const float *keys,
+                      const float *values, int kv_stride, int heads, int kv_heads, int head_dim, int prefix,
+                      const uint8_t *mask, float *out, int out_stride, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

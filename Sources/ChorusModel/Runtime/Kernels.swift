@@ -40,6 +40,21 @@ enum Kernels {
         for r in 0..<n { cblas_saxpy(Int32(dim), 1, bias, 1, y + r * dim, 1) }
     }
 
+    /// Adds `bias` [dim] to each of the `n` rows of `y` [n][dim], element by element (no BLAS).
+    @inline(__always)
+    static func addRows(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows n: Int, dim: Int) {
+        for r in 0..<n {
+            let row = y + r * dim
+            for i in 0..<dim { row[i] += bias[i] }
+        }
+    }
+
+    /// y += x, element by element: [count].
+    @inline(__always)
+    static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] += x[i] }
+    }
+
     /// RMSNorm (Zhang & Sennrich 2019, as in LLaMA): out = x / sqrt(mean(x²) + ε) ⊙ weight, row by row.
     /// `out`, `x`: [n][dim] (may alias), `weight`: [dim]. The sum of squares is accumulated in Double, as
     /// ggml's `ggml_compute_forward_rms_norm` does (ggml_float).

@@ -1,4 +1,11 @@
 import CBLAS
+import CChorusEngine
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// One sequence on a ``TransformerModel``: a KV cache with rollback, and a batched forward pass over a chain
 /// (``append(_:)``) or a tree (``scoreTree(tokens:parents:)``) of new tokens.
@@ -29,16 +36,22 @@ public final class TransformerSession: LanguageModelSession {
         self.model = model
         let c = model.config
         let cacheFloats = c.blockCount * c.contextLength * c.kvWidth
-        keys = .allocate(capacity: cacheFloats)
-        values = .allocate(capacity: cacheFloats)
-        keys.initialize(repeating: 0, count: cacheFloats)
-        values.initialize(repeating: 0, count: cacheFloats)
-        scratch = ForwardScratch(config: c, rows: min(16, c.contextLength))
+        // calloc: zeroed pages that are never written (the unused end of a long context) cost no memory.
+        keys = Self.zeroedFloats(cacheFloats)
+        values = Self.zeroedFloats(cacheFloats)
+        scratch = ForwardScratch(config: c, rows: min(16, c.contextLength), threads: model.threads)
     }
 
     deinit {
-        keys.deallocate()
-        values.deallocate()
+        free(keys)
+        free(values)
+    }
+
+    private static func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else {
+            preconditionFailure("cannot allocate a KV cache of \(count) floats")
+        }
+        return raw.assumingMemoryBound(to: Float.self)
     }
 
     public func append(_ tokens: [Int]) throws(ModelError) -> [Float] {
@@ -95,18 +108,117 @@ public final class TransformerSession: LanguageModelSession {
         let m = model
         let c = m.config
         let n = tokens.count
-        let d = c.embeddingLength, qw = c.queryWidth, kvw = c.kvWidth, ff = c.feedForwardLength
+        let d = c.embeddingLength
         let s = scratch
         s.reserve(rows: n)
 
         // Embeddings, positions and the attention mask among the new tokens.
-        let half = c.ropeDimensionCount / 2
+        let embedding = m.tokenEmbedding
         for i in 0..<n {
-            (s.x + i * d).update(from: m.tokenEmbedding + tokens[i] * d, count: d)
+            Dequantize.row(
+                embedding.type, from: embedding.data + tokens[i] * embedding.rowBytes, count: d, into: s.x + i * d)
             s.positions[i] = length + (depths?[i] ?? i)
         }
         buildMask(s.mask, count: n, parents: parents)
 
+        switch m.precision {
+        case .fast: fastBlocks(rows: n)
+        case .reference: referenceBlocks(rows: n)
+        }
+
+        // Output head over the rows whose logits are wanted.
+        let first = logitsForAllRows ? 0 : n - 1
+        let rows = n - first
+        Kernels.rmsNorm(s.xb, s.x + first * d, m.outputNorm, rows: rows, dim: d, epsilon: c.rmsEpsilon)
+        project(s.logits, s.xb, m.output, rows: rows, quantize: true)
+    }
+
+    /// y [rows][outDim] = W x for x [rows][inDim]: the engine's kernels (fast) or OpenBLAS over Float32 copies
+    /// (reference). With `quantize` false, `scratch.q8` already holds x's 8-bit blocks (the previous
+    /// projection of the same input made them).
+    @inline(__always)
+    private func project(
+        _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix, rows n: Int,
+        quantize: Bool
+    ) {
+        let m = model
+        switch m.precision {
+        case .reference:
+            Kernels.matmul(y, x, w.floats, rows: n, inDim: w.inDim, outDim: w.outDim)
+        case .fast:
+            if w.type.dotsWithFloat {
+                chorus_matmul(
+                    m.pool, m.isa, w.type.rawValue, w.data, Int32(w.inDim), Int32(w.outDim), x, Int32(n), y, w.outDim)
+            } else {
+                if quantize { chorus_quantize_q8(x, Int32(n), Int32(w.inDim), scratch.q8) }
+                chorus_matmul(
+                    m.pool, m.isa, w.type.rawValue, w.data, Int32(w.inDim), Int32(w.outDim), scratch.q8, Int32(n), y,
+                    w.outDim)
+            }
+        }
+    }
+
+    /// The transformer blocks through the engine: row-independent kernels, attention summed per token over
+    /// exactly the positions it sees (so tree rows equal sequential rows bit for bit).
+    private func fastBlocks(rows n: Int) {
+        let m = model
+        let c = m.config
+        let d = c.embeddingLength, qw = c.queryWidth, kvw = c.kvWidth, ff = c.feedForwardLength
+        let s = scratch
+        for (l, w) in m.blocks.enumerated() {
+            let layerKeys = keys + l * c.contextLength * kvw  // [contextLength][kvw]
+            let layerValues = values + l * c.contextLength * kvw  // [contextLength][kvw]
+            let newKeys = layerKeys + length * kvw  // [n][kvw], rows of the new tokens
+            let newValues = layerValues + length * kvw  // [n][kvw]
+
+            Kernels.rmsNorm(s.xb, s.x, w.attentionNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
+            project(s.q, s.xb, w.query, rows: n, quantize: true)
+            project(newKeys, s.xb, w.key, rows: n, quantize: false)
+            project(newValues, s.xb, w.value, rows: n, quantize: false)
+            if let b = w.queryBias { Kernels.addRows(s.q, b, rows: n, dim: qw) }
+            if let b = w.keyBias { Kernels.addRows(newKeys, b, rows: n, dim: kvw) }
+            if let b = w.valueBias { Kernels.addRows(newValues, b, rows: n, dim: kvw) }
+            rotate(newKeys, rows: n)
+            chorus_attention(
+                m.pool, m.isa, s.q, Int32(n), Int32(qw), layerKeys, layerValues, Int32(kvw), Int32(c.headCount),
+                Int32(c.kvHeadCount), Int32(c.headDimension), Int32(length), s.mask, s.attention, Int32(qw),
+                s.attentionScratch)
+            project(s.xb, s.attention, w.attentionOutput, rows: n, quantize: true)
+            if let b = w.attentionOutputBias { Kernels.addRows(s.xb, b, rows: n, dim: d) }
+            Kernels.add(s.x, s.xb, count: n * d)
+
+            Kernels.rmsNorm(s.xb, s.x, w.ffnNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
+            project(s.gate, s.xb, w.gate, rows: n, quantize: true)
+            project(s.up, s.xb, w.up, rows: n, quantize: false)
+            Kernels.swiglu(s.gate, s.up, count: n * ff)
+            project(s.xb, s.gate, w.down, rows: n, quantize: true)
+            Kernels.add(s.x, s.xb, count: n * d)
+        }
+    }
+
+    /// RoPE on the queries in `scratch.q` and the new keys, at each new token's position.
+    private func rotate(_ newKeys: UnsafeMutablePointer<Float>, rows n: Int) {
+        let m = model
+        let c = m.config
+        let s = scratch
+        let half = c.ropeDimensionCount / 2
+        for i in 0..<n {
+            let angles = s.positions[i] * half
+            Kernels.rope(
+                s.q + i * c.queryWidth, heads: c.headCount, headDim: c.headDimension, ropeDims: c.ropeDimensionCount,
+                cos: m.ropeCos + angles, sin: m.ropeSin + angles, style: c.ropeStyle)
+            Kernels.rope(
+                newKeys + i * c.kvWidth, heads: c.kvHeadCount, headDim: c.headDimension,
+                ropeDims: c.ropeDimensionCount, cos: m.ropeCos + angles, sin: m.ropeSin + angles, style: c.ropeStyle)
+        }
+    }
+
+    /// The transformer blocks over Float32 copies through OpenBLAS: the reference.
+    private func referenceBlocks(rows n: Int) {
+        let m = model
+        let c = m.config
+        let d = c.embeddingLength, qw = c.queryWidth, kvw = c.kvWidth, ff = c.feedForwardLength
+        let s = scratch
         for (l, w) in m.blocks.enumerated() {
             let layerKeys = keys + l * c.contextLength * kvw  // [contextLength][kvw]
             let layerValues = values + l * c.contextLength * kvw  // [contextLength][kvw]
@@ -115,40 +227,26 @@ public final class TransformerSession: LanguageModelSession {
 
             // Attention: q, k, v projections (k and v straight into the cache), RoPE, attention, output.
             Kernels.rmsNorm(s.xb, s.x, w.attentionNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
-            Kernels.matmul(s.q, s.xb, w.query, rows: n, inDim: d, outDim: qw)
-            Kernels.matmul(newKeys, s.xb, w.key, rows: n, inDim: d, outDim: kvw)
-            Kernels.matmul(newValues, s.xb, w.value, rows: n, inDim: d, outDim: kvw)
+            Kernels.matmul(s.q, s.xb, w.query.floats, rows: n, inDim: d, outDim: qw)
+            Kernels.matmul(newKeys, s.xb, w.key.floats, rows: n, inDim: d, outDim: kvw)
+            Kernels.matmul(newValues, s.xb, w.value.floats, rows: n, inDim: d, outDim: kvw)
             if let b = w.queryBias { Kernels.addBias(s.q, b, rows: n, dim: qw) }
             if let b = w.keyBias { Kernels.addBias(newKeys, b, rows: n, dim: kvw) }
             if let b = w.valueBias { Kernels.addBias(newValues, b, rows: n, dim: kvw) }
-            for i in 0..<n {
-                let angles = s.positions[i] * half
-                Kernels.rope(
-                    s.q + i * qw, heads: c.headCount, headDim: c.headDimension, ropeDims: c.ropeDimensionCount,
-                    cos: m.ropeCos + angles, sin: m.ropeSin + angles, style: c.ropeStyle)
-                Kernels.rope(
-                    newKeys + i * kvw, heads: c.kvHeadCount, headDim: c.headDimension, ropeDims: c.ropeDimensionCount,
-                    cos: m.ropeCos + angles, sin: m.ropeSin + angles, style: c.ropeStyle)
-            }
+            rotate(newKeys, rows: n)
             attention(rows: n, keys: layerKeys, values: layerValues)
-            Kernels.matmul(s.xb, s.attention, w.attentionOutput, rows: n, inDim: qw, outDim: d)
+            Kernels.matmul(s.xb, s.attention, w.attentionOutput.floats, rows: n, inDim: qw, outDim: d)
             if let b = w.attentionOutputBias { Kernels.addBias(s.xb, b, rows: n, dim: d) }
             cblas_saxpy(Int32(n * d), 1, s.xb, 1, s.x, 1)
 
             // SwiGLU feed-forward.
             Kernels.rmsNorm(s.xb, s.x, w.ffnNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
-            Kernels.matmul(s.gate, s.xb, w.gate, rows: n, inDim: d, outDim: ff)
-            Kernels.matmul(s.up, s.xb, w.up, rows: n, inDim: d, outDim: ff)
+            Kernels.matmul(s.gate, s.xb, w.gate.floats, rows: n, inDim: d, outDim: ff)
+            Kernels.matmul(s.up, s.xb, w.up.floats, rows: n, inDim: d, outDim: ff)
             Kernels.swiglu(s.gate, s.up, count: n * ff)
-            Kernels.matmul(s.xb, s.gate, w.down, rows: n, inDim: ff, outDim: d)
+            Kernels.matmul(s.xb, s.gate, w.down.floats, rows: n, inDim: ff, outDim: d)
             cblas_saxpy(Int32(n * d), 1, s.xb, 1, s.x, 1)
         }
-
-        // Output head: one sgemm over the rows whose logits are wanted.
-        let first = logitsForAllRows ? 0 : n - 1
-        let rows = n - first
-        Kernels.rmsNorm(s.xb, s.x + first * d, m.outputNorm, rows: rows, dim: d, epsilon: c.rmsEpsilon)
-        Kernels.matmul(s.logits, s.xb, m.output, rows: rows, inDim: d, outDim: c.vocabularySize)
     }
 
     /// mask: [n][n], mask[i][j] = 1 when new token j is token i or one of its ancestors (tree attention);
@@ -232,9 +330,15 @@ final class ForwardScratch {
     private(set) var positions: UnsafeMutablePointer<Int> = .allocate(capacity: 0)
     /// logits [capacity][vocab]
     private(set) var logits: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    /// 8-bit blocks of one projection input [capacity][max(d, heads·hd, ff) / 32]
+    private(set) var q8: UnsafeMutablePointer<chorus_q8> = .allocate(capacity: 0)
+    /// attention scores, one row per pool thread [threads][contextLength + capacity]
+    private(set) var attentionScratch: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    let threads: Int
 
-    init(config: TransformerConfig, rows: Int) {
+    init(config: TransformerConfig, rows: Int, threads: Int) {
         self.config = config
+        self.threads = threads
         reserve(rows: max(rows, 1))
     }
 
@@ -255,6 +359,8 @@ final class ForwardScratch {
         mask = .allocate(capacity: n * n)
         positions = .allocate(capacity: n)
         logits = .allocate(capacity: n * c.vocabularySize)
+        q8 = .allocate(capacity: n * max(c.embeddingLength, c.queryWidth, c.feedForwardLength) / 32 + 1)
+        attentionScratch = .allocate(capacity: threads * (c.contextLength + n))
     }
 
     private func free() {
@@ -268,6 +374,8 @@ final class ForwardScratch {
         mask.deallocate()
         positions.deallocate()
         logits.deallocate()
+        q8.deallocate()
+        attentionScratch.deallocate()
     }
 
     deinit { free() }

@@ -1,0 +1,145 @@
+import ChorusSampling
+import Foundation
+import Testing
+
+@testable import ChorusModel
+
+/// The fast path end to end: tree logits bit-identical to sequential decoding and to other thread counts
+/// (the law the coordinator verifies against is exactly the law plain decoding samples from), and its
+/// distance from the Float32 reference within the accuracy budget, on the shipped models and on a synthetic
+/// model of real shape (d 1024, grouped-query attention, Q4_K / Q6_K / Q5_0 / Q8_0 matrices, qwen2 biases).
+@Suite struct EngineTests {
+    /// A random qwen2-shaped model written as GGUF: d 1024, 2 blocks, 16 heads of 64 over 4 KV heads,
+    /// FFN 2816, vocabulary 512. Matrices are random blocks of `types` (cycled), with small finite scales.
+    static func syntheticFile(types: [GGMLType], seed: UInt64) throws -> String {
+        let d = 1024, heads = 16, kvHeads = 4, hd = 64, ff = 2816, vocab = 512, blocks = 2
+        var rng = SplitMix64(seed: seed)
+        var w = GGUFWriter()
+        w.add("general.architecture", .string("qwen2"))
+        w.add("general.name", .string("synthetic-qwen2"))
+        w.add("qwen2.embedding_length", .uint32(UInt32(d)))
+        w.add("qwen2.block_count", .uint32(UInt32(blocks)))
+        w.add("qwen2.feed_forward_length", .uint32(UInt32(ff)))
+        w.add("qwen2.attention.head_count", .uint32(UInt32(heads)))
+        w.add("qwen2.attention.head_count_kv", .uint32(UInt32(kvHeads)))
+        w.add("qwen2.attention.layer_norm_rms_epsilon", .float32(1e-6))
+        w.add("qwen2.rope.freq_base", .float32(1_000_000))
+        w.add("qwen2.context_length", .uint32(64))
+        var typeIndex = 0
+        func matrix(_ name: String, _ inDim: Int, _ outDim: Int) {
+            let type = types[typeIndex % types.count]
+            typeIndex += 1
+            var bytes = KernelTests.randomWeights(type, rows: outDim, count: inDim, seed: rng.next())
+            if !type.dotsWithFloat {  // scales around 1e-3: weights of order 0.01–0.05
+                for b in 0..<(bytes.count / type.blockBytes) {
+                    for offset in KernelTests.halfFields[type] ?? [] {
+                        let bits = Float16(Float(rng.next() % 1000 + 100) / 1_000_000).bitPattern
+                        bytes[b * type.blockBytes + offset] = UInt8(bits & 0xFF)
+                        bytes[b * type.blockBytes + offset + 1] = UInt8(bits >> 8)
+                    }
+                }
+            }
+            w.addTensor(name, shape: [inDim, outDim], type: type, data: bytes)
+        }
+        func vector(_ name: String, _ count: Int, around center: Float, spread: Float) {
+            let values = (0..<count).map { _ in center + spread * (Float(rng.next() % 2001) / 1000 - 1) }
+            w.addTensor(name, shape: [count], type: .f32, data: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
+        }
+        matrix("token_embd.weight", d, vocab)
+        vector("output_norm.weight", d, around: 1, spread: 0.2)
+        for l in 0..<blocks {
+            let b = "blk.\(l)."
+            vector(b + "attn_norm.weight", d, around: 1, spread: 0.2)
+            matrix(b + "attn_q.weight", d, heads * hd)
+            matrix(b + "attn_k.weight", d, kvHeads * hd)
+            matrix(b + "attn_v.weight", d, kvHeads * hd)
+            vector(b + "attn_q.bias", heads * hd, around: 0, spread: 0.5)
+            vector(b + "attn_k.bias", kvHeads * hd, around: 0, spread: 0.5)
+            vector(b + "attn_v.bias", kvHeads * hd, around: 0, spread: 0.5)
+            matrix(b + "attn_output.weight", heads * hd, d)
+            vector(b + "ffn_norm.weight", d, around: 1, spread: 0.2)
+            matrix(b + "ffn_gate.weight", d, ff)
+            matrix(b + "ffn_up.weight", d, ff)
+            matrix(b + "ffn_down.weight", ff, d)
+        }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-synthetic-\(seed).gguf")
+        try Data(w.build().bytes).write(to: url)
+        return url.path
+    }
+
+    static let synthetic = Result { try syntheticFile(types: [.q4_K, .q6_K, .q5_0, .q8_0, .q4_K, .q6_K, .q4_K], seed: 5) }
+
+    static let shippedModels = [
+        "chorus-kjv-target-f32.gguf", "chorus-kjv-target-f16.gguf", "chorus-kjv-target-q8_0.gguf",
+        "chorus-kjv-draft-small-f32.gguf",
+    ]
+
+    static func path(_ name: String) throws -> String {
+        name == "synthetic" ? try synthetic.get() : modelPath(name)
+    }
+
+    /// Logits of `prefix` then `tokens` one at a time in a fresh session (prefix token by token too).
+    static func sequential(_ model: TransformerModel, prefix: [Int], then tokens: [Int]) throws -> [Float] {
+        let session = try model.makeSession()
+        var logits: [Float] = []
+        for t in prefix + tokens { logits = try session.append([t]) }
+        return logits
+    }
+
+    @Test(arguments: shippedModels + ["synthetic"])
+    func treeLogitsAreBitIdenticalToSequentialDecoding(file: String) throws {
+        let model = try TransformerModel(path: try Self.path(file), threads: 2)
+        #expect(model.precision == .fast)
+        let prefix = [0, 11, 260, 191, 126, 38]
+        let (tokens, parents) = TransformerTests.randomTree(count: 10, vocabulary: model.vocabularySize, seed: 3)
+        #expect(parents.filter { $0 == -1 }.count >= 2)
+        let session = try model.makeSession()
+        _ = try session.append(prefix)  // the prefix in one batch here, token by token below
+        let scored = try session.scoreTree(tokens: tokens, parents: parents)
+        for node in tokens.indices {
+            let path = TransformerTests.rootPath(of: node, parents: parents).map { tokens[$0] }
+            let expected = try Self.sequential(model, prefix: prefix, then: path)
+            #expect(scored[node].map(\.bitPattern) == expected.map(\.bitPattern), "\(file) node \(node)")
+        }
+        // After keeping a path, decoding continues bit-identically too.
+        let keep = TransformerTests.rootPath(of: tokens.count - 1, parents: parents)
+        try session.keepTreePath(keep)
+        let continued = try session.append([7])
+        let expected = try Self.sequential(model, prefix: prefix, then: keep.map { tokens[$0] } + [7])
+        #expect(continued.map(\.bitPattern) == expected.map(\.bitPattern))
+    }
+
+    @Test(arguments: shippedModels + ["synthetic"])
+    func logitsAreBitIdenticalForOneAndTwoThreads(file: String) throws {
+        let prompt = [0, 5, 300, 41, 17, 99, 250, 3]
+        var results: [[UInt32]] = []
+        for threads in [1, 2] {
+            let model = try TransformerModel(path: try Self.path(file), threads: threads)
+            let session = try model.makeSession()
+            let rows = try session.scoreTree(tokens: prompt, parents: Array(-1..<(prompt.count - 1)))
+            results.append(rows.flatMap { $0.map(\.bitPattern) })
+        }
+        #expect(results[0] == results[1])
+    }
+
+    /// The accuracy budget (issue 1/4): max |fast − reference| ≤ 1.0 at every position and ≤ 0.35 at the
+    /// median position. Float weight types compute in Float32 on both sides (differences are summation order);
+    /// quantized types round activations to 8-bit blocks of 32.
+    @Test(arguments: shippedModels + ["synthetic"])
+    func fastPathStaysWithinTheAccuracyBudget(file: String) throws {
+        let fast = try TransformerModel(path: try Self.path(file), precision: .fast)
+        let reference = try TransformerModel(path: try Self.path(file), precision: .reference)
+        #expect(reference.precision == .reference && reference.copiedWeightBytes == reference.weightBytes)
+        #expect(fast.copiedWeightBytes < fast.weightBytes / 20)
+        let prompt = [0, 11, 260, 191, 126, 38, 400, 7, 2, 90, 33, 1]
+        let chain = Array(-1..<(prompt.count - 1))
+        let a = try fast.makeSession().scoreTree(tokens: prompt, parents: chain)
+        let b = try reference.makeSession().scoreTree(tokens: prompt, parents: chain)
+        let perPosition = zip(a, b).map { maxAbsDiff($0, $1) }.sorted()
+        let median = perPosition[perPosition.count / 2]
+        print("\(file): max |fast − reference| = \(perPosition.last ?? 0), median position \(median)")
+        #expect((perPosition.last ?? .infinity) <= 1.0)
+        #expect(median <= 0.35)
+        if file.contains("f32") { #expect((perPosition.last ?? .infinity) <= 1e-4) }
+    }
+}
