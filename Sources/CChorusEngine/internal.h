@@ -78,6 +78,54 @@ static inline void chorus_scales_q3k(const uint8_t *s, int8_t out[16]) {
 
 #define CHORUS_QK 256
 
+#if CHORUS_X86
+/// Σ of the eight lanes of v.
+CHORUS_AVX2 static inline float chorus_hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// [Σ p[0], Σ p[1], …, Σ p[7]]: the lane sums of eight vectors, exact in integers.
+CHORUS_AVX2 static inline __m256i chorus_sum8(const __m256i p[8]) {
+    __m256i a = _mm256_hadd_epi32(p[0], p[1]), b = _mm256_hadd_epi32(p[2], p[3]);
+    __m256i c = _mm256_hadd_epi32(p[4], p[5]), d = _mm256_hadd_epi32(p[6], p[7]);
+    __m256i e = _mm256_hadd_epi32(a, b), f = _mm256_hadd_epi32(c, d);  // per 128-bit half: sums of p0..3 / p4..7
+    return _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20), _mm256_permute2x128_si256(e, f, 0x31));
+}
+
+/// A dot function from an inlined tile taking the row count as a compile-time constant (1–4), so the
+/// accumulators stay in registers.
+#define CHORUS_TILES(NAME)                                                                                \
+    CHORUS_AVX2 void NAME(int blocks, const void *w, const void *a, size_t s, int rows, float *o, size_t os) { \
+        switch (rows) {                                                                                   \
+            case 1: NAME##_tile(blocks, w, a, s, 1, o, os); break;                                        \
+            case 2: NAME##_tile(blocks, w, a, s, 2, o, os); break;                                        \
+            case 3: NAME##_tile(blocks, w, a, s, 3, o, os); break;                                        \
+            default: NAME##_tile(blocks, w, a, s, 4, o, os); break;                                       \
+        }                                                                                                 \
+    }
+#endif
+
+/// The fields of one quantized activation row (see chorus_engine.h) of nb blocks.
+typedef struct {
+    const int8_t *q;     // [nb][32]
+    const float *d;      // [nb]
+    const float *ds;     // [nb]
+    const int16_t *s16;  // [nb][2]
+} chorus_q8_row;
+
+static inline chorus_q8_row chorus_q8_view(const void *row, int nb) {
+    const uint8_t *p = row;
+    chorus_q8_row x;
+    x.q = (const int8_t *)p;
+    x.d = (const float *)(p + 32 * (size_t)nb);
+    x.ds = x.d + nb;
+    x.s16 = (const int16_t *)(x.ds + nb);
+    return x;
+}
+
 // Per-family entry points, gathered by the table in types.c.
 void chorus_dequantize_f32(const void *src, float *dst, int blocks);
 void chorus_dequantize_f16(const void *src, float *dst, int blocks);

@@ -45,7 +45,7 @@ void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weight
     j.row_bytes = (size_t)j.blocks * t->block_bytes;
     j.weights = weights;
     j.act = act;
-    j.act_stride = t->activation == CHORUS_ACT_Q8 ? (size_t)(in_dim / 32) * sizeof(chorus_q8) : (size_t)in_dim * 4;
+    j.act_stride = t->activation == CHORUS_ACT_Q8 ? chorus_q8_row_bytes(in_dim) : (size_t)in_dim * 4;
     j.rows = rows;
     j.out_dim = out_dim;
     j.y = y;

@@ -115,23 +115,24 @@ static void dequantize_k(void (*unpack)(const uint8_t *, kblock *), int bytes, c
 static void dot_k(void (*unpack)(const uint8_t *, kblock *), int bytes, int blocks, const void *weights,
                   const void *act, size_t act_stride, int rows, float *out, size_t out_stride) {
     for (int r = 0; r < rows; r++) {
-        const chorus_q8 *x = (const chorus_q8 *)((const uint8_t *)act + (size_t)r * act_stride);
+        chorus_q8_row x = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, 8 * blocks);
         const uint8_t *b = weights;
         kblock k;
         float sum = 0;
         for (int n = 0; n < blocks; n++, b += bytes) {
             unpack(b, &k);
             for (int j = 0; j < 8; j++) {
-                const chorus_q8 *xb = &x[8 * n + j];
+                int block = 8 * n + j;
                 int32_t I = 0, M = 0;
                 for (int half = 0; half < 2; half++) {
                     int h = 2 * j + half;
                     int32_t dot = 0;
-                    for (int i = 0; i < 16; i++) dot += (int32_t)k.q[16 * h + i] * xb->q[16 * half + i];
-                    I += k.scale[h] * (dot - k.offset * xb->sum[half]);
-                    M += k.min[h] * xb->sum[half];
+                    for (int i = 0; i < 16; i++) dot += (int32_t)k.q[16 * h + i] * x.q[32 * block + 16 * half + i];
+                    int32_t xs = x.s16[2 * block + half];
+                    I += k.scale[h] * (dot - k.offset * xs);
+                    M += k.min[h] * xs;
                 }
-                sum += xb->d * (k.d * (float)I - k.dmin * (float)M);
+                sum += x.d[block] * (k.d * (float)I - k.dmin * (float)M);
             }
         }
         out[r * out_stride] = sum;
@@ -154,14 +155,32 @@ K_TYPE(q5_k, 176)
 K_TYPE(q6_k, 210)
 
 // MARK: AVX2
+//
+// Per super-block the eight 32-wide sub-blocks are unpacked once; per row each costs maddubs + madd, the
+// eight sub-block sums are gathered into one vector (chorus_sum8), converted once and multiplied by the
+// eight sub-block scales and the eight activation scales, loaded together.
 
 #if CHORUS_X86
 
-CHORUS_AVX2 static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+/// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block, four at a time in 32-bit words
+/// (the same unpacking as chorus_scale_min_k4).
+static inline void scales_k4(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, q, 4);
+    memcpy(&u1, q + 4, 4);
+    memcpy(&u2, q + 8, 4);
+    uint32_t s_low = u0 & 0x3f3f3f3fu, m_low = u1 & 0x3f3f3f3fu;
+    uint32_t s_high = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    uint32_t m_high = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    memcpy(sc, &s_low, 4);
+    memcpy(sc + 4, &s_high, 4);
+    memcpy(m, &m_low, 4);
+    memcpy(m + 4, &m_high, 4);
+}
+
+/// Eight unsigned bytes as eight Float32.
+CHORUS_AVX2 static inline __m256 bytes8_ps(const uint8_t v[8]) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)v)));
 }
 
 /// i16 lanes 0–7 (elements 0–15) carry s0, lanes 8–15 (elements 16–31) s1.
@@ -169,135 +188,134 @@ CHORUS_AVX2 static inline __m256i scale_pair(int s0, int s1) {
     return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
 }
 
-/// Σ over 32 of w·x, each 16-half multiplied by its scale, as 8 × i32 → Float32.
-/// Unsigned w: maddubs(w, x); signed w: maddubs(|w|, sign(x, w)).
-CHORUS_AVX2 static inline __m256 scaled_dot(__m256i w_u8, __m256i x, __m256i scales) {
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w_u8, x), scales));
-}
+#define XQ(r, n, j) _mm256_loadu_si256((const __m256i *)(x[r].q + 256 * (n) + 32 * (j)))
 
-#define X_ROWS_SETUP                                                                                  \
-    const chorus_q8 *x[4];                                                                            \
-    __m256 acc[4];                                                                                    \
-    float mins[4];                                                                                    \
-    for (int r = 0; r < rows; r++) {                                                                  \
-        x[r] = (const chorus_q8 *)((const uint8_t *)act + (size_t)r * act_stride);                   \
-        acc[r] = _mm256_setzero_ps();                                                                 \
-        mins[r] = 0;                                                                                  \
+#define K_ROWS_SETUP                                                                              \
+    chorus_q8_row x[4];                                                                           \
+    __m256 acc[4];                                                                                \
+    for (int r = 0; r < rows; r++) {                                                              \
+        x[r] = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, 8 * blocks);         \
+        acc[r] = _mm256_setzero_ps();                                                             \
     }
 
-#define X_ROWS_FINISH \
-    for (int r = 0; r < rows; r++) out[r * out_stride] = hsum_ps(acc[r]) - mins[r];
+#define K_ROWS_FINISH \
+    for (int r = 0; r < rows; r++) out[r * out_stride] = chorus_hsum_ps(acc[r]);
 
-#define XQ(r, j) _mm256_loadu_si256((const __m256i *)x[r][j].q)
-
-CHORUS_AVX2 void chorus_dot_q4_k_avx2(int blocks, const void *weights, const void *act, size_t act_stride, int rows,
-                                      float *out, size_t out_stride) {
-    X_ROWS_SETUP
+/// Q4_K and Q5_K: unsigned 4/5-bit values, a 6-bit scale and min per 32.
+CHORUS_AVX2 static inline __attribute__((always_inline)) void q45_k_tile(int five, int blocks, const void *weights,
+                                                                          const void *act, size_t act_stride,
+                                                                          const int rows, float *out, size_t out_stride) {
+    K_ROWS_SETUP
+    const int bytes = five ? 176 : 144;
     const uint8_t *b = weights;
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (int n = 0; n < blocks; n++, b += 144) {
-        float d = _cvtsh_ss(chorus_load16(b)), dmin = _cvtsh_ss(chorus_load16(b + 2));
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int n = 0; n < blocks; n++, b += bytes) {
         uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) chorus_scale_min_k4(j, b + 4, &sc[j], &m[j]);
-        const uint8_t *qs = b + 16;
+        scales_k4(b + 4, sc, m);
+        __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(chorus_load16(b))), bytes8_ps(sc));
+        __m256 dm = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(chorus_load16(b + 2))), bytes8_ps(m));
+        const uint8_t *qs = b + (five ? 48 : 16);
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+        __m256i w[8];
         for (int p = 0; p < 4; p++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
-            __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            __m256i s_lo = _mm256_set1_epi16(sc[2 * p]), s_hi = _mm256_set1_epi16(sc[2 * p + 1]);
-            for (int r = 0; r < rows; r++) {
-                const chorus_q8 *xa = &x[r][8 * n + 2 * p], *xb = xa + 1;
-                acc[r] = _mm256_fmadd_ps(scaled_dot(lo, XQ(r, 8 * n + 2 * p), s_lo), _mm256_set1_ps(d * xa->d), acc[r]);
-                acc[r] = _mm256_fmadd_ps(scaled_dot(hi, XQ(r, 8 * n + 2 * p + 1), s_hi), _mm256_set1_ps(d * xb->d),
-                                         acc[r]);
+            w[2 * p] = _mm256_and_si256(v, low4);
+            w[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            if (five) {
+                w[2 * p] = _mm256_or_si256(w[2 * p], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one8), 4));
+                w[2 * p + 1] = _mm256_or_si256(
+                    w[2 * p + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one8), 4));
             }
         }
         for (int r = 0; r < rows; r++) {
-            const chorus_q8 *xs = &x[r][8 * n];
-            float msum = 0;
-            for (int j = 0; j < 8; j++) msum += xs[j].d * (float)(m[j] * (xs[j].sum[0] + xs[j].sum[1]));
-            mins[r] += dmin * msum;
+            __m256i p[8];
+            for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), one16);
+            __m256 sums = _mm256_mul_ps(_mm256_cvtepi32_ps(chorus_sum8(p)), dsc);
+            acc[r] = _mm256_fmadd_ps(sums, _mm256_loadu_ps(x[r].d + 8 * n), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(dm, _mm256_loadu_ps(x[r].ds + 8 * n), acc[r]);
         }
     }
-    X_ROWS_FINISH
+    K_ROWS_FINISH
 }
 
-CHORUS_AVX2 void chorus_dot_q5_k_avx2(int blocks, const void *weights, const void *act, size_t act_stride, int rows,
-                                      float *out, size_t out_stride) {
-    X_ROWS_SETUP
-    const uint8_t *b = weights;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    for (int n = 0; n < blocks; n++, b += 176) {
-        float d = _cvtsh_ss(chorus_load16(b)), dmin = _cvtsh_ss(chorus_load16(b + 2));
-        uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) chorus_scale_min_k4(j, b + 4, &sc[j], &m[j]);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
-        const uint8_t *qs = b + 48;
-        for (int p = 0; p < 4; p++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
-            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one), 4);
-            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one), 4);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low4), h0);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), h1);
-            __m256i s_lo = _mm256_set1_epi16(sc[2 * p]), s_hi = _mm256_set1_epi16(sc[2 * p + 1]);
-            for (int r = 0; r < rows; r++) {
-                const chorus_q8 *xa = &x[r][8 * n + 2 * p], *xb = xa + 1;
-                acc[r] = _mm256_fmadd_ps(scaled_dot(lo, XQ(r, 8 * n + 2 * p), s_lo), _mm256_set1_ps(d * xa->d), acc[r]);
-                acc[r] = _mm256_fmadd_ps(scaled_dot(hi, XQ(r, 8 * n + 2 * p + 1), s_hi), _mm256_set1_ps(d * xb->d),
-                                         acc[r]);
-            }
-        }
-        for (int r = 0; r < rows; r++) {
-            const chorus_q8 *xs = &x[r][8 * n];
-            float msum = 0;
-            for (int j = 0; j < 8; j++) msum += xs[j].d * (float)(m[j] * (xs[j].sum[0] + xs[j].sum[1]));
-            mins[r] += dmin * msum;
-        }
+CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q4_k_avx2_tile(
+    int blocks, const void *w, const void *a, size_t s, const int rows, float *o, size_t os) {
+    q45_k_tile(0, blocks, w, a, s, rows, o, os);
+}
+CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q5_k_avx2_tile(
+    int blocks, const void *w, const void *a, size_t s, const int rows, float *o, size_t os) {
+    q45_k_tile(1, blocks, w, a, s, rows, o, os);
+}
+CHORUS_TILES(chorus_dot_q4_k_avx2)
+CHORUS_TILES(chorus_dot_q5_k_avx2)
+
+/// The types with 16-wide signed scales and an offset (Q6_K: 32, Q3_K: 4). Weights stay unsigned
+/// (maddubs needs no sign trick); per row the offset comes off in integers as
+/// offset · Σ_h scale_h · Σx_h, one madd of the sixteen scales with the sixteen half-block sums.
+/// sv[j]: the scale pair of sub-block j; scales16: the sixteen scales as i16.
+CHORUS_AVX2 static inline __attribute__((always_inline)) void offset16_rows(
+    const __m256i w[8], const __m256i sv[8], __m256i scales16, int offset, float d, int n, const chorus_q8_row *x,
+    const int rows, __m256 *acc) {
+    __m256 dv = _mm256_set1_ps(d);
+    for (int r = 0; r < rows; r++) {
+        __m256i p[8];
+        for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), sv[j]);
+        __m256i off = _mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)(x[r].s16 + 16 * n)));
+        __m256i total = _mm256_sub_epi32(chorus_sum8(p), _mm256_mullo_epi32(off, _mm256_set1_epi32(offset)));
+        __m256 sums = _mm256_mul_ps(_mm256_cvtepi32_ps(total), dv);
+        acc[r] = _mm256_fmadd_ps(sums, _mm256_loadu_ps(x[r].d + 8 * n), acc[r]);
     }
-    X_ROWS_FINISH
 }
 
-CHORUS_AVX2 void chorus_dot_q6_k_avx2(int blocks, const void *weights, const void *act, size_t act_stride, int rows,
-                                      float *out, size_t out_stride) {
-    X_ROWS_SETUP
+/// The eight scale pairs of sixteen int8 scales: sv[j] has scale 2j in its low 128 bits, 2j + 1 in the high.
+CHORUS_AVX2 static inline void scale_pairs(const int8_t scales[16], __m256i sv[8], __m256i *scales16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)scales);
+    *scales16 = _mm256_cvtepi8_epi16(v);
+    for (int j = 0; j < 8; j++) {
+        __m128i pick = _mm_setr_epi8(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1,
+                                     2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+        sv[j] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(v, pick));
+    }
+}
+
+CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q6_k_avx2_tile(
+    int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out,
+    size_t out_stride) {
+    K_ROWS_SETUP
     const uint8_t *b = weights;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
     for (int n = 0; n < blocks; n++, b += 210) {
-        float d = _cvtsh_ss(chorus_load16(b + 208));
-        const int8_t *scales = (const int8_t *)(b + 192);
+        __m256i w[8], sv[8], scales16;
+        scale_pairs((const int8_t *)(b + 192), sv, &scales16);
         for (int g = 0; g < 2; g++) {
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(b + 64 * g));
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(b + 64 * g + 32));
             __m256i h = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * g));
-            __m256i w[4];
-            w[0] = _mm256_and_si256(l0, low4);
-            w[1] = _mm256_and_si256(l1, low4);
-            w[2] = _mm256_and_si256(_mm256_srli_epi16(l0, 4), low4);
-            w[3] = _mm256_and_si256(_mm256_srli_epi16(l1, 4), low4);
+            __m256i low[4] = {_mm256_and_si256(l0, low4), _mm256_and_si256(l1, low4),
+                              _mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                              _mm256_and_si256(_mm256_srli_epi16(l1, 4), low4)};
             for (int s = 0; s < 4; s++) {
                 __m256i hs = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * s), three), 4);
-                __m256i ws = _mm256_sub_epi8(_mm256_or_si256(w[s], hs), off);
-                __m256i wa = _mm256_sign_epi8(ws, ws);
-                int j = 4 * g + s;  // activation block within the super-block
-                __m256i sv = scale_pair(scales[2 * j], scales[2 * j + 1]);
-                for (int r = 0; r < rows; r++) {
-                    __m256i xs = _mm256_sign_epi8(XQ(r, 8 * n + j), ws);
-                    acc[r] = _mm256_fmadd_ps(scaled_dot(wa, xs, sv), _mm256_set1_ps(d * x[r][8 * n + j].d), acc[r]);
-                }
+                w[4 * g + s] = _mm256_or_si256(low[s], hs);
             }
         }
+        offset16_rows(w, sv, scales16, 32, _cvtsh_ss(chorus_load16(b + 208)), n, x, rows, acc);
     }
-    X_ROWS_FINISH
+    K_ROWS_FINISH
 }
+CHORUS_TILES(chorus_dot_q6_k_avx2)
 
-CHORUS_AVX2 void chorus_dot_q3_k_avx2(int blocks, const void *weights, const void *act, size_t act_stride, int rows,
-                                      float *out, size_t out_stride) {
-    X_ROWS_SETUP
+CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q3_k_avx2_tile(
+    int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out,
+    size_t out_stride) {
+    K_ROWS_SETUP
     const uint8_t *b = weights;
-    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     for (int n = 0; n < blocks; n++, b += 110) {
-        float d = _cvtsh_ss(chorus_load16(b + 108));
         int8_t scales[16];
         chorus_scales_q3k(b + 96, scales);
+        __m256i w[8], sv[8], scales16;
+        scale_pairs(scales, sv, &scales16);
         __m256i hm = _mm256_loadu_si256((const __m256i *)b);
         for (int g = 0; g < 2; g++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(b + 32 + 32 * g));
@@ -305,48 +323,49 @@ CHORUS_AVX2 void chorus_dot_q3_k_avx2(int blocks, const void *weights, const voi
                 int j = 4 * g + sh;
                 __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), three);
                 __m256i high = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, j), one), 2);
-                __m256i ws = _mm256_sub_epi8(_mm256_or_si256(low, high), four);
-                __m256i wa = _mm256_sign_epi8(ws, ws);
-                __m256i sv = scale_pair(scales[2 * j], scales[2 * j + 1]);
-                for (int r = 0; r < rows; r++) {
-                    __m256i xs = _mm256_sign_epi8(XQ(r, 8 * n + j), ws);
-                    acc[r] = _mm256_fmadd_ps(scaled_dot(wa, xs, sv), _mm256_set1_ps(d * x[r][8 * n + j].d), acc[r]);
-                }
+                w[j] = _mm256_or_si256(low, high);
             }
         }
+        offset16_rows(w, sv, scales16, 4, _cvtsh_ss(chorus_load16(b + 108)), n, x, rows, acc);
     }
-    X_ROWS_FINISH
+    K_ROWS_FINISH
 }
+CHORUS_TILES(chorus_dot_q3_k_avx2)
 
-CHORUS_AVX2 void chorus_dot_q2_k_avx2(int blocks, const void *weights, const void *act, size_t act_stride, int rows,
-                                      float *out, size_t out_stride) {
-    X_ROWS_SETUP
+CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q2_k_avx2_tile(
+    int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out,
+    size_t out_stride) {
+    K_ROWS_SETUP
     const uint8_t *b = weights;
     const __m256i three = _mm256_set1_epi8(3);
     for (int n = 0; n < blocks; n++, b += 84) {
-        float d = _cvtsh_ss(chorus_load16(b + 80)), dmin = _cvtsh_ss(chorus_load16(b + 82));
+        __m256 dv = _mm256_set1_ps(_cvtsh_ss(chorus_load16(b + 80)));
+        __m256 dminv = _mm256_set1_ps(_cvtsh_ss(chorus_load16(b + 82)));
+        __m128i packed = _mm_loadu_si128((const __m128i *)b);
+        __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+        __m256i w[8], sv[8];
         for (int g = 0; g < 2; g++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * g));
             for (int sh = 0; sh < 4; sh++) {
                 int j = 4 * g + sh;
-                __m256i w = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), three);
-                __m256i sv = scale_pair(b[2 * j] & 0x0F, b[2 * j + 1] & 0x0F);
-                for (int r = 0; r < rows; r++) {
-                    acc[r] = _mm256_fmadd_ps(scaled_dot(w, XQ(r, 8 * n + j), sv), _mm256_set1_ps(d * x[r][8 * n + j].d),
-                                             acc[r]);
-                }
+                w[j] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), three);
+                sv[j] = scale_pair(b[2 * j] & 0x0F, b[2 * j + 1] & 0x0F);
             }
         }
         for (int r = 0; r < rows; r++) {
-            const chorus_q8 *xs = &x[r][8 * n];
-            float msum = 0;
-            for (int j = 0; j < 8; j++)
-                msum += xs[j].d * (float)((b[2 * j] >> 4) * xs[j].sum[0] + (b[2 * j + 1] >> 4) * xs[j].sum[1]);
-            mins[r] += dmin * msum;
+            __m256i p[8];
+            for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), sv[j]);
+            __m256 xd = _mm256_loadu_ps(x[r].d + 8 * n);
+            __m256 sums = _mm256_mul_ps(_mm256_cvtepi32_ps(chorus_sum8(p)), dv);
+            // Σ_h min_h · Σx over each 16: madd of the 16 mins with the 16 half-block sums.
+            __m256i m = _mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *)(x[r].s16 + 16 * n)));
+            __m256 minsum = _mm256_mul_ps(_mm256_cvtepi32_ps(m), dminv);
+            acc[r] = _mm256_fmadd_ps(_mm256_sub_ps(sums, minsum), xd, acc[r]);
         }
     }
-    X_ROWS_FINISH
+    K_ROWS_FINISH
 }
+CHORUS_TILES(chorus_dot_q2_k_avx2)
 
 #else
 #define K_FALLBACK(T)                                                                                 \

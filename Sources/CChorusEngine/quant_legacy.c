@@ -1,6 +1,6 @@
 // Blocks of 32 with one scale: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (layouts: ggml `ggml-common.h`, as the
-// GGUF specification documents them). Dot products take `chorus_q8` activations of the same
-// block size: per block an exact integer sum, then one Float32 scale.
+// GGUF specification documents them). Dot products take 8-bit activation blocks of the same
+// size: per block an exact integer sum, then Float32 scales.
 //
 //   Q4_0 {f16 d; u8 qs[16]}           x[i] = d·(nibble_i − 8);   element i < 16 low nibble of qs[i], i ≥ 16 high of qs[i−16]
 //   Q4_1 {f16 d, m; u8 qs[16]}        x[i] = d·nibble_i + m
@@ -8,10 +8,6 @@
 //   Q5_1 {f16 d, m; u32 qh; u8 qs[16]} x[i] = d·(nibble_i | bit_i(qh)·16) + m
 //   Q8_0 {f16 d; i8 qs[32]}           x[i] = d·qs[i]
 #include "internal.h"
-
-static inline const chorus_q8 *act_row(const void *act, size_t stride, int r) {
-    return (const chorus_q8 *)((const uint8_t *)act + (size_t)r * stride);
-}
 
 /// The 32 unsigned 4- or 5-bit values of a block.
 static inline void unpack_nibbles(const uint8_t *qs, uint32_t qh, int five, uint8_t out[32]) {
@@ -82,18 +78,17 @@ void chorus_dequantize_q8_0(const void *src, float *dst, int blocks) {
     void NAME(int blocks, const void *weights, const void *act, size_t act_stride, int rows,         \
               float *out, size_t out_stride) {                                                       \
         for (int r = 0; r < rows; r++) {                                                             \
-            const chorus_q8 *x = act_row(act, act_stride, r);                                        \
+            chorus_q8_row x = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, blocks); \
             const uint8_t *b = weights;                                                              \
             float sum = 0;                                                                           \
             uint8_t q[32];                                                                           \
             for (int k = 0; k < blocks; k++, b += BYTES) {                                           \
                 unpack_nibbles(b + QS, FIVE ? chorus_load32(b + QH) : 0, FIVE, q);                   \
                 int32_t isum = 0;                                                                    \
-                for (int i = 0; i < 32; i++) isum += (int32_t)q[i] * x[k].q[i];                      \
-                int32_t xs = x[k].sum[0] + x[k].sum[1];                                              \
-                isum -= OFFSET * xs;                                                                 \
-                sum += chorus_half_at(b) * x[k].d * (float)isum;                                    \
-                if (HAS_MIN) sum += chorus_half_at(b + 2) * x[k].d * (float)xs;                     \
+                for (int i = 0; i < 32; i++) isum += (int32_t)q[i] * x.q[32 * k + i];               \
+                isum -= OFFSET * (x.s16[2 * k] + x.s16[2 * k + 1]);                                  \
+                sum += chorus_half_at(b) * x.d[k] * (float)isum;                                    \
+                if (HAS_MIN) sum += chorus_half_at(b + 2) * x.ds[k];                                \
             }                                                                                        \
             out[r * out_stride] = sum;                                                               \
         }                                                                                            \
@@ -107,13 +102,13 @@ LEGACY_DOT(chorus_dot_q5_1, 24, 8, 4, 1, 0, 1)
 void chorus_dot_q8_0(int blocks, const void *weights, const void *act, size_t act_stride, int rows, float *out,
                      size_t out_stride) {
     for (int r = 0; r < rows; r++) {
-        const chorus_q8 *x = act_row(act, act_stride, r);
+        chorus_q8_row x = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, blocks);
         const uint8_t *b = weights;
         float sum = 0;
         for (int k = 0; k < blocks; k++, b += 34) {
             int32_t isum = 0;
-            for (int i = 0; i < 32; i++) isum += (int32_t)(int8_t)b[2 + i] * x[k].q[i];
-            sum += chorus_half_at(b) * x[k].d * (float)isum;
+            for (int i = 0; i < 32; i++) isum += (int32_t)(int8_t)b[2 + i] * x.q[32 * k + i];
+            sum += chorus_half_at(b) * x.d[k] * (float)isum;
         }
         out[r * out_stride] = sum;
     }
@@ -121,18 +116,13 @@ void chorus_dot_q8_0(int blocks, const void *weights, const void *act, size_t ac
 
 // MARK: AVX2
 //
-// A block's 32 weights are unpacked once into one register, then each row costs
-// maddubs (u8·i8 pairs → i16) + madd (→ 8 × i32) + convert + one FMA into the row's accumulator.
-// Signed weights use the sign trick (|w| · sign(x, w)), so the u8 operand is never negative.
+// Eight blocks at a time: their weights are unpacked once into registers; per row, each block costs
+// maddubs (u8·i8 pairs → i16) + madd (→ 8 × i32), the eight blocks' lanes are summed into one vector
+// of eight block sums (chorus_sum8), converted once, and multiplied by the eight weight scales and the
+// eight activation scales (loaded together). Signed weights use the sign trick (|w| · sign(x, w)), so
+// the u8 operand is never negative.
 
 #if CHORUS_X86
-
-CHORUS_AVX2 static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /// 32 nibbles of 16 bytes in element order: low nibbles (0..15), then high nibbles (16..31).
 CHORUS_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
@@ -152,53 +142,74 @@ CHORUS_AVX2 static inline __m256i fifth_bits(uint32_t qh) {
     return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-CHORUS_AVX2 static inline __m256 dot_unsigned(__m256i w, const int8_t *x) {
-    __m256i p = _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+/// Eight f16 fields at `b`, `b + stride`, … (count of them; the other lanes 0) as Float32.
+CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int count) {
+    if (count == 8) {
+        __m128i h = _mm_setr_epi16((short)chorus_load16(b), (short)chorus_load16(b + stride),
+                                   (short)chorus_load16(b + 2 * stride), (short)chorus_load16(b + 3 * stride),
+                                   (short)chorus_load16(b + 4 * stride), (short)chorus_load16(b + 5 * stride),
+                                   (short)chorus_load16(b + 6 * stride), (short)chorus_load16(b + 7 * stride));
+        return _mm256_cvtph_ps(h);
+    }
+    uint16_t h[8] = {0};
+    for (int j = 0; j < count; j++) h[j] = chorus_load16(b + j * stride);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
 
-CHORUS_AVX2 static inline __m256 dot_signed(__m256i w_abs, __m256i w, const int8_t *x) {
-    __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), w);
-    __m256i p = _mm256_maddubs_epi16(w_abs, xs);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-// UNPACK(b) sets `__m256i w` (signed weights for SIGNED, else unsigned); SCALE(b) the weight scale.
+// UNPACK(b) sets `__m256i v` (signed weights for SIGNED, else unsigned) for the block at b.
 #define LEGACY_DOT_AVX2(NAME, BYTES, UNPACK, SIGNED, HAS_MIN)                                           \
-    CHORUS_AVX2 void NAME(int blocks, const void *weights, const void *act, size_t act_stride, int rows, \
-                          float *out, size_t out_stride) {                                              \
-        const chorus_q8 *x[4];                                                                          \
+    CHORUS_AVX2 static inline __attribute__((always_inline)) void NAME##_tile(                          \
+        int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out, \
+        size_t out_stride) {                                                                            \
+        chorus_q8_row x[4];                                                                             \
         __m256 acc[4];                                                                                  \
-        float mins[4];                                                                                  \
         for (int r = 0; r < rows; r++) {                                                                \
-            x[r] = act_row(act, act_stride, r);                                                         \
+            x[r] = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, blocks);               \
             acc[r] = _mm256_setzero_ps();                                                               \
-            mins[r] = 0;                                                                                \
         }                                                                                               \
-        const uint8_t *b = weights;                                                                     \
-        for (int k = 0; k < blocks; k++, b += BYTES) {                                                  \
-            __m256i w;                                                                                  \
-            UNPACK                                                                                      \
-            float d = _cvtsh_ss(chorus_load16(b));                                                      \
-            __m256i w_abs = SIGNED ? _mm256_sign_epi8(w, w) : w;                                        \
+        const uint8_t *base = weights;                                                                  \
+        for (int k0 = 0; k0 < blocks; k0 += 8) {                                                        \
+            int count = blocks - k0 < 8 ? blocks - k0 : 8;                                              \
+            const uint8_t *b0 = base + (size_t)k0 * BYTES;                                              \
+            __m256i w[8], wa[8];                                                                        \
+            for (int j = 0; j < 8; j++) {                                                               \
+                __m256i v = _mm256_setzero_si256();                                                     \
+                if (j < count) {                                                                        \
+                    const uint8_t *b = b0 + j * BYTES;                                                  \
+                    UNPACK                                                                              \
+                }                                                                                       \
+                w[j] = v;                                                                               \
+                wa[j] = SIGNED ? _mm256_sign_epi8(v, v) : v;                                            \
+            }                                                                                           \
+            __m256 dw = halves8(b0, BYTES, count);                                                      \
+            __m256 mw = HAS_MIN ? halves8(b0 + 2, BYTES, count) : _mm256_setzero_ps();                 \
+            __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); \
             for (int r = 0; r < rows; r++) {                                                            \
-                const chorus_q8 *xk = &x[r][k];                                                         \
-                __m256 p = SIGNED ? dot_signed(w_abs, w, xk->q) : dot_unsigned(w, xk->q);               \
-                acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * xk->d), acc[r]);                         \
-                if (HAS_MIN) mins[r] += _cvtsh_ss(chorus_load16(b + 2)) * xk->d * (float)(xk->sum[0] + xk->sum[1]); \
+                __m256i p[8];                                                                           \
+                for (int j = 0; j < 8; j++) {                                                           \
+                    __m256i xq = j < count ? _mm256_loadu_si256((const __m256i *)(x[r].q + 32 * (k0 + j))) \
+                                           : _mm256_setzero_si256();                                    \
+                    if (SIGNED) xq = _mm256_sign_epi8(xq, w[j]);                                        \
+                    p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(wa[j], xq), _mm256_set1_epi16(1));    \
+                }                                                                                       \
+                __m256 sums = _mm256_cvtepi32_ps(chorus_sum8(p));                                       \
+                __m256 xd = _mm256_maskload_ps(x[r].d + k0, lanes);                                     \
+                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(sums, dw), xd, acc[r]);                          \
+                if (HAS_MIN) acc[r] = _mm256_fmadd_ps(mw, _mm256_maskload_ps(x[r].ds + k0, lanes), acc[r]); \
             }                                                                                           \
         }                                                                                               \
-        for (int r = 0; r < rows; r++) out[r * out_stride] = hsum_ps(acc[r]) + mins[r];                 \
-    }
+        for (int r = 0; r < rows; r++) out[r * out_stride] = chorus_hsum_ps(acc[r]);                    \
+    }                                                                                                   \
+    CHORUS_TILES(NAME)
 
-LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, w = _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));, 1, 0)
-LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, w = nibbles32(b + 4);, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, v = _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));, 1, 0)
+LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, v = nibbles32(b + 4);, 0, 1)
 LEGACY_DOT_AVX2(chorus_dot_q5_0_avx2, 22,
-                w = _mm256_sub_epi8(_mm256_or_si256(nibbles32(b + 6), fifth_bits(chorus_load32(b + 2))),
+                v = _mm256_sub_epi8(_mm256_or_si256(nibbles32(b + 6), fifth_bits(chorus_load32(b + 2))),
                                     _mm256_set1_epi8(16));
                 , 1, 0)
-LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, w = _mm256_or_si256(nibbles32(b + 8), fifth_bits(chorus_load32(b + 4)));, 0, 1)
-LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, w = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0)
+LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, v = _mm256_or_si256(nibbles32(b + 8), fifth_bits(chorus_load32(b + 4)));, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, v = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0)
 
 #else
 #define LEGACY_FALLBACK(T)                                                                            \

@@ -71,25 +71,37 @@ chorus_dot_fn chorus_dot_for(const chorus_type_traits *traits, int isa) {
 
 // MARK: Activations
 
-void chorus_quantize_q8(const float *x, int rows, int k, chorus_q8 *out) {
+size_t chorus_q8_row_bytes(int k) { return (size_t)(k / 32) * 44; }
+
+chorus_q8 chorus_q8_block(const void *row, int k, int b) {
+    chorus_q8_row x = chorus_q8_view(row, k / 32);
+    chorus_q8 block = {x.q + 32 * b, x.d[b], x.ds[b], {x.s16[2 * b], x.s16[2 * b + 1]}};
+    return block;
+}
+
+void chorus_quantize_q8(const float *x, int rows, int k, void *out) {
     int blocks = k / 32;
     for (int r = 0; r < rows; r++) {
+        uint8_t *row = (uint8_t *)out + (size_t)r * chorus_q8_row_bytes(k);
+        int8_t *q = (int8_t *)row;
+        float *d = (float *)(row + 32 * blocks), *ds = d + blocks;
+        int16_t *s16 = (int16_t *)(ds + blocks);
         for (int b = 0; b < blocks; b++) {
             const float *v = x + (size_t)r * k + 32 * b;
-            chorus_q8 *o = out + (size_t)r * blocks + b;
             float amax = 0;
             for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
-            float d = amax / 127, id = d > 0 ? 1 / d : 0;
+            float scale = amax / 127, inverse = scale > 0 ? 1 / scale : 0;
             int s0 = 0, s1 = 0;
             for (int i = 0; i < 32; i++) {
-                int q = (int)roundf(v[i] * id);
-                q = q > 127 ? 127 : (q < -127 ? -127 : q);
-                o->q[i] = (int8_t)q;
-                if (i < 16) s0 += q; else s1 += q;
+                int value = (int)roundf(v[i] * inverse);
+                value = value > 127 ? 127 : (value < -127 ? -127 : value);
+                q[32 * b + i] = (int8_t)value;
+                if (i < 16) s0 += value; else s1 += value;
             }
-            o->d = d;
-            o->sum[0] = (int16_t)s0;
-            o->sum[1] = (int16_t)s1;
+            d[b] = scale;
+            ds[b] = scale * (float)(s0 + s1);
+            s16[2 * b] = (int16_t)s0;
+            s16[2 * b + 1] = (int16_t)s1;
         }
     }
 }

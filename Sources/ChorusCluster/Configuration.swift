@@ -25,6 +25,8 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     public var draftLength = 4
     public var deadlineMilliseconds = 250
     public var threads = 1
+    /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
+    public var precision = "fast"
     public var tls: TLSConfiguration?
 
     public init() {}
@@ -44,6 +46,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var topP = 1.0
     public var sequences = 1
     public var threads = 1
+    /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
+    public var precision = "fast"
     public var tls: TLSConfiguration?
 
     public init() {}
@@ -140,6 +144,15 @@ struct MappingReader {
         return v
     }
 
+    /// A string that must be one of `choices`.
+    func choice(_ key: String, of choices: [String]) throws -> String? {
+        guard let value = try string(key) else { return nil }
+        guard choices.contains(value) else {
+            throw ConfigurationError("\(path).\(key): `\(value)` is not one of \(choices.joined(separator: ", "))")
+        }
+        return value
+    }
+
     func strings(_ key: String) throws -> [String]? {
         guard let node = mapping[key] else { return nil }
         guard let items = node.sequence else { throw ConfigurationError("\(path).\(key): expected a list") }
@@ -160,7 +173,9 @@ struct MappingReader {
 }
 
 extension CoordinatorConfiguration {
-    static let keys = ["model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "tls"]
+    static let keys = ["model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "precision",
+        "tls",
+    ]
 
     init(node: Node, path: String) throws {
         self.init()
@@ -173,13 +188,15 @@ extension CoordinatorConfiguration {
         draftLength = try r.int("draft_length", in: 1...64) ?? draftLength
         deadlineMilliseconds = try r.int("deadline_ms", in: 1...600_000) ?? deadlineMilliseconds
         threads = try r.int("threads", in: 1...256) ?? threads
+        precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
     }
 }
 
 extension WorkerConfiguration {
     static let keys = [
-        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads", "tls",
+        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads", "precision",
+        "tls",
     ]
 
     init(node: Node, path: String) throws {
@@ -195,6 +212,7 @@ extension WorkerConfiguration {
         topP = try r.double("top_p", in: 0.000001...1) ?? topP
         sequences = try r.int("sequences", in: 1...64) ?? sequences
         threads = try r.int("threads", in: 1...256) ?? threads
+        precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
     }
 }

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Benchmarks (outside the test suite).",
         subcommands: [
             BenchSweepCommand.self, BenchPlotCommand.self, BenchSelectionCommand.self, BenchModelCommand.self,
-            BenchAcceptanceCommand.self,
+            BenchAcceptanceCommand.self, BenchAccuracyCommand.self,
         ],
         defaultSubcommand: BenchSweepCommand.self
     )

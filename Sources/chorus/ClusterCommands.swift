@@ -25,6 +25,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
     @Option(name: .long, help: "Worker name in logs (default: hostname:port).") var id: String?
     @Option(name: .long, help: "Threads for the draft model.") var threads: Int?
+    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision: Precision?
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
@@ -46,6 +47,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let advertise { c.advertise = advertise }
         if let id { c.id = id }
         if let threads { c.threads = threads }
+        if let precision { c.precision = precision.rawValue }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
         guard c.model != nil else { throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)") }
         guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
@@ -63,7 +65,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "worker")
-        let loaded = try loadModel(c.model ?? "", threads: c.threads)
+        let loaded = try loadModel(c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         let name = c.id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let sampling = SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP)
         log.info(
@@ -106,6 +108,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).") var deadlineMs: Int?
     @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen: String?
     @Option(name: .long, help: "Threads for the target model.") var threads: Int?
+    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision: Precision?
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
@@ -125,6 +128,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let deadlineMs { c.deadlineMilliseconds = deadlineMs }
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
+        if let precision { c.precision = precision.rawValue }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
         guard c.model != nil else { throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)") }
         guard SchemeCatalog.names.contains(c.scheme) else {
@@ -145,7 +149,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "coordinator")
-        let loaded = try loadModel(c.model ?? "", threads: c.threads)
+        let loaded = try loadModel(c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         log.info(
             "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength), "
                 + "deadline \(c.deadlineMilliseconds) ms, threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "

@@ -25,6 +25,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .customLong("top-p"), help: "Nucleus mass (1 = off).") var topP = 1.0
     @Option(name: .long, help: "Seed (the same seed reproduces the text).") var seed: UInt64?
     @Option(name: .long, help: "Threads for the local model.") var threads = 1
+    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision = Precision.fast
     @Flag(name: .long, help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
     @Option(name: .long, help: "Seconds to wait for the coordinator.") var timeout = 60.0
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for a tls+tcp:// coordinator.")
@@ -60,7 +61,7 @@ struct GenerateCommand: AsyncParsableCommand {
     }
 
     func runLocal(modelPath: String) throws {
-        let loaded = try loadModel(modelPath, threads: threads)
+        let loaded = try loadModel(modelPath, threads: threads, precision: precision)
         let tokenizer = loaded.tokenizer
         let promptTokens = tokenizer.encode(prompt, addSpecial: true)
         guard !promptTokens.isEmpty else { throw fail("the prompt encodes to no tokens") }
@@ -138,18 +139,20 @@ struct LoadedModel {
 }
 
 /// Loads a GGUF model with progress on standard error; errors name the file.
-func loadModel(_ path: String, threads: Int, quiet: Bool = false) throws -> LoadedModel {
+func loadModel(_ path: String, threads: Int, precision: Precision = .fast, quiet: Bool = false) throws -> LoadedModel {
     let start = ContinuousClock.now
     if !quiet { FileHandleOutput.standardError.write("loading \(path)…\n") }
     do {
         let gguf = try GGUFFile(path: path)
         let tokenizer = try Tokenizer(gguf: gguf)
-        let model = try TransformerModel(gguf: gguf, threads: threads)
+        let model = try TransformerModel(gguf: gguf, threads: threads, precision: precision)
         if !quiet {
             let c = model.config
             FileHandleOutput.standardError.write(
                 "loaded \(model.identity.name): \(c.blockCount) layers, d \(c.embeddingLength), vocabulary \(c.vocabularySize), "
-                    + "context \(c.contextLength), \(model.weightBytes / 1_000_000) MB of weights in "
+                    + "context \(c.contextLength), \(model.weightBytes / 1_000_000) MB of weights "
+                    + "(\(model.copiedWeightBytes / 1_000_000) MB copied, the rest mapped), \(model.precision.rawValue) "
+                    + "precision, \(model.kernels) kernels, \(model.threads) thread(s), in "
                     + "\(fixed(microseconds(ContinuousClock.now - start) / 1000, 0)) ms\n")
         }
         return LoadedModel(model: model, tokenizer: tokenizer)

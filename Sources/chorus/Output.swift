@@ -1,3 +1,5 @@
+import ArgumentParser
+import ChorusModel
 import Foundation
 
 /// Line-oriented output to stdout/stderr without buffering surprises.
@@ -18,3 +20,5 @@ func fixed(_ value: Double, _ digits: Int = 6) -> String {
 func padded(_ s: String, _ width: Int) -> String {
     s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
 }
+
+extension Precision: ExpressibleByArgument {}

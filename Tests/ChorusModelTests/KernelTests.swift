@@ -103,7 +103,7 @@ import Testing
         let pool = chorus_pool_create(Int32(threads))
         defer { chorus_pool_destroy(pool) }
         var y = [Float](repeating: .nan, count: rows * outDim)
-        var q8 = [chorus_q8](repeating: chorus_q8(), count: rows * inDim / 32)
+        var q8 = [UInt8](repeating: 0, count: rows * chorus_q8_row_bytes(Int32(inDim)))
         weights.withUnsafeBytes { w in
             if type.dotsWithFloat {
                 x.withUnsafeBytes { a in
@@ -122,10 +122,8 @@ import Testing
     /// The activations the kernel actually multiplies: x itself for float types, else its 8-bit blocks decoded.
     static func effectiveActivations(_ type: GGMLType, x: [Float], rows: Int, count: Int) -> [Double] {
         if type.dotsWithFloat { return x.map(Double.init) }
-        var q8 = [chorus_q8](repeating: chorus_q8(), count: rows * count / 32)
-        chorus_quantize_q8(x, Int32(rows), Int32(count), &q8)
-        return q8.flatMap { block in
-            withUnsafeBytes(of: block.q) { raw in raw.bindMemory(to: Int8.self).map { Double(block.d) * Double($0) } }
+        return Self.quantizedBlocks(x, rows: rows, count: count).flatMap { block in
+            block.q.map { Double(block.d) * Double($0) }
         }
     }
 
@@ -174,14 +172,29 @@ import Testing
         }
     }
 
+    /// Every block of `rows` rows of `count` activations, quantized, row by row: (values, scale, d·Σq, half sums).
+    static func quantizedBlocks(_ x: [Float], rows: Int, count: Int) -> [(q: [Int8], d: Float, ds: Float, s0: Int, s1: Int)] {
+        let rowBytes = chorus_q8_row_bytes(Int32(count))
+        var buffer = [UInt8](repeating: 0, count: rows * rowBytes)
+        chorus_quantize_q8(x, Int32(rows), Int32(count), &buffer)
+        return buffer.withUnsafeBytes { raw in
+            (0..<rows).flatMap { r in
+                (0..<(count / 32)).map { b in
+                    let block = chorus_q8_block(raw.baseAddress! + r * rowBytes, Int32(count), Int32(b))
+                    let q = (0..<32).map { block.q[$0] }
+                    return (q, block.d, block.ds, Int(block.s16.0), Int(block.s16.1))
+                }
+            }
+        }
+    }
+
     @Test func activationBlocksKeepTheirSumsAndBound() {
         let x = Self.randomActivations(rows: 2, count: 64, seed: 11)
-        var q8 = [chorus_q8](repeating: chorus_q8(), count: 4)
-        chorus_quantize_q8(x, 2, 64, &q8)
-        for (b, block) in q8.enumerated() {
-            let q = withUnsafeBytes(of: block.q) { Array($0.bindMemory(to: Int8.self)) }
-            #expect(Int(block.sum.0) == q[0..<16].reduce(0) { $0 + Int($1) })
-            #expect(Int(block.sum.1) == q[16..<32].reduce(0) { $0 + Int($1) })
+        for (b, block) in Self.quantizedBlocks(x, rows: 2, count: 64).enumerated() {
+            let q = block.q
+            #expect(block.s0 == q[0..<16].reduce(0) { $0 + Int($1) })
+            #expect(block.s1 == q[16..<32].reduce(0) { $0 + Int($1) })
+            #expect(block.ds == block.d * Float(block.s0 + block.s1))
             let source = x[32 * b..<32 * (b + 1)]
             let amax = source.map(abs).max() ?? 0
             #expect(abs(block.d - amax / 127) <= 1e-7 * amax)

@@ -43,15 +43,25 @@ enum chorus_activation {
     CHORUS_ACT_Q8 = 1,
 };
 
-/// One activation block: 32 values x[i] ≈ d · q[i], d = max|x| / 127, with the integer sums of
-/// each half (sum[0] = q[0] + … + q[15], sum[1] = q[16] + … + q[31]) for types with a minimum
-/// or an offset. Blocks of 32 (not ggml's 256 for k-quants) keep an outlier channel from
-/// flattening more than 31 neighbours.
+/// Activations for quantized weights: each row of k values (k a multiple of 32) in blocks of 32,
+/// x[i] ≈ d · q[i] with d = max|x| / 127 per block. Blocks of 32 (not ggml's 256 for k-quants) keep an
+/// outlier channel from flattening more than 31 neighbours. One row is `chorus_q8_row_bytes(k)` bytes, laid
+/// out by field so the kernels load eight blocks' scales at once (nb = k / 32):
+///
+///     int8_t  q[nb][32]    the values
+///     float   d[nb]        the scales
+///     float   ds[nb]       d · (q[0] + … + q[31]), for the types with a minimum
+///     int16_t s16[nb][2]   q[0] + … + q[15] and q[16] + … + q[31], for types with 16-wide sub-blocks
+///
+/// `chorus_q8` names one block's view of it.
 typedef struct {
-    float d;
-    int16_t sum[2];
-    int8_t q[32];
+    const int8_t *q;
+    float d, ds;
+    int16_t s16[2];
 } chorus_q8;
+
+/// Bytes of one quantized activation row of k values.
+size_t chorus_q8_row_bytes(int k);
 
 /// Dot products of one weight row (`blocks` blocks of its type) with `rows` ≤ 4 activation rows:
 /// out[r · out_stride] = Σ w · x_r. `act` points at row 0; row r starts `act_stride` bytes later.
@@ -84,8 +94,11 @@ const char *chorus_isa_name(int isa);
 /// The dot function of a type at `isa` (lowered to what the CPU has).
 chorus_dot_fn chorus_dot_for(const chorus_type_traits *traits, int isa);
 
-/// Quantizes `rows` rows of `k` floats (k a multiple of 32) to `rows · k / 32` blocks.
-void chorus_quantize_q8(const float *x, int rows, int k, chorus_q8 *out);
+/// Quantizes `rows` rows of `k` floats (k a multiple of 32) into `rows · chorus_q8_row_bytes(k)` bytes.
+void chorus_quantize_q8(const float *x, int rows, int k, void *out);
+
+/// Block b of a quantized activation row of k values (for tests and portable code).
+chorus_q8 chorus_q8_block(const void *row, int k, int b);
 
 /// A thread pool of `threads` (≥ 1) threads including the caller: `threads − 1` persistent workers.
 typedef struct chorus_pool chorus_pool;
@@ -97,7 +110,7 @@ void chorus_pool_run(chorus_pool *pool, void (*job)(void *context, int index, in
 
 /// y[r][o] = Σ_i W[o][i] · x[r][i] for r < rows, o < out_dim: `weights` holds out_dim rows of
 /// in_dim elements of `type`, `act` the rows in the type's activation format (Float32 rows of
-/// in_dim, or in_dim / 32 `chorus_q8` blocks each), `y` rows of `y_stride` floats. Output rows are
+/// in_dim, or chorus_q8_row_bytes(in_dim) bytes each), `y` rows of `y_stride` floats. Output rows are
 /// split among the pool's threads; each output is computed whole by one thread. `isa` as in
 /// `chorus_isa` (lowered to what the CPU has).
 void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim, const void *act,

@@ -134,8 +134,8 @@ public final class TransformerSession: LanguageModelSession {
     }
 
     /// y [rows][outDim] = W x for x [rows][inDim]: the engine's kernels (fast) or OpenBLAS over Float32 copies
-    /// (reference). With `quantize` false, `scratch.q8` already holds x's 8-bit blocks (the previous
-    /// projection of the same input made them).
+    /// (reference). `quantize` true marks a new input; false means the previous projection read the same x, so
+    /// its 8-bit blocks in `scratch.q8` are reused when that projection made them.
     @inline(__always)
     private func project(
         _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix, rows n: Int,
@@ -147,10 +147,14 @@ public final class TransformerSession: LanguageModelSession {
             Kernels.matmul(y, x, w.floats, rows: n, inDim: w.inDim, outDim: w.outDim)
         case .fast:
             if w.type.dotsWithFloat {
+                if quantize { scratch.q8Valid = false }  // a new input whose blocks nobody made yet
                 chorus_matmul(
                     m.pool, m.isa, w.type.rawValue, w.data, Int32(w.inDim), Int32(w.outDim), x, Int32(n), y, w.outDim)
             } else {
-                if quantize { chorus_quantize_q8(x, Int32(n), Int32(w.inDim), scratch.q8) }
+                if quantize || !scratch.q8Valid {
+                    chorus_quantize_q8(x, Int32(n), Int32(w.inDim), scratch.q8)
+                    scratch.q8Valid = true
+                }
                 chorus_matmul(
                     m.pool, m.isa, w.type.rawValue, w.data, Int32(w.inDim), Int32(w.outDim), scratch.q8, Int32(n), y,
                     w.outDim)
@@ -330,8 +334,10 @@ final class ForwardScratch {
     private(set) var positions: UnsafeMutablePointer<Int> = .allocate(capacity: 0)
     /// logits [capacity][vocab]
     private(set) var logits: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// 8-bit blocks of one projection input [capacity][max(d, heads·hd, ff) / 32]
-    private(set) var q8: UnsafeMutablePointer<chorus_q8> = .allocate(capacity: 0)
+    /// 8-bit blocks of one projection input: [capacity] rows of chorus_q8_row_bytes(max(d, heads·hd, ff)) bytes
+    private(set) var q8: UnsafeMutableRawPointer = .allocate(byteCount: 0, alignment: 64)
+    /// True when `q8` holds the blocks of the input the current projection reads.
+    var q8Valid = false
     /// attention scores, one row per pool thread [threads][contextLength + capacity]
     private(set) var attentionScratch: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     let threads: Int
@@ -359,7 +365,9 @@ final class ForwardScratch {
         mask = .allocate(capacity: n * n)
         positions = .allocate(capacity: n)
         logits = .allocate(capacity: n * c.vocabularySize)
-        q8 = .allocate(capacity: n * max(c.embeddingLength, c.queryWidth, c.feedForwardLength) / 32 + 1)
+        q8 = .allocate(
+            byteCount: n * chorus_q8_row_bytes(Int32(max(c.embeddingLength, c.queryWidth, c.feedForwardLength))) + 64,
+            alignment: 64)
         attentionScratch = .allocate(capacity: threads * (c.contextLength + n))
     }
 
