@@ -11,6 +11,10 @@ typedef struct {
     float *out;
     int out_stride;
     float *scratch;
+    /// Batch mode (mask NULL): row i reads its own cache, positions 0…lengths[i] inclusive.
+    const float *const *row_keys, *const *row_values;
+    const int *lengths;
+    int scratch_stride;
 } attention_job;
 
 static float dot_portable(const float *a, const float *b, int n) {
@@ -47,16 +51,21 @@ static void axpy_portable(float *y, float a, const float *x, int n) {
 static void attend(const attention_job *j, int row, int head, float *scores) {
     int hd = j->head_dim, g = head / (j->heads / j->kv_heads);
     const float *q = j->q + (size_t)row * j->q_stride + (size_t)head * hd;
-    const uint8_t *allowed = j->mask + (size_t)row * j->rows;
+    // Tree mode: the shared prefix, then the allowed new tokens. Batch mode: the row's own cache through
+    // its new position (no mask).
+    const uint8_t *allowed = j->mask ? j->mask + (size_t)row * j->rows : NULL;
+    const float *keys = j->mask ? j->keys : j->row_keys[row];
+    const float *values = j->mask ? j->values : j->row_values[row];
+    int prefix = j->mask ? j->prefix : j->lengths[row] + 1;
+    int total = j->mask ? j->prefix + j->rows : prefix;
     float scale = 1.0f / sqrtf((float)hd);
     int use_avx2 = CHORUS_X86 && j->isa >= 1 && chorus_isa() >= 1;
-    // Positions attended, in increasing order: the whole prefix, then the allowed new tokens.
+    // Positions attended, in increasing order.
     int count = 0;
     float maximum = -INFINITY;
-    int total = j->prefix + j->rows;
     for (int p = 0; p < total; p++) {
-        if (p >= j->prefix && !allowed[p - j->prefix]) continue;
-        const float *k = j->keys + (size_t)p * j->kv_stride + (size_t)g * hd;
+        if (p >= prefix && !allowed[p - prefix]) continue;
+        const float *k = keys + (size_t)p * j->kv_stride + (size_t)g * hd;
 #if CHORUS_X86
         float s = (use_avx2 ? dot_avx2(q, k, hd) : dot_portable(q, k, hd)) * scale;
 #else
@@ -75,8 +84,8 @@ static void attend(const attention_job *j, int row, int head, float *scores) {
     for (int i = 0; i < hd; i++) out[i] = 0;
     int t = 0;
     for (int p = 0; p < total; p++) {
-        if (p >= j->prefix && !allowed[p - j->prefix]) continue;
-        const float *v = j->values + (size_t)p * j->kv_stride + (size_t)g * hd;
+        if (p >= prefix && !allowed[p - prefix]) continue;
+        const float *v = values + (size_t)p * j->kv_stride + (size_t)g * hd;
         float weight = scores[t++] * inverse;
 #if CHORUS_X86
         if (use_avx2) axpy_avx2(out, weight, v, hd); else axpy_portable(out, weight, v, hd);
@@ -91,7 +100,7 @@ static void attention_part(void *context, int index, int count) {
     int items = j->rows * j->heads;
     int per = (items + count - 1) / count;
     int begin = index * per, end = begin + per < items ? begin + per : items;
-    float *scores = j->scratch + (size_t)index * (j->prefix + j->rows);
+    float *scores = j->scratch + (size_t)index * j->scratch_stride;
     for (int item = begin; item < end; item++) attend(j, item / j->heads, item % j->heads, scores);
 }
 
@@ -99,9 +108,23 @@ void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int 
                       const float *values, int kv_stride, int heads, int kv_heads, int head_dim, int prefix,
                       const uint8_t *mask, float *out, int out_stride, float *scratch) {
     attention_job j = {isa, q, rows, q_stride, keys, values, kv_stride, heads, kv_heads, head_dim, prefix, mask, out,
-                       out_stride, scratch};
+                       out_stride, scratch, NULL, NULL, NULL, prefix + rows};
     // Short contexts are not worth waking the workers for.
     if ((size_t)rows * heads * (prefix + rows) * head_dim < 32768)
+        attention_part(&j, 0, 1);
+    else
+        chorus_pool_run(pool, attention_part, &j);
+}
+
+void chorus_attention_batch(chorus_pool *pool, int isa, const float *q, int rows, int q_stride,
+                            const float *const *keys, const float *const *values, const int *lengths, int kv_stride,
+                            int heads, int kv_heads, int head_dim, float *out, int out_stride, float *scratch,
+                            int scratch_stride) {
+    attention_job j = {isa, q, rows, q_stride, NULL, NULL, kv_stride, heads, kv_heads, head_dim, 0, NULL, out,
+                       out_stride, scratch, keys, values, lengths, scratch_stride};
+    size_t work = 0;
+    for (int r = 0; r < rows; r++) work += (size_t)heads * (lengths[r] + 1) * head_dim;
+    if (work < 32768)
         attention_part(&j, 0, 1);
     else
         chorus_pool_run(pool, attention_part, &j);

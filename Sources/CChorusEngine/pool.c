@@ -2,6 +2,7 @@
 // counter (a decode step dispatches a few hundred jobs, each tens of microseconds long) and
 // then sleep on a condition variable.
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -42,7 +43,9 @@ static void *worker_main(void *arg) {
         int spins = 0;
         while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
             if (atomic_load(&pool->stop)) return NULL;
-            if (++spins < 20000) {
+            // About 10–50 µs of spinning covers the gap between two products of one forward pass; then
+            // sleep, so an idle model (or an oversubscribed machine) does not burn a core.
+            if (++spins < 4000) {
                 relax();
                 continue;
             }
@@ -110,6 +113,10 @@ void chorus_pool_run(chorus_pool *pool, void (*job)(void *, int, int), void *con
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     job(context, 0, pool->threads);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) relax();
+    // A worker that was descheduled (more runnable threads than cores) must get the core back: spin briefly,
+    // then yield.
+    for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < 4000) relax(); else sched_yield();
+    }
     pthread_mutex_unlock(&pool->run);
 }

@@ -145,7 +145,7 @@ func loadModel(_ path: String, threads: Int, precision: Precision = .fast, quiet
     do {
         let gguf = try GGUFFile(path: path)
         let tokenizer = try Tokenizer(gguf: gguf)
-        let model = try TransformerModel(gguf: gguf, threads: threads, precision: precision)
+        let model = try TransformerModel(gguf: gguf, threads: threads, precision: precision, tokenizer: tokenizer)
         if !quiet {
             let c = model.config
             FileHandleOutput.standardError.write(

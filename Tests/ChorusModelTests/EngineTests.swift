@@ -142,4 +142,38 @@ import Testing
         #expect(median <= 0.35)
         if file.contains("f32") { #expect((perPosition.last ?? .infinity) <= 1e-4) }
     }
+
+    @Test(arguments: ["chorus-kjv-target-q8_0.gguf", "chorus-kjv-draft-small-f32.gguf", "synthetic"])
+    func aBatchOfSessionsEqualsEachSessionAlone(file: String) throws {
+        let model = try TransformerModel(path: try Self.path(file), threads: 2)
+        let prefixes = [[0, 11, 260], [0, 5], [0, 300, 41, 17, 99, 7, 8], [0]]
+        let batched = try prefixes.map { prefix in
+            let session = try model.makeSession()
+            _ = try session.append(prefix)
+            return session
+        }
+        let alone = try prefixes.map { prefix in
+            let session = try model.makeSession()
+            _ = try session.append(prefix)
+            return session
+        }
+        // Three steps of one token each, batched vs one session at a time.
+        for step in 0..<3 {
+            let tokens = (0..<prefixes.count).map { 3 + 17 * $0 + step }
+            let together = try model.appendBatch(batched, tokens: tokens)
+            for (i, session) in alone.enumerated() {
+                let expected = try session.append([tokens[i]])
+                #expect(together[i].map(\.bitPattern) == expected.map(\.bitPattern), "\(file) session \(i) step \(step)")
+                #expect(batched[i].length == session.length)
+            }
+        }
+        // Bad batches change nothing.
+        let lengths = batched.map(\.length)
+        #expect(throws: ModelError.self) { try model.appendBatch([batched[0], batched[0]], tokens: [1, 2]) }
+        #expect(throws: ModelError.self) { try model.appendBatch([batched[0], batched[1]], tokens: [1, model.vocabularySize]) }
+        #expect(throws: ModelError.self) { try model.appendBatch([batched[0]], tokens: [1, 2]) }
+        let other = try TransformerModel(path: try Self.path(file))
+        #expect(throws: ModelError.self) { try other.appendBatch([batched[0]], tokens: [1]) }
+        #expect(batched.map(\.length) == lengths)
+    }
 }

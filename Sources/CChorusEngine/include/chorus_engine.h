@@ -129,6 +129,16 @@ void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int 
                       const float *values, int kv_stride, int heads, int kv_heads, int head_dim, int prefix,
                       const uint8_t *mask, float *out, int out_stride, float *scratch);
 
+/// Attention of `rows` tokens of different sequences in one call (a batch of sessions): row i reads its own
+/// cache `keys[i]`, `values[i]` ([positions][kv_stride]) at positions 0…lengths[i], its own new row being at
+/// lengths[i]. The same arithmetic as `chorus_attention` for one token after a prefix of lengths[i], so a
+/// batched row equals that sequence decoded alone, bit for bit. `scratch`: `chorus_pool_threads(pool)` rows
+/// of `scratch_stride` ≥ max(lengths) + 1 floats.
+void chorus_attention_batch(chorus_pool *pool, int isa, const float *q, int rows, int q_stride,
+                            const float *const *keys, const float *const *values, const int *lengths, int kv_stride,
+                            int heads, int kv_heads, int head_dim, float *out, int out_stride, float *scratch,
+                            int scratch_stride);
+
 #ifdef __cplusplus
 }
 #endif

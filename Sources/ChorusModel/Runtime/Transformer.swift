@@ -92,12 +92,18 @@ public final class TransformerModel: LanguageModel, @unchecked Sendable {
         try self.init(gguf: gguf, threads: threads, precision: precision, fallbackName: fileName)
     }
 
-    /// Builds the model from an already parsed file (kept open for as long as the model lives).
-    public convenience init(gguf: GGUFFile, threads: Int = 1, precision: Precision = .fast) throws {
-        try self.init(gguf: gguf, threads: threads, precision: precision, fallbackName: "unnamed")
+    /// Builds the model from an already parsed file (kept open for as long as the model lives). Pass the
+    /// file's tokenizer when it is already built: its vocabulary hash is the model's (building it again takes
+    /// a noticeable part of loading a 150k-token vocabulary).
+    public convenience init(
+        gguf: GGUFFile, threads: Int = 1, precision: Precision = .fast, tokenizer: Tokenizer? = nil
+    ) throws {
+        try self.init(gguf: gguf, threads: threads, precision: precision, fallbackName: "unnamed", tokenizer: tokenizer)
     }
 
-    private init(gguf: GGUFFile, threads: Int, precision: Precision, fallbackName: String) throws(ModelError) {
+    private init(
+        gguf: GGUFFile, threads: Int, precision: Precision, fallbackName: String, tokenizer: Tokenizer? = nil
+    ) throws(ModelError) {
         guard threads >= 1, threads <= 1024 else {
             throw ModelError.invalidRequest("threads must be in 1...1024, got \(threads)")
         }
@@ -183,7 +189,7 @@ public final class TransformerModel: LanguageModel, @unchecked Sendable {
         // tensor table — which hashing a multi-gigabyte file would not be worth at load), and of the vocabulary
         // (token strings and types in id order, as Tokenizer.vocabularyHash defines it). A file without
         // tokenizer metadata has an empty vocabulary hash, which matches no real vocabulary.
-        let vocabularyHash = (try? Tokenizer(gguf: gguf))?.vocabularyHash ?? ""
+        let vocabularyHash = (tokenizer ?? (try? Tokenizer(gguf: gguf)))?.vocabularyHash ?? ""
         identity = ModelIdentity(
             name: name, fileHash: Self.fingerprint(of: gguf), vocabularyHash: vocabularyHash,
             vocabularySize: config.vocabularySize)

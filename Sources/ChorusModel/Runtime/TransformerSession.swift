@@ -22,15 +22,15 @@ import CChorusEngine
 /// single-token decoding allocates nothing but the returned logits array.
 public final class TransformerSession: LanguageModelSession {
     public let model: TransformerModel
-    public private(set) var length = 0
+    public fileprivate(set) var length = 0
     /// Parents of the tree scored last, whose rows sit at length..<length+count; nil when none is pending.
-    private var pendingTree: [Int]?
+    fileprivate var pendingTree: [Int]?
 
     /// [blocks][contextLength][kvWidth]
-    private let keys: UnsafeMutablePointer<Float>
+    fileprivate let keys: UnsafeMutablePointer<Float>
     /// [blocks][contextLength][kvWidth]
-    private let values: UnsafeMutablePointer<Float>
-    private let scratch: ForwardScratch
+    fileprivate let values: UnsafeMutablePointer<Float>
+    fileprivate let scratch: ForwardScratch
 
     init(model: TransformerModel) {
         self.model = model
@@ -137,7 +137,7 @@ public final class TransformerSession: LanguageModelSession {
     /// (reference). `quantize` true marks a new input; false means the previous projection read the same x, so
     /// its 8-bit blocks in `scratch.q8` are reused when that projection made them.
     @inline(__always)
-    private func project(
+    fileprivate func project(
         _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix, rows n: Int,
         quantize: Bool
     ) {
@@ -164,16 +164,23 @@ public final class TransformerSession: LanguageModelSession {
 
     /// The transformer blocks through the engine: row-independent kernels, attention summed per token over
     /// exactly the positions it sees (so tree rows equal sequential rows bit for bit).
-    private func fastBlocks(rows n: Int) {
+    ///
+    /// With `batch`, row i is one new token of `batch[i]` instead (a batch of sessions, see
+    /// ``TransformerModel/appendBatch(_:tokens:)``): its K/V rows go to that session's cache and it attends that
+    /// session's cache only.
+    fileprivate func fastBlocks(rows n: Int, batch: [TransformerSession]? = nil) {
         let m = model
         let c = m.config
         let d = c.embeddingLength, qw = c.queryWidth, kvw = c.kvWidth, ff = c.feedForwardLength
         let s = scratch
+        let lengths = batch.map { $0.map { Int32($0.length) } } ?? []
         for (l, w) in m.blocks.enumerated() {
-            let layerKeys = keys + l * c.contextLength * kvw  // [contextLength][kvw]
-            let layerValues = values + l * c.contextLength * kvw  // [contextLength][kvw]
-            let newKeys = layerKeys + length * kvw  // [n][kvw], rows of the new tokens
-            let newValues = layerValues + length * kvw  // [n][kvw]
+            let layer = l * c.contextLength * kvw
+            let layerKeys = keys + layer  // [contextLength][kvw]
+            let layerValues = values + layer  // [contextLength][kvw]
+            // [n][kvw]: the new tokens' rows, in the cache (one session) or in scratch (a batch).
+            let newKeys = batch == nil ? layerKeys + length * kvw : s.batchKeys
+            let newValues = batch == nil ? layerValues + length * kvw : s.batchValues
 
             Kernels.rmsNorm(s.xb, s.x, w.attentionNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
             project(s.q, s.xb, w.query, rows: n, quantize: true)
@@ -183,10 +190,26 @@ public final class TransformerSession: LanguageModelSession {
             if let b = w.keyBias { Kernels.addRows(newKeys, b, rows: n, dim: kvw) }
             if let b = w.valueBias { Kernels.addRows(newValues, b, rows: n, dim: kvw) }
             rotate(newKeys, rows: n)
-            chorus_attention(
-                m.pool, m.isa, s.q, Int32(n), Int32(qw), layerKeys, layerValues, Int32(kvw), Int32(c.headCount),
-                Int32(c.kvHeadCount), Int32(c.headDimension), Int32(length), s.mask, s.attention, Int32(qw),
-                s.attentionScratch)
+            if let batch {
+                var rowKeys: [UnsafePointer<Float>?] = []
+                var rowValues: [UnsafePointer<Float>?] = []
+                for (i, session) in batch.enumerated() {
+                    let at = layer + session.length * kvw
+                    (session.keys + at).update(from: newKeys + i * kvw, count: kvw)
+                    (session.values + at).update(from: newValues + i * kvw, count: kvw)
+                    rowKeys.append(UnsafePointer(session.keys + layer))
+                    rowValues.append(UnsafePointer(session.values + layer))
+                }
+                chorus_attention_batch(
+                    m.pool, m.isa, s.q, Int32(n), Int32(qw), rowKeys, rowValues, lengths, Int32(kvw),
+                    Int32(c.headCount), Int32(c.kvHeadCount), Int32(c.headDimension), s.attention, Int32(qw),
+                    s.attentionScratch, Int32(c.contextLength + s.capacity))
+            } else {
+                chorus_attention(
+                    m.pool, m.isa, s.q, Int32(n), Int32(qw), layerKeys, layerValues, Int32(kvw), Int32(c.headCount),
+                    Int32(c.kvHeadCount), Int32(c.headDimension), Int32(length), s.mask, s.attention, Int32(qw),
+                    s.attentionScratch)
+            }
             project(s.xb, s.attention, w.attentionOutput, rows: n, quantize: true)
             if let b = w.attentionOutputBias { Kernels.addRows(s.xb, b, rows: n, dim: d) }
             Kernels.add(s.x, s.xb, count: n * d)
@@ -201,7 +224,7 @@ public final class TransformerSession: LanguageModelSession {
     }
 
     /// RoPE on the queries in `scratch.q` and the new keys, at each new token's position.
-    private func rotate(_ newKeys: UnsafeMutablePointer<Float>, rows n: Int) {
+    fileprivate func rotate(_ newKeys: UnsafeMutablePointer<Float>, rows n: Int) {
         let m = model
         let c = m.config
         let s = scratch
@@ -338,6 +361,9 @@ final class ForwardScratch {
     private(set) var q8: UnsafeMutableRawPointer = .allocate(byteCount: 0, alignment: 64)
     /// True when `q8` holds the blocks of the input the current projection reads.
     var q8Valid = false
+    /// New keys and values of a batch of sessions, before they are copied to each cache [capacity][kvw]
+    private(set) var batchKeys: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+    private(set) var batchValues: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     /// attention scores, one row per pool thread [threads][contextLength + capacity]
     private(set) var attentionScratch: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     let threads: Int
@@ -369,6 +395,8 @@ final class ForwardScratch {
             byteCount: n * chorus_q8_row_bytes(Int32(max(c.embeddingLength, c.queryWidth, c.feedForwardLength))) + 64,
             alignment: 64)
         attentionScratch = .allocate(capacity: threads * (c.contextLength + n))
+        batchKeys = .allocate(capacity: n * c.kvWidth)
+        batchValues = .allocate(capacity: n * c.kvWidth)
     }
 
     private func free() {
@@ -384,7 +412,61 @@ final class ForwardScratch {
         logits.deallocate()
         q8.deallocate()
         attentionScratch.deallocate()
+        batchKeys.deallocate()
+        batchValues.deallocate()
     }
 
     deinit { free() }
+}
+
+extension TransformerModel {
+    /// Appends one token to each of several sessions of this model in one forward pass: their rows share every
+    /// weight read (a worker's S draft sequences, several clients' sessions). Returns each session's logits,
+    /// [sessions.count][vocab]. Each session's logits and cache afterwards are bit-identical to
+    /// `session.append([token])` on that session alone (fast precision; in reference precision the sessions
+    /// are appended one after another, with the same result as doing so by hand).
+    ///
+    /// Throws ``ModelError/invalidRequest(_:)`` when a session belongs to another model, appears twice, or
+    /// cannot take the token (out of vocabulary, context full); then no session has changed.
+    public func appendBatch(_ sessions: [any LanguageModelSession], tokens: [Int]) throws(ModelError) -> [[Float]] {
+        guard sessions.count == tokens.count else {
+            throw ModelError.invalidRequest("appendBatch: \(sessions.count) sessions but \(tokens.count) tokens")
+        }
+        var batch: [TransformerSession] = []
+        var seen: Set<ObjectIdentifier> = []
+        for (session, token) in zip(sessions, tokens) {
+            guard let t = session as? TransformerSession, t.model === self else {
+                throw ModelError.invalidRequest("appendBatch: a session of another model")
+            }
+            guard seen.insert(ObjectIdentifier(t)).inserted else {
+                throw ModelError.invalidRequest("appendBatch: the same session twice")
+            }
+            try SessionRules.checkAppend(
+                [token], length: t.length, vocabularySize: config.vocabularySize, contextLength: config.contextLength)
+            batch.append(t)
+        }
+        guard let first = batch.first else { return [] }
+        if precision == .reference {
+            var out: [[Float]] = []
+            for (session, token) in zip(batch, tokens) { out.append(try session.append([token])) }
+            return out
+        }
+        let n = batch.count, d = config.embeddingLength, v = config.vocabularySize
+        let s = first.scratch
+        s.reserve(rows: n)
+        for i in 0..<n {
+            Dequantize.row(
+                tokenEmbedding.type, from: tokenEmbedding.data + tokens[i] * tokenEmbedding.rowBytes, count: d,
+                into: s.x + i * d)
+            s.positions[i] = batch[i].length
+        }
+        first.fastBlocks(rows: n, batch: batch)
+        Kernels.rmsNorm(s.xb, s.x, outputNorm, rows: n, dim: d, epsilon: config.rmsEpsilon)
+        first.project(s.logits, s.xb, output, rows: n, quantize: true)
+        for session in batch {
+            session.length += 1
+            session.pendingTree = nil
+        }
+        return (0..<n).map { Array(UnsafeBufferPointer(start: s.logits + $0 * v, count: v)) }
+    }
 }
