@@ -32,18 +32,13 @@ CHORUS_FLOAT_DOT(chorus_dot_bf16, chorus_bf16(chorus_load16(w + 2 * i)))
 
 #if CHORUS_X86
 
-CHORUS_AVX2 static inline float chorus_hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-// AVX2: two 8-lane accumulators per row over 16 elements a step, then the remainder in scalar.
-// The weight vectors are loaded (and converted) once per step for all rows.
+// AVX2: two 8-lane accumulators per row over 16 elements a step, then the remainder in scalar. The weight
+// vectors are loaded (and converted) once per step for all rows; the row count is a compile-time constant of
+// an inlined tile, so the accumulators stay in registers.
 #define CHORUS_FLOAT_DOT_AVX2(NAME, LOAD8, LOAD1)                                                   \
-    CHORUS_AVX2 void NAME(int n, const void *weights, const void *act, size_t act_stride, int rows, \
-                          float *out, size_t out_stride) {                                          \
+    CHORUS_AVX2 static inline __attribute__((always_inline)) void NAME##_tile(                      \
+        int n, const void *weights, const void *act, size_t act_stride, const int rows, float *out, \
+        size_t out_stride) {                                                                        \
         const uint8_t *w = weights;                                                                 \
         const float *x[4];                                                                          \
         __m256 a0[4], a1[4];                                                                        \
@@ -61,11 +56,12 @@ CHORUS_AVX2 static inline float chorus_hsum256(__m256 v) {
             }                                                                                       \
         }                                                                                           \
         for (int r = 0; r < rows; r++) {                                                            \
-            float sum = chorus_hsum256(_mm256_add_ps(a0[r], a1[r]));                                \
+            float sum = chorus_hsum_ps(_mm256_add_ps(a0[r], a1[r]));                                \
             for (int j = i; j < n; j++) sum += LOAD1(j) * x[r][j];                                  \
             out[r * out_stride] = sum;                                                              \
         }                                                                                           \
-    }
+    }                                                                                               \
+    CHORUS_TILES(NAME)
 
 #define F32_LOAD8(i) _mm256_loadu_ps((const float *)(w + 4 * (i)))
 #define F32_LOAD1(j) ({ float v; memcpy(&v, w + 4 * (j), 4); v; })
