@@ -42,6 +42,7 @@ CHORUS_FLOAT_DOT(chorus_dot_bf16, chorus_bf16(chorus_load16(w + 2 * i)))
         const uint8_t *w = weights;                                                                 \
         const float *x[4];                                                                          \
         __m256 a0[4], a1[4];                                                                        \
+        _Pragma("clang loop unroll(full)") \
         for (int r = 0; r < rows; r++) {                                                            \
             x[r] = (const float *)((const uint8_t *)act + r * act_stride);                         \
             a0[r] = _mm256_setzero_ps();                                                            \
@@ -50,11 +51,13 @@ CHORUS_FLOAT_DOT(chorus_dot_bf16, chorus_bf16(chorus_load16(w + 2 * i)))
         int i = 0;                                                                                  \
         for (; i + 16 <= n; i += 16) {                                                              \
             __m256 w0 = LOAD8(i), w1 = LOAD8(i + 8);                                                \
+            _Pragma("clang loop unroll(full)") \
             for (int r = 0; r < rows; r++) {                                                        \
                 a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[r] + i), a0[r]);                      \
                 a1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[r] + i + 8), a1[r]);                  \
             }                                                                                       \
         }                                                                                           \
+        _Pragma("clang loop unroll(full)") \
         for (int r = 0; r < rows; r++) {                                                            \
             float sum = chorus_hsum_ps(_mm256_add_ps(a0[r], a1[r]));                                \
             for (int j = i; j < n; j++) sum += LOAD1(j) * x[r][j];                                  \

@@ -193,12 +193,14 @@ CHORUS_AVX2 static inline __m256i scale_pair(int s0, int s1) {
 #define K_ROWS_SETUP                                                                              \
     chorus_q8_row x[4];                                                                           \
     __m256 acc[4];                                                                                \
+    _Pragma("clang loop unroll(full)") \
     for (int r = 0; r < rows; r++) {                                                              \
         x[r] = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, 8 * blocks);         \
         acc[r] = _mm256_setzero_ps();                                                             \
     }
 
-#define K_ROWS_FINISH \
+#define K_ROWS_FINISH                     \
+    _Pragma("clang loop unroll(full)") \
     for (int r = 0; r < rows; r++) out[r * out_stride] = chorus_hsum_ps(acc[r]);
 
 /// Q4_K and Q5_K: unsigned 4/5-bit values, a 6-bit scale and min per 32.
@@ -227,6 +229,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void q45_k_tile(int fiv
                     w[2 * p + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one8), 4));
             }
         }
+        _Pragma("clang loop unroll(full)")
         for (int r = 0; r < rows; r++) {
             __m256i p[8];
             for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), one16);
@@ -257,6 +260,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void offset16_rows(
     const __m256i w[8], const __m256i sv[8], __m256i scales16, int offset, float d, int n, const chorus_q8_row *x,
     const int rows, __m256 *acc) {
     __m256 dv = _mm256_set1_ps(d);
+    _Pragma("clang loop unroll(full)")
     for (int r = 0; r < rows; r++) {
         __m256i p[8];
         for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), sv[j]);
@@ -352,6 +356,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q2_k_av
                 sv[j] = scale_pair(b[2 * j] & 0x0F, b[2 * j + 1] & 0x0F);
             }
         }
+        _Pragma("clang loop unroll(full)")
         for (int r = 0; r < rows; r++) {
             __m256i p[8];
             for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), sv[j]);

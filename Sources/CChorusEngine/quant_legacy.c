@@ -163,6 +163,7 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
         size_t out_stride) {                                                                            \
         chorus_q8_row x[4];                                                                             \
         __m256 acc[4];                                                                                  \
+        _Pragma("clang loop unroll(full)") \
         for (int r = 0; r < rows; r++) {                                                                \
             x[r] = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, blocks);               \
             acc[r] = _mm256_setzero_ps();                                                               \
@@ -184,6 +185,7 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
             __m256 dw = halves8(b0, BYTES, count);                                                      \
             __m256 mw = HAS_MIN ? halves8(b0 + 2, BYTES, count) : _mm256_setzero_ps();                 \
             __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); \
+            _Pragma("clang loop unroll(full)") \
             for (int r = 0; r < rows; r++) {                                                            \
                 __m256i p[8];                                                                           \
                 for (int j = 0; j < 8; j++) {                                                           \
@@ -198,6 +200,7 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
                 if (HAS_MIN) acc[r] = _mm256_fmadd_ps(mw, _mm256_maskload_ps(x[r].ds + k0, lanes), acc[r]); \
             }                                                                                           \
         }                                                                                               \
+        _Pragma("clang loop unroll(full)") \
         for (int r = 0; r < rows; r++) out[r * out_stride] = chorus_hsum_ps(acc[r]);                    \
     }                                                                                                   \
     CHORUS_TILES(NAME)
