@@ -6,7 +6,7 @@ typedef struct {
     const float *q;
     int rows, q_stride;
     const float *keys, *values;
-    int kv_stride, heads, kv_heads, head_dim, prefix;
+    int kv_stride, heads, kv_heads, head_dim, prefix, tree_offset;
     const uint8_t *mask;
     float *out;
     int out_stride;
@@ -53,11 +53,11 @@ static void attend(const attention_job *j, int row, int head, float *scores) {
     const float *q = j->q + (size_t)row * j->q_stride + (size_t)head * hd;
     // Tree mode: the shared prefix, then the allowed new tokens. Batch mode: the row's own cache through
     // its new position (no mask).
-    const uint8_t *allowed = j->mask ? j->mask + (size_t)row * j->rows : NULL;
+    const uint8_t *allowed = j->mask ? j->mask + (size_t)row * (j->tree_offset + j->rows) : NULL;
     const float *keys = j->mask ? j->keys : j->row_keys[row];
     const float *values = j->mask ? j->values : j->row_values[row];
     int prefix = j->mask ? j->prefix : j->lengths[row] + 1;
-    int total = j->mask ? j->prefix + j->rows : prefix;
+    int total = j->mask ? j->prefix + j->tree_offset + j->rows : prefix;
     float scale = 1.0f / sqrtf((float)hd);
     int use_avx2 = CHORUS_X86 && j->isa >= 1 && chorus_isa() >= 1;
     // Positions attended, in increasing order.
@@ -106,11 +106,11 @@ static void attention_part(void *context, int index, int count) {
 
 void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int q_stride, const float *keys,
                       const float *values, int kv_stride, int heads, int kv_heads, int head_dim, int prefix,
-                      const uint8_t *mask, float *out, int out_stride, float *scratch) {
-    attention_job j = {isa, q, rows, q_stride, keys, values, kv_stride, heads, kv_heads, head_dim, prefix, mask, out,
-                       out_stride, scratch, NULL, NULL, NULL, prefix + rows};
+                      int tree_offset, const uint8_t *mask, float *out, int out_stride, float *scratch) {
+    attention_job j = {isa, q, rows, q_stride, keys, values, kv_stride, heads, kv_heads, head_dim, prefix, tree_offset,
+                       mask, out, out_stride, scratch, NULL, NULL, NULL, prefix + tree_offset + rows};
     // Short contexts are not worth waking the workers for.
-    if ((size_t)rows * heads * (prefix + rows) * head_dim < 32768)
+    if ((size_t)rows * heads * (prefix + tree_offset + rows) * head_dim < 32768)
         attention_part(&j, 0, 1);
     else
         chorus_pool_run(pool, attention_part, &j);
@@ -120,7 +120,7 @@ void chorus_attention_batch(chorus_pool *pool, int isa, const float *q, int rows
                             const float *const *keys, const float *const *values, const int *lengths, int kv_stride,
                             int heads, int kv_heads, int head_dim, float *out, int out_stride, float *scratch,
                             int scratch_stride) {
-    attention_job j = {isa, q, rows, q_stride, NULL, NULL, kv_stride, heads, kv_heads, head_dim, 0, NULL, out,
+    attention_job j = {isa, q, rows, q_stride, NULL, NULL, kv_stride, heads, kv_heads, head_dim, 0, 0, NULL, out,
                        out_stride, scratch, keys, values, lengths, scratch_stride};
     size_t work = 0;
     for (int r = 0; r < rows; r++) work += (size_t)heads * (lengths[r] + 1) * head_dim;

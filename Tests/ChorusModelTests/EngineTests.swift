@@ -176,4 +176,54 @@ import Testing
         #expect(throws: ModelError.self) { try other.appendBatch([batched[0]], tokens: [1]) }
         #expect(batched.map(\.length) == lengths)
     }
+
+    /// S sequences grown as rows of one forward per step (scoreTree of the first tokens, then extendTree):
+    /// every row's logits bit-identical to decoding that sequence alone.
+    @Test(arguments: ["chorus-kjv-target-q8_0.gguf", "synthetic"])
+    func sequencesGrownByExtendingATreeEqualSequentialDecoding(file: String) throws {
+        let model = try TransformerModel(path: try Self.path(file), threads: 2)
+        let prefix = [0, 11, 260, 191]
+        let sequences = [[5, 6, 7, 8], [5, 9, 10, 11], [12, 13, 14, 15]]
+        let session = try model.makeSession()
+        _ = try session.append(prefix)
+        #expect(try session.scoreTree(tokens: [], parents: []).isEmpty)  // an empty tree to grow
+        var last = [Int](repeating: -1, count: sequences.count)
+        var rows: [[[Float]]] = Array(repeating: [], count: sequences.count)
+        for step in 0..<4 {
+            let offset = step * sequences.count
+            let logits = try session.extendTree(tokens: sequences.map { $0[step] }, parents: last)
+            for s in sequences.indices { rows[s].append(logits[s]) }
+            last = sequences.indices.map { offset + $0 }
+        }
+        for (s, sequence) in sequences.enumerated() {
+            for step in 0..<4 {
+                let expected = try Self.sequential(model, prefix: prefix, then: Array(sequence[0...step]))
+                #expect(rows[s][step].map(\.bitPattern) == expected.map(\.bitPattern), "\(file) sequence \(s) step \(step)")
+            }
+        }
+        // Keep sequence 1's path (nodes 1, 4, 7, 10) and continue.
+        try session.keepTreePath([1, 4, 7, 10])
+        #expect(session.length == prefix.count + 4)
+        let next = try session.append([3])
+        let expected = try Self.sequential(model, prefix: prefix, then: sequences[1] + [3])
+        #expect(next.map(\.bitPattern) == expected.map(\.bitPattern))
+        // Extending needs a pending tree; parents must be earlier nodes.
+        #expect(throws: ModelError.self) { try session.extendTree(tokens: [1], parents: [-1]) }
+        _ = try session.scoreTree(tokens: [1], parents: [-1])
+        #expect(throws: ModelError.self) { try session.extendTree(tokens: [1], parents: [1]) }
+    }
+
+    @Test func extendingATreeWorksInReferencePrecisionToo() throws {
+        let model = try TransformerModel(path: modelPath("chorus-kjv-target-f32.gguf"), precision: .reference)
+        let prefix = [0, 11, 260]
+        let session = try model.makeSession()
+        _ = try session.append(prefix)
+        _ = try session.scoreTree(tokens: [5, 12], parents: [-1, -1])
+        let grown = try session.extendTree(tokens: [6, 13, 7], parents: [0, 1, 2])
+        let cases: [([Int], [Float])] = [([5, 6], grown[0]), ([12, 13], grown[1]), ([5, 6, 7], grown[2])]
+        for (path, logits) in cases {
+            let expected = try Self.sequential(model, prefix: prefix, then: path)
+            #expect(maxAbsDiff(logits, expected) <= 1e-4, "path \(path)")
+        }
+    }
 }

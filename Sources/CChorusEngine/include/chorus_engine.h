@@ -118,16 +118,17 @@ void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weight
 
 /// Masked multi-head attention of `rows` new tokens (grouped-query: head h reads kv head
 /// h / (heads / kv_heads)). q: [rows][q_stride] after RoPE; keys, values: the layer's cache rows
-/// [prefix + rows][kv_stride], the new tokens' rows at prefix…; mask: [rows][rows], mask[i][j] ≠ 0
-/// when new token i attends new token j (itself and its ancestors in a tree). Writes
+/// [prefix + tree_offset + rows][kv_stride]: the cached prefix, then `tree_offset` tree nodes scored
+/// earlier (a pending tree being extended), then the new tokens. mask: [rows][tree_offset + rows],
+/// mask[i][j] ≠ 0 when new token i attends tree node j (itself and its ancestors). Writes
 /// out: [rows][out_stride], head h at h · head_dim.
 ///
 /// Each (row, head) sums over exactly the positions it attends, in increasing position order, so
 /// a token's result is bit-identical whether it is scored in a tree, in a chain or alone after the
-/// same cached prefix. `scratch` holds `chorus_pool_threads(pool) · (prefix + rows)` floats.
+/// same cached prefix. `scratch` holds `chorus_pool_threads(pool) · (prefix + tree_offset + rows)` floats.
 void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int q_stride, const float *keys,
                       const float *values, int kv_stride, int heads, int kv_heads, int head_dim, int prefix,
-                      const uint8_t *mask, float *out, int out_stride, float *scratch);
+                      int tree_offset, const uint8_t *mask, float *out, int out_stride, float *scratch);
 
 /// Attention of `rows` tokens of different sequences in one call (a batch of sessions): row i reads its own
 /// cache `keys[i]`, `values[i]` ([positions][kv_stride]) at positions 0…lengths[i], its own new row being at

@@ -43,7 +43,13 @@ public protocol LanguageModelSession: AnyObject {
     /// Returns logits for every new token: [tokens.count][vocabularySize]. The cache then holds the
     /// prefix plus the tree; call ``keepTreePath(_:)`` to keep one root-to-node path of it.
     func scoreTree(tokens: [Int], parents: [Int]) throws -> [[Float]]
-    /// After ``scoreTree(tokens:parents:)``: keeps the tree nodes `path` (indices into that call's
+    /// Adds nodes to the tree scored last (which may have been empty) in one batched forward pass and returns
+    /// their logits: [tokens.count][vocabularySize]. Nodes are numbered after the tree's existing ones;
+    /// `parents[i]` is −1 (the prefix), an existing node, or an earlier new node. A node's logits are those of
+    /// decoding its root path after the prefix, as with ``scoreTree(tokens:parents:)``. This is how several
+    /// sequences grow as rows of one forward per step (a worker's S drafts, drafting ahead on many branches).
+    func extendTree(tokens: [Int], parents: [Int]) throws -> [[Float]]
+    /// After ``scoreTree(tokens:parents:)`` (and any ``extendTree(tokens:parents:)``): keeps the tree nodes `path` (indices into that call's
     /// tokens, a chain from a root child downwards; may be empty) as the continuation of the prefix
     /// and discards the rest of the tree.
     func keepTreePath(_ path: [Int]) throws

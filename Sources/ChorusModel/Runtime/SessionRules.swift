@@ -6,7 +6,9 @@
 /// * `scoreTree`: `parents.count == tokens.count`, `parents[i]` in −1..<i (parents before children); every tree
 ///   node occupies one cache row until ``LanguageModelSession/keepTreePath(_:)``, so `length + tokens.count`
 ///   must fit in the context. While a tree is pending, `length` is still the prefix length.
-/// * `keepTreePath(path)` is only valid directly after `scoreTree`; `path[0]` is a root (parent −1) and each
+/// * `extendTree` adds nodes to the pending tree (parents among its nodes or the new ones); the same room rule
+///   counts every node of the tree.
+/// * `keepTreePath(path)` is only valid directly after `scoreTree` or `extendTree`; `path[0]` is a root (parent −1) and each
 ///   next node is a child of the previous one. Any other call (`append`, `scoreTree`, `rollback`) discards a
 ///   pending tree, as if `keepTreePath([])` had been called.
 /// * `rollback(to:)` needs 0 ≤ to ≤ length.
@@ -49,6 +51,33 @@ enum SessionRules {
                     "scoreTree: parent of node \(i) is \(p); it must be −1 (the cached prefix) or an earlier node (0..<\(i))")
             }
             depths[i] = p < 0 ? 0 : depths[p] + 1
+        }
+        return depths
+    }
+
+    /// Checks a tree extension and returns the new nodes' depths: a tree must be pending (`scoreTree`, possibly
+    /// empty, started it); `parents[i]` is −1 (the prefix), a pending node, or an earlier new node, numbered
+    /// after the pending ones (−1..<pending.count + i).
+    static func checkExtension(
+        tokens: [Int], parents: [Int], pending: [Int]?, pendingDepths: [Int], length: Int, vocabularySize: Int,
+        contextLength: Int
+    ) throws(ModelError) -> [Int] {
+        guard let pending else {
+            throw ModelError.invalidRequest("extendTree: no scored tree is pending (call scoreTree first, even empty)")
+        }
+        guard parents.count == tokens.count else {
+            throw ModelError.invalidRequest("extendTree: \(tokens.count) tokens but \(parents.count) parents")
+        }
+        try checkTokens(tokens, vocabularySize: vocabularySize)
+        try checkRoom(adding: pending.count + tokens.count, to: length, contextLength: contextLength)
+        var depths = [Int](repeating: 0, count: tokens.count)
+        for (i, p) in parents.enumerated() {
+            let limit = pending.count + i
+            guard p >= -1, p < limit else {
+                throw ModelError.invalidRequest(
+                    "extendTree: parent of new node \(i) is \(p); it must be −1 (the cached prefix) or an earlier node (0..<\(limit))")
+            }
+            depths[i] = p < 0 ? 0 : (p < pending.count ? pendingDepths[p] : depths[p - pending.count]) + 1
         }
         return depths
     }

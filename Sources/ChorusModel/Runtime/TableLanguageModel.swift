@@ -44,6 +44,7 @@ public final class TableSession: LanguageModelSession {
     private var rows: [Int] = []
     public private(set) var length = 0
     private var pendingTree: [Int]?
+    private var pendingDepths: [Int] = []
 
     init(model: TableLanguageModel) {
         self.model = model
@@ -64,12 +65,22 @@ public final class TableSession: LanguageModelSession {
     }
 
     public func scoreTree(tokens: [Int], parents: [Int]) throws(ModelError) -> [[Float]] {
-        _ = try SessionRules.checkTree(
+        pendingDepths = try SessionRules.checkTree(
             tokens: tokens, parents: parents, length: length, vocabularySize: model.vocabularySize,
             contextLength: model.contextLength)
         rows.removeSubrange(length...)
         rows += tokens
         pendingTree = parents
+        return tokens.map { model.table[$0] }
+    }
+
+    public func extendTree(tokens: [Int], parents: [Int]) throws(ModelError) -> [[Float]] {
+        _ = try SessionRules.checkExtension(
+            tokens: tokens, parents: parents, pending: pendingTree, pendingDepths: pendingDepths, length: length,
+            vocabularySize: model.vocabularySize, contextLength: model.contextLength)
+        pendingTree = (pendingTree ?? []) + parents
+        pendingDepths += parents.map { _ in 0 }  // depths do not change a table model's logits; kept for the count
+        rows += tokens
         return tokens.map { model.table[$0] }
     }
 

@@ -25,6 +25,11 @@ public final class TransformerSession: LanguageModelSession {
     public fileprivate(set) var length = 0
     /// Parents of the tree scored last, whose rows sit at length..<length+count; nil when none is pending.
     fileprivate var pendingTree: [Int]?
+    /// Depth of each pending tree node (0 for a child of the prefix): [pendingTree.count].
+    private var pendingDepths: [Int] = []
+    /// Tree nodes already in the cache (rows length..<length+treeOffset) before the tokens of the forward pass
+    /// under way: 0 except while ``extendTree(tokens:parents:)`` runs.
+    private var treeOffset = 0
 
     /// [blocks][contextLength][kvWidth]
     fileprivate let keys: UnsafeMutablePointer<Float>
@@ -58,6 +63,7 @@ public final class TransformerSession: LanguageModelSession {
         let c = model.config
         try SessionRules.checkAppend(tokens, length: length, vocabularySize: c.vocabularySize, contextLength: c.contextLength)
         pendingTree = nil
+        pendingDepths = []
         forward(tokens, parents: nil, depths: nil, logitsForAllRows: false)
         length += tokens.count
         return Array(UnsafeBufferPointer(start: scratch.logits, count: c.vocabularySize))
@@ -69,8 +75,26 @@ public final class TransformerSession: LanguageModelSession {
             tokens: tokens, parents: parents, length: length, vocabularySize: c.vocabularySize,
             contextLength: c.contextLength)
         pendingTree = parents
+        pendingDepths = depths
         guard !tokens.isEmpty else { return [] }
         forward(tokens, parents: parents, depths: depths, logitsForAllRows: true)
+        let v = c.vocabularySize
+        return (0..<tokens.count).map { Array(UnsafeBufferPointer(start: scratch.logits + $0 * v, count: v)) }
+    }
+
+    public func extendTree(tokens: [Int], parents: [Int]) throws(ModelError) -> [[Float]] {
+        let c = model.config
+        let pending = pendingTree
+        let depths = try SessionRules.checkExtension(
+            tokens: tokens, parents: parents, pending: pending, pendingDepths: pendingDepths, length: length,
+            vocabularySize: c.vocabularySize, contextLength: c.contextLength)
+        let earlier = pending ?? []
+        guard !tokens.isEmpty else { return [] }
+        treeOffset = earlier.count
+        defer { treeOffset = 0 }
+        forward(tokens, parents: earlier + parents, depths: depths, logitsForAllRows: true)
+        pendingTree = earlier + parents
+        pendingDepths += depths
         let v = c.vocabularySize
         return (0..<tokens.count).map { Array(UnsafeBufferPointer(start: scratch.logits + $0 * v, count: v)) }
     }
@@ -102,8 +126,10 @@ public final class TransformerSession: LanguageModelSession {
     // MARK: Forward pass
 
     /// Runs the model over `tokens` (n of them, already validated), writing their K/V rows at
-    /// length..<length+n and leaving logits in `scratch.logits`: [n][vocab] when `logitsForAllRows`, else
-    /// only the last token's in row 0. `parents`/`depths` nil means a chain: token i is the child of i − 1.
+    /// length+treeOffset..<length+treeOffset+n and leaving logits in `scratch.logits`: [n][vocab] when
+    /// `logitsForAllRows`, else only the last token's in row 0. `parents`/`depths` nil means a chain: token i is
+    /// the child of i − 1. Otherwise `parents` covers the whole pending tree ([treeOffset + n], indices into it)
+    /// and `depths` the new tokens.
     private func forward(_ tokens: [Int], parents: [Int]?, depths: [Int]?, logitsForAllRows: Bool) {
         let m = model
         let c = m.config
@@ -119,6 +145,7 @@ public final class TransformerSession: LanguageModelSession {
                 embedding.type, from: embedding.data + tokens[i] * embedding.rowBytes, count: d, into: s.x + i * d)
             s.positions[i] = length + (depths?[i] ?? i)
         }
+        s.reserveMask(rows: n, span: treeOffset + n)
         buildMask(s.mask, count: n, parents: parents)
 
         switch m.precision {
@@ -179,8 +206,8 @@ public final class TransformerSession: LanguageModelSession {
             let layerKeys = keys + layer  // [contextLength][kvw]
             let layerValues = values + layer  // [contextLength][kvw]
             // [n][kvw]: the new tokens' rows, in the cache (one session) or in scratch (a batch).
-            let newKeys = batch == nil ? layerKeys + length * kvw : s.batchKeys
-            let newValues = batch == nil ? layerValues + length * kvw : s.batchValues
+            let newKeys = batch == nil ? layerKeys + (length + treeOffset) * kvw : s.batchKeys
+            let newValues = batch == nil ? layerValues + (length + treeOffset) * kvw : s.batchValues
 
             Kernels.rmsNorm(s.xb, s.x, w.attentionNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
             project(s.q, s.xb, w.query, rows: n, quantize: true)
@@ -207,7 +234,8 @@ public final class TransformerSession: LanguageModelSession {
             } else {
                 chorus_attention(
                     m.pool, m.isa, s.q, Int32(n), Int32(qw), layerKeys, layerValues, Int32(kvw), Int32(c.headCount),
-                    Int32(c.kvHeadCount), Int32(c.headDimension), Int32(length), s.mask, s.attention, Int32(qw),
+                    Int32(c.kvHeadCount), Int32(c.headDimension), Int32(length), Int32(treeOffset), s.mask,
+                    s.attention, Int32(qw),
                     s.attentionScratch)
             }
             project(s.xb, s.attention, w.attentionOutput, rows: n, quantize: true)
@@ -249,8 +277,8 @@ public final class TransformerSession: LanguageModelSession {
         for (l, w) in m.blocks.enumerated() {
             let layerKeys = keys + l * c.contextLength * kvw  // [contextLength][kvw]
             let layerValues = values + l * c.contextLength * kvw  // [contextLength][kvw]
-            let newKeys = layerKeys + length * kvw  // [n][kvw], rows of the new tokens
-            let newValues = layerValues + length * kvw  // [n][kvw]
+            let newKeys = layerKeys + (length + treeOffset) * kvw  // [n][kvw], rows of the new tokens
+            let newValues = layerValues + (length + treeOffset) * kvw  // [n][kvw]
 
             // Attention: q, k, v projections (k and v straight into the cache), RoPE, attention, output.
             Kernels.rmsNorm(s.xb, s.x, w.attentionNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
@@ -276,18 +304,18 @@ public final class TransformerSession: LanguageModelSession {
         }
     }
 
-    /// mask: [n][n], mask[i][j] = 1 when new token j is token i or one of its ancestors (tree attention);
-    /// for a chain (parents nil) that is j ≤ i, the causal mask.
+    /// mask: [n][treeOffset + n], mask[i][j] = 1 when tree node j is new token i (node treeOffset + i) or one
+    /// of its ancestors (tree attention); for a chain (parents nil) that is j ≤ i, the causal mask.
     private func buildMask(_ mask: UnsafeMutablePointer<UInt8>, count n: Int, parents: [Int]?) {
+        let span = treeOffset + n
         for i in 0..<n {
-            let row = mask + i * n
-            let parent = parents?[i] ?? (i - 1)
-            if parent >= 0 {
-                row.update(from: mask + parent * n, count: n)  // the parent's ancestors (its row is complete)
-            } else {
-                row.update(repeating: 0, count: n)
+            let row = mask + i * span
+            row.update(repeating: 0, count: span)
+            var node = treeOffset + i
+            while node >= 0 {
+                row[node] = 1
+                node = parents?[node] ?? (node - 1)
             }
-            row[i] = 1
         }
     }
 
@@ -300,7 +328,8 @@ public final class TransformerSession: LanguageModelSession {
         let c = model.config
         let s = scratch
         let hd = c.headDimension, qw = c.queryWidth, kvw = c.kvWidth
-        let total = length + n
+        let span = treeOffset + n
+        let total = length + span
         let scale = 1 / Float(hd).squareRoot()
         for h in 0..<c.headCount {
             let g = h / c.groupSize
@@ -317,8 +346,8 @@ public final class TransformerSession: LanguageModelSession {
             }
             for i in 0..<n {
                 let row = s.scores + i * total
-                let allowed = s.mask + i * n
-                for j in 0..<n where allowed[j] == 0 { row[length + j] = -.infinity }
+                let allowed = s.mask + i * span
+                for j in 0..<span where allowed[j] == 0 { row[length + j] = -.infinity }
                 Kernels.softmax(row, count: total)
             }
             if n == 1 {
@@ -351,8 +380,9 @@ final class ForwardScratch {
     private(set) var up: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     /// attention scores of one head [capacity][contextLength]
     private(set) var scores: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// tree mask among the new tokens [capacity][capacity]
+    /// tree mask of the new tokens over the tree nodes [rows][span] (see ``reserveMask(rows:span:)``)
     private(set) var mask: UnsafeMutablePointer<UInt8> = .allocate(capacity: 0)
+    private var maskCapacity = 0
     /// RoPE position of each new token [capacity]
     private(set) var positions: UnsafeMutablePointer<Int> = .allocate(capacity: 0)
     /// logits [capacity][vocab]
@@ -388,7 +418,6 @@ final class ForwardScratch {
         gate = .allocate(capacity: n * c.feedForwardLength)
         up = .allocate(capacity: n * c.feedForwardLength)
         scores = .allocate(capacity: n * c.contextLength)
-        mask = .allocate(capacity: n * n)
         positions = .allocate(capacity: n)
         logits = .allocate(capacity: n * c.vocabularySize)
         q8 = .allocate(
@@ -407,7 +436,6 @@ final class ForwardScratch {
         gate.deallocate()
         up.deallocate()
         scores.deallocate()
-        mask.deallocate()
         positions.deallocate()
         logits.deallocate()
         q8.deallocate()
@@ -416,7 +444,18 @@ final class ForwardScratch {
         batchValues.deallocate()
     }
 
-    deinit { free() }
+    /// Ensures room for a mask of `rows` × `span` entries.
+    func reserveMask(rows: Int, span: Int) {
+        guard rows * span > maskCapacity else { return }
+        mask.deallocate()
+        maskCapacity = max(rows * span, 2 * maskCapacity)
+        mask = .allocate(capacity: maskCapacity)
+    }
+
+    deinit {
+        free()
+        mask.deallocate()
+    }
 }
 
 extension TransformerModel {
