@@ -164,25 +164,42 @@ public actor DraftWorker {
 
         let settings = request.useWorkerSampling ? configuration.sampling : request.sampling
         let count = request.sequences == 0 ? configuration.sequences : request.sequences
-        var sequences: [[Int]] = []
-        var laws: [[WireDistribution]] = []
-        for s in 0..<count {
-            var rng = ChorusRandom(seed: request.seed).derived(UInt64(s))
-            var logits = baseLogits
-            var tokens: [Int] = []
-            var row: [WireDistribution] = []
-            for position in 0..<length {
-                let law = try TokenDistribution(logits: logits, settings: settings)
-                let (wire, canonical) = try WireDistribution.canonical(law)
-                let token = canonical.sample(using: &rng)
-                tokens.append(token)
-                row.append(wire)
-                if position < length - 1 { logits = try session.append([token]) }
-            }
-            try session.rollback(to: context.count)
-            sequences.append(tokens)
-            laws.append(row)
+        // Sequence s draws from its own generator, fixed by (seed, s) before anything is drafted.
+        var generators = (0..<count).map { ChorusRandom(seed: request.seed).derived(UInt64($0)) }
+        var sequences = [[Int]](repeating: [], count: count)
+        var laws = [[WireDistribution]](repeating: [], count: count)
+        /// One token of sequence s from `logits`, with the exact law it was drawn from.
+        func draw(_ s: Int, _ logits: [Float]) throws {
+            let law = try TokenDistribution(logits: logits, settings: settings)
+            let (wire, canonical) = try WireDistribution.canonical(law)
+            sequences[s].append(canonical.sample(using: &generators[s]))
+            laws[s].append(wire)
         }
+        if count * (length - 1) <= model.contextLength - context.count {
+            // All sequences as rows of one forward pass per step: they grow as branches of one tree hanging off
+            // the context (extendTree), so each weight is read once per step for all of them. A row's logits
+            // equal decoding that sequence alone, so the drafts are those of the loop below.
+            var logits = [[Float]](repeating: baseLogits, count: count)
+            var nodes = [Int](repeating: -1, count: count)
+            _ = try session.scoreTree(tokens: [], parents: [])
+            for position in 0..<length {
+                for s in 0..<count { try draw(s, logits[s]) }
+                guard position < length - 1 else { break }
+                logits = try session.extendTree(tokens: sequences.map { $0[position] }, parents: nodes)
+                nodes = (0..<count).map { position * count + $0 }
+            }
+        } else {
+            // Near the end of the context there is no room for every branch at once: one sequence at a time.
+            for s in 0..<count {
+                var logits = baseLogits
+                for position in 0..<length {
+                    try draw(s, logits)
+                    if position < length - 1 { logits = try session.append([sequences[s][position]]) }
+                }
+                try session.rollback(to: context.count)
+            }
+        }
+        try session.rollback(to: context.count)
         return DraftReply(
             session: request.session, round: request.round, workerID: configuration.workerID, sequences: sequences,
             distributions: laws, draftMicroseconds: 0)
