@@ -114,6 +114,7 @@ typedef struct {
     const float *d;      // [nb]
     const float *ds;     // [nb]
     const int16_t *s16;  // [nb][2]
+    const int32_t *outliers;  // [1 + CHORUS_Q8_OUTLIERS]: count, then positions; values follow as floats
 } chorus_q8_row;
 
 static inline chorus_q8_row chorus_q8_view(const void *row, int nb) {
@@ -123,6 +124,7 @@ static inline chorus_q8_row chorus_q8_view(const void *row, int nb) {
     x.d = (const float *)(p + 32 * (size_t)nb);
     x.ds = x.d + nb;
     x.s16 = (const int16_t *)(x.ds + nb);
+    x.outliers = (const int32_t *)(x.s16 + 2 * (size_t)nb);
     return x;
 }
 

@@ -9,18 +9,41 @@ typedef struct {
     int blocks;
     const uint8_t *act;
     size_t act_stride;
-    int rows, out_dim;
+    int rows, out_dim, in_dim;
     float *y;
     size_t y_stride;
 } matmul_job;
 
+/// The outliers of activation row r (see chorus_engine.h): count, positions, values.
+static int row_outliers(const matmul_job *j, int r, const int32_t **positions, const float **values) {
+    if (j->traits->activation != CHORUS_ACT_Q8) return 0;
+    const uint8_t *row = j->act + (size_t)r * j->act_stride;
+    int nb = j->in_dim / 32;
+    const int32_t *table = (const int32_t *)(row + (size_t)nb * 44);
+    *positions = table + 1;
+    *values = (const float *)(table + 1 + CHORUS_Q8_OUTLIERS);
+    return table[0];
+}
+
 static void run_rows(const matmul_job *j, int begin, int end) {
+    float block[256];
     for (int o = begin; o < end; o++) {
         const uint8_t *w = j->weights + (size_t)o * j->row_bytes;
         for (int r = 0; r < j->rows; r += 4) {
             int n = j->rows - r < 4 ? j->rows - r : 4;
             j->dot(j->blocks, w, j->act + (size_t)r * j->act_stride, j->act_stride, n, j->y + (size_t)r * j->y_stride + o,
                    j->y_stride);
+        }
+        // Outliers left out of their activation blocks: weight (dequantized) × exact value, in position order.
+        for (int r = 0; r < j->rows; r++) {
+            const int32_t *positions;
+            const float *values;
+            int count = row_outliers(j, r, &positions, &values);
+            for (int i = 0; i < count; i++) {
+                int bs = j->traits->block_size, at = positions[i];
+                j->traits->dequantize(w + (size_t)(at / bs) * j->traits->block_bytes, block, 1);
+                j->y[(size_t)r * j->y_stride + o] += block[at % bs] * values[i];
+            }
         }
     }
 }
@@ -47,6 +70,7 @@ void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weight
     j.act = act;
     j.act_stride = t->activation == CHORUS_ACT_Q8 ? chorus_q8_row_bytes(in_dim) : (size_t)in_dim * 4;
     j.rows = rows;
+    j.in_dim = in_dim;
     j.out_dim = out_dim;
     j.y = y;
     j.y_stride = y_stride;

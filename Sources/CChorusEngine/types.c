@@ -71,7 +71,18 @@ chorus_dot_fn chorus_dot_for(const chorus_type_traits *traits, int isa) {
 
 // MARK: Activations
 
-size_t chorus_q8_row_bytes(int k) { return (size_t)(k / 32) * 44; }
+size_t chorus_q8_row_bytes(int k) { return (size_t)(k / 32) * 44 + 4 * (1 + 2 * CHORUS_Q8_OUTLIERS); }
+
+int chorus_q8_outliers(const void *row, int k, int32_t *indices, float *values) {
+    chorus_q8_row x = chorus_q8_view(row, k / 32);
+    int count = x.outliers[0];
+    const float *stored = (const float *)(x.outliers + 1 + CHORUS_Q8_OUTLIERS);
+    for (int i = 0; i < count; i++) {
+        indices[i] = x.outliers[1 + i];
+        values[i] = stored[i];
+    }
+    return count;
+}
 
 chorus_q8 chorus_q8_block(const void *row, int k, int b) {
     chorus_q8_row x = chorus_q8_view(row, k / 32);
@@ -86,14 +97,36 @@ void chorus_quantize_q8(const float *x, int rows, int k, void *out) {
         int8_t *q = (int8_t *)row;
         float *d = (float *)(row + 32 * blocks), *ds = d + blocks;
         int16_t *s16 = (int16_t *)(ds + blocks);
+        int32_t *outliers = (int32_t *)(s16 + 2 * blocks);
+        float *outlier_values = (float *)(outliers + 1 + CHORUS_Q8_OUTLIERS);
+        outliers[0] = 0;
         for (int b = 0; b < blocks; b++) {
             const float *v = x + (size_t)r * k + 32 * b;
-            float amax = 0;
-            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
+            // The largest magnitude, where it is, and the largest of the others.
+            float amax = 0, second = 0;
+            int at = 0;
+            for (int i = 0; i < 32; i++) {
+                float a = fabsf(v[i]);
+                if (a > amax) {
+                    second = amax;
+                    amax = a;
+                    at = i;
+                } else if (a > second) {
+                    second = a;
+                }
+            }
+            int skip = -1;
+            if (amax > CHORUS_Q8_OUTLIER_RATIO * second && outliers[0] < CHORUS_Q8_OUTLIERS) {
+                skip = at;
+                outliers[1 + outliers[0]] = 32 * b + at;
+                outlier_values[outliers[0]] = v[at];
+                outliers[0]++;
+                amax = second;
+            }
             float scale = amax / 127, inverse = scale > 0 ? 1 / scale : 0;
             int s0 = 0, s1 = 0;
             for (int i = 0; i < 32; i++) {
-                int value = (int)roundf(v[i] * inverse);
+                int value = i == skip ? 0 : (int)roundf(v[i] * inverse);
                 value = value > 127 ? 127 : (value < -127 ? -127 : value);
                 q[32 * b + i] = (int8_t)value;
                 if (i < 16) s0 += value; else s1 += value;

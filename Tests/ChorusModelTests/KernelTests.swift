@@ -122,9 +122,13 @@ import Testing
     /// The activations the kernel actually multiplies: x itself for float types, else its 8-bit blocks decoded.
     static func effectiveActivations(_ type: GGMLType, x: [Float], rows: Int, count: Int) -> [Double] {
         if type.dotsWithFloat { return x.map(Double.init) }
-        return Self.quantizedBlocks(x, rows: rows, count: count).flatMap { block in
+        var effective = Self.quantizedBlocks(x, rows: rows, count: count).flatMap { block in
             block.q.map { Double(block.d) * Double($0) }
         }
+        for (r, outliers) in Self.outliers(x, rows: rows, count: count).enumerated() {
+            for (index, value) in outliers { effective[r * count + index] = Double(value) }  // added exactly
+        }
+        return effective
     }
 
     static let isas: [Int32] = chorus_isa() >= 1 ? [0, 1] : [0]
@@ -188,14 +192,47 @@ import Testing
         }
     }
 
+    /// The outliers of each quantized row: (position, value) pairs.
+    static func outliers(_ x: [Float], rows: Int, count: Int) -> [[(Int, Float)]] {
+        let rowBytes = chorus_q8_row_bytes(Int32(count))
+        var buffer = [UInt8](repeating: 0, count: rows * rowBytes)
+        chorus_quantize_q8(x, Int32(rows), Int32(count), &buffer)
+        return buffer.withUnsafeBytes { raw in
+            (0..<rows).map { r in
+                var indices = [Int32](repeating: 0, count: Int(CHORUS_Q8_OUTLIERS))
+                var values = [Float](repeating: 0, count: Int(CHORUS_Q8_OUTLIERS))
+                let n = chorus_q8_outliers(raw.baseAddress! + r * rowBytes, Int32(count), &indices, &values)
+                return (0..<Int(n)).map { (Int(indices[$0]), values[$0]) }
+            }
+        }
+    }
+
+    @Test func outliersLeaveTheirBlockAndAreKeptExactly() {
+        // Row 0: 900 at position 7 among values of magnitude ≤ 2, and 50 at 40 next to 10 (ratio 5: no outlier).
+        var x = Self.randomActivations(rows: 2, count: 64, seed: 11)
+        x[40] = 50
+        x[41] = 10
+        let found = Self.outliers(x, rows: 2, count: 64)
+        #expect(found[0].count == 1 && found[0].first?.0 == 7 && found[0].first?.1 == 900)
+        #expect(found[1].isEmpty)
+        let blocks = Self.quantizedBlocks(x, rows: 2, count: 64)
+        #expect(blocks[0].q[7] == 0)
+        let others = x[0..<32].enumerated().filter { $0.offset != 7 }.map { abs($0.element) }.max() ?? 0
+        #expect(abs(blocks[0].d - others / 127) <= 1e-7 * others)  // the scale of the rest, not of 900
+    }
+
     @Test func activationBlocksKeepTheirSumsAndBound() {
         let x = Self.randomActivations(rows: 2, count: 64, seed: 11)
+        let outlierPositions = Set(Self.outliers(x, rows: 2, count: 64).enumerated().flatMap { r, list in
+            list.map { r * 64 + $0.0 }
+        })
+        #expect(outlierPositions == [7])
         for (b, block) in Self.quantizedBlocks(x, rows: 2, count: 64).enumerated() {
             let q = block.q
             #expect(block.s0 == q[0..<16].reduce(0) { $0 + Int($1) })
             #expect(block.s1 == q[16..<32].reduce(0) { $0 + Int($1) })
             #expect(block.ds == block.d * Float(block.s0 + block.s1))
-            let source = x[32 * b..<32 * (b + 1)]
+            let source = x[32 * b..<32 * (b + 1)].enumerated().map { outlierPositions.contains(32 * b + $0.offset) ? 0 : $0.element }
             let amax = source.map(abs).max() ?? 0
             #expect(abs(block.d - amax / 127) <= 1e-7 * amax)
             for (i, v) in source.enumerated() { #expect(abs(Double(v) - Double(block.d) * Double(q[i])) <= Double(block.d) / 2 * 1.0001) }

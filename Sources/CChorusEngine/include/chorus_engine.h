@@ -52,6 +52,14 @@ enum chorus_activation {
 ///     float   d[nb]        the scales
 ///     float   ds[nb]       d · (q[0] + … + q[31]), for the types with a minimum
 ///     int16_t s16[nb][2]   q[0] + … + q[15] and q[16] + … + q[31], for types with 16-wide sub-blocks
+///     int32_t outliers     how many of the next entries are used (0…CHORUS_Q8_OUTLIERS)
+///     int32_t index[8]     positions (0..<k) of outliers, increasing
+///     float   value[8]     their exact values
+///
+/// An outlier is a value more than CHORUS_Q8_OUTLIER_RATIO times every other magnitude of its block (the
+/// residual stream of Qwen2 holds values near 3,300 at position 0): it is left out of the block (q = 0, the
+/// scale comes from the rest) and its product with the weight column is added in Float32 by
+/// `chorus_matmul`, so its neighbours keep their precision.
 ///
 /// `chorus_q8` names one block's view of it.
 typedef struct {
@@ -60,8 +68,15 @@ typedef struct {
     int16_t s16[2];
 } chorus_q8;
 
+#define CHORUS_Q8_OUTLIERS 8
+#define CHORUS_Q8_OUTLIER_RATIO 8.0f
+
 /// Bytes of one quantized activation row of k values.
 size_t chorus_q8_row_bytes(int k);
+
+/// The outliers of a quantized activation row of k values: writes up to CHORUS_Q8_OUTLIERS positions and
+/// values, returns how many.
+int chorus_q8_outliers(const void *row, int k, int32_t *indices, float *values);
 
 /// Dot products of one weight row (`blocks` blocks of its type) with `rows` ≤ 4 activation rows:
 /// out[r · out_stride] = Σ w · x_r. `act` points at row 0; row r starts `act_stride` bytes later.
