@@ -89,6 +89,13 @@ public struct TokenDistribution: Sendable, Equatable, CustomStringConvertible {
         self.support = support
     }
 
+    /// Trusted construction when the caller also knows the support (ascending, exactly the positive
+    /// entries) — the quantized law's conversion, which skips the O(n) support scan.
+    init(unchecked probabilities: [Double], support: [Int]) {
+        self.probabilities = probabilities
+        self.support = support
+    }
+
     /// Draw one token by inverse CDF over `support` with one uniform from `rng`.
     public func sample<R: RandomNumberGenerator>(using rng: inout R) -> Int {
         sampleIndex(weights: probabilities, support: support, total: 1, using: &rng)
