@@ -172,11 +172,12 @@ public actor DraftWorker {
             var tokens: [Int] = []
             var row: [WireDistribution] = []
             for position in 0..<length {
-                let law = try TokenDistribution(logits: logits, settings: settings)
-                let (wire, canonical) = try WireDistribution.canonical(law)
-                let token = canonical.sample(using: &rng)
+                // The compact exact law (issue 13): integer masses over 2^20, drawn from exactly
+                // (integer sampling) and sent as they are, so the coordinator verifies against this law.
+                let law = try QuantizedDistribution(logits: logits, settings: settings)
+                let token = law.sample(using: &rng)
                 tokens.append(token)
-                row.append(wire)
+                row.append(WireDistribution(law))
                 if position < length - 1 { logits = try session.append([token]) }
             }
             try session.rollback(to: context.count)
