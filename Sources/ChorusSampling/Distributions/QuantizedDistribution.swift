@@ -165,40 +165,46 @@ extension QuantizedDistribution {
     /// Exactness never depends on this rule: whatever it produces is the law the token is drawn from
     /// and verified against. It only decides `Σ|p − p̂|`, hence the acceptance lost.
     public init(quantizing law: TokenDistribution, totalBits: Int = QuantizedDistribution.defaultTotalBits) {
-        self.init(weights: law.probabilities, support: law.support, vocabularySize: law.vocabularySize, totalBits: totalBits)
+        self.init(
+            candidates: law.support, weights: law.support.map { law.probabilities[$0] },
+            vocabularySize: law.vocabularySize, totalBits: totalBits)
     }
 
-    /// Quantizes non-negative finite `weights` (any positive total) listed on `support` (ascending).
-    init(weights w: [Double], support: [Int], vocabularySize n: Int, totalBits requestedBits: Int) {
+    /// Quantizes non-negative finite weights (any positive total): `weights[i]` on `candidates[i]`
+    /// (ascending token ids).
+    init(candidates: [Int], weights w: [Double], vocabularySize n: Int, totalBits requestedBits: Int) {
         let b = min(max(requestedBits, Self.totalBitsRange.lowerBound), Self.totalBitsRange.upperBound)
         let total = Double(UInt64(1) << UInt64(b))
         var sum = 0.0
-        var argmax = support.first ?? 0
-        for t in support {
-            sum += w[t]
-            if w[t] > w[argmax] { argmax = t }
+        var argmax = 0
+        for i in w.indices {
+            sum += w[i]
+            if w[i] > w[argmax] { argmax = i }
         }
         // 1. Keep the tokens that round to a positive mass.
         let cut = 0.5 * sum / total
         var keptSum = 0.0
         var keptCount = 0
-        for t in support where w[t] >= cut || t == argmax {
-            keptSum += w[t]
+        for i in w.indices where w[i] >= cut || i == argmax {
+            keptSum += w[i]
             keptCount += 1
         }
         // 2. Rescale to the total, round to nearest (at least 1).
         let factor = total / keptSum
         var tokens: [Int32] = []
         var masses: [UInt32] = []
+        var keptWeights: [Double] = []
         tokens.reserveCapacity(keptCount)
         masses.reserveCapacity(keptCount)
+        keptWeights.reserveCapacity(keptCount)
         var assigned: Int64 = 0
         var argmaxIndex = 0
-        for t in support where w[t] >= cut || t == argmax {
-            let mass = max(1, min((w[t] * factor).rounded(.toNearestOrAwayFromZero), total))
-            if t == argmax { argmaxIndex = tokens.count }
-            tokens.append(Int32(t))
+        for i in w.indices where w[i] >= cut || i == argmax {
+            let mass = max(1, min((w[i] * factor).rounded(.toNearestOrAwayFromZero), total))
+            if i == argmax { argmaxIndex = tokens.count }
+            tokens.append(Int32(candidates[i]))
             masses.append(UInt32(mass))
+            keptWeights.append(w[i])
             assigned += Int64(mass)
         }
         // 3. The residual to the arg-max (almost always), else the fallback.
@@ -206,23 +212,23 @@ extension QuantizedDistribution {
         if Int64(masses[argmaxIndex]) + residual >= 1 {
             masses[argmaxIndex] = UInt32(Int64(masses[argmaxIndex]) + residual)
         } else {
-            Self.apportion(total: total, factor: factor, tokens: &tokens, masses: &masses, weights: w)
+            Self.apportion(total: total, factor: factor, tokens: &tokens, masses: &masses, weights: keptWeights)
         }
         self.init(trusted: n, totalBits: b, tokens: tokens, masses: masses)
     }
 
     /// Hamilton's largest-remainder apportionment of `total` over the kept tokens (scaled values
-    /// `v = w · factor`): each token gets `⌊v⌋`, and the units left go one each to the largest
-    /// remainders (ties: larger weight, then lower id); tokens left at 0 are dropped. Every mass is
-    /// within 1 of its value. Sorted, O(m log m): reached only when the arg-max cannot absorb the
-    /// rounding residual (near-uniform laws over about √(2·total) tokens or more).
+    /// `v = w · factor`, `w[i]` the weight of `tokens[i]`): each token gets `⌊v⌋`, and the units left
+    /// go one each to the largest remainders (ties: larger weight, then lower id); tokens left at 0
+    /// are dropped. Every mass is within 1 of its value. Sorted, O(m log m): reached only when the
+    /// arg-max cannot absorb the rounding residual (near-uniform laws over about √(2·total) tokens or more).
     private static func apportion(
         total: Double, factor: Double, tokens: inout [Int32], masses: inout [UInt32], weights w: [Double]
     ) {
         var assigned: Int64 = 0
         var remainders = [Double](repeating: 0, count: tokens.count)
         for i in tokens.indices {
-            let v = w[Int(tokens[i])] * factor
+            let v = w[i] * factor
             let floor = min(v.rounded(.down), total)
             masses[i] = UInt32(floor)
             remainders[i] = v - floor
@@ -230,8 +236,7 @@ extension QuantizedDistribution {
         }
         let order = tokens.indices.sorted { a, b in
             if remainders[a] != remainders[b] { return remainders[a] > remainders[b] }
-            let wa = w[Int(tokens[a])], wb = w[Int(tokens[b])]
-            return wa != wb ? wa > wb : a < b
+            return w[a] != w[b] ? w[a] > w[b] : a < b
         }
         var left = Int64(total) - assigned
         var r = 0
@@ -249,7 +254,13 @@ extension QuantizedDistribution {
 
     /// The quantized law that sampling with `settings` draws from, given `logits: [vocabularySize]`:
     /// ``TokenDistribution/init(logits:settings:)`` (temperature, softmax, top-k, top-p), then
-    /// ``init(quantizing:totalBits:)``. Without top-k/top-p it skips the dense normalised vector.
+    /// ``init(quantizing:totalBits:)``.
+    ///
+    /// Without top-k/top-p a faster path skips the dense vector and most exponentials: a token with
+    /// `(l − l_max)/T < −(b + 2) ln 2` has weight below `2^-(b+2)` of the arg-max's, hence probability
+    /// below `2^-(b+2)`, and could never round to a positive mass; it is not a candidate. The cut
+    /// then uses the candidates' total (≥ 1 − n·2^-(b+2) of the full one), which keeps at least the
+    /// tokens the full rule keeps. Either way the result is the exact law the token is drawn from.
     public init(logits: [Float], settings: SamplingSettings, totalBits: Int = QuantizedDistribution.defaultTotalBits)
         throws
     {
@@ -261,25 +272,27 @@ extension QuantizedDistribution {
         }
         guard !logits.isEmpty else { throw SamplingError.invalidSupport("empty logits") }
         var maxLogit = -Float.infinity
-        for (i, v) in logits.enumerated() {
-            guard !v.isNaN, v != .infinity else { throw SamplingError.invalidSamplingSettings("logit \(i) is \(v)") }
-            if v > maxLogit { maxLogit = v }
+        var bad = false
+        for v in logits {
+            bad = bad || v.isNaN || v == .infinity
+            maxLogit = max(maxLogit, v)
+        }
+        if bad, let i = logits.firstIndex(where: { $0.isNaN || $0 == .infinity }) {
+            throw SamplingError.invalidSamplingSettings("logit \(i) is \(logits[i])")
         }
         guard maxLogit > -.infinity else { throw SamplingError.invalidSamplingSettings("every logit is -infinity") }
+        let b = min(max(totalBits, Self.totalBitsRange.lowerBound), Self.totalBitsRange.upperBound)
         let invT = 1 / settings.temperature
         let m = Double(maxLogit)
-        var weights = [Double](repeating: 0, count: logits.count)
-        var support: [Int] = []
-        support.reserveCapacity(logits.count)
-        for i in logits.indices {
-            let v = logits[i]
-            guard v > -.infinity else { continue }
-            let weight = exp((Double(v) - m) * invT)
-            if weight > 0 {
-                weights[i] = weight
-                support.append(i)
-            }
+        // Candidates: (l − m)/T ≥ −(b + 2) ln 2, i.e. l ≥ m − T (b + 2) ln 2 (in float64, so a logit
+        // on the boundary is kept: erring toward candidates is always safe).
+        let floor = m - settings.temperature * Double(b + 2) * M_LN2
+        var candidates: [Int] = []
+        var weights: [Double] = []
+        for i in logits.indices where Double(logits[i]) >= floor {
+            candidates.append(i)
+            weights.append(exp((Double(logits[i]) - m) * invT))
         }
-        self.init(weights: weights, support: support, vocabularySize: logits.count, totalBits: totalBits)
+        self.init(candidates: candidates, weights: weights, vocabularySize: logits.count, totalBits: b)
     }
 }
