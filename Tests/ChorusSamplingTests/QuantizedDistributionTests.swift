@@ -134,6 +134,25 @@ struct ScriptedRandom: RandomNumberGenerator {
         #expect(!attempt(4, 2, [], []), "empty support")
     }
 
+    /// `==` compares the support and the values on it (O(support)); it agrees with comparing the dense
+    /// vectors entry by entry.
+    @Test func equalityIsDecidedOnTheSupport() throws {
+        var gen = CaseGenerator(seed: 44)
+        for _ in 0..<200 {
+            let n = gen.int(1...8)
+            let a = gen.distribution(n: n, zeroChance: 0.4)
+            // Separate buffers with the same values; a copy with one entry moved; another law.
+            let same = try TokenDistribution(probabilities: a.probabilities.map { $0 + 0 }, tolerance: 1e-9)
+            let other = gen.distribution(n: n, zeroChance: 0.4)
+            for b in [same, other, QuantizedDistribution(quantizing: a, totalBits: 3).distribution] {
+                #expect((a == b) == (a.probabilities == b.probabilities && a.vocabularySize == b.vocabularySize))
+            }
+        }
+        let negativeZero = try TokenDistribution(probabilities: [-0.0, 1, 0])
+        #expect(negativeZero == TokenDistribution.oneHot(1, vocabularySize: 3))
+        #expect(TokenDistribution.oneHot(1, vocabularySize: 3) != TokenDistribution.oneHot(1, vocabularySize: 4))
+    }
+
     @Test func fromLogits() throws {
         var gen = CaseGenerator(seed: 21)
         let logits = (0..<3000).map { _ in Float(gen.gaussian() * 3) }

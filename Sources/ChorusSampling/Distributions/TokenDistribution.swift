@@ -101,6 +101,19 @@ public struct TokenDistribution: Sendable, Equatable, CustomStringConvertible {
         sampleIndex(weights: probabilities, support: support, total: 1, using: &rng)
     }
 
+    /// Equal laws: the same vocabulary, the same support and the same values on it, in O(support)
+    /// rather than O(n) (off the support both are zero by the invariant). Schemes compare the draft
+    /// laws of every position to find identical drafts, so at n = 151,936 with sparse (quantized)
+    /// laws this is the difference between a few hundred comparisons and 1.2 MB per law.
+    public static func == (lhs: TokenDistribution, rhs: TokenDistribution) -> Bool {
+        guard lhs.probabilities.count == rhs.probabilities.count, lhs.support == rhs.support else { return false }
+        return lhs.probabilities.withUnsafeBufferPointer { a in
+            rhs.probabilities.withUnsafeBufferPointer { b in
+                lhs.support.allSatisfy { a[$0] == b[$0] }
+            }
+        }
+    }
+
     public var description: String {
         if support.count <= 8 {
             return "TokenDistribution(" + support.map { "\($0): \(probabilities[$0])" }.joined(separator: ", ") + ")"
