@@ -62,7 +62,7 @@ public struct OptimalSelection: PreparedSelection {
     /// `p_I` of a token (0 off the draft's support).
     @inline(__always)
     public func selectedProbability(_ token: Int) -> Double {
-        let rank = Int(tables.rankOf[token])
+        let rank = tables.rank(of: token)
         return rank >= 0 ? tables.x[rank] : 0
     }
 
@@ -74,7 +74,7 @@ public struct OptimalSelection: PreparedSelection {
         var bestToken = drafted[0]
         var bestKey = -1.0
         for token in drafted {
-            let rank = Int(tables.rankOf[token])
+            let rank = tables.rank(of: token)
             guard rank >= 0 else { continue }  // never drafted under p
             let s = tables.key(rank: rank, using: &rng)
             if s > bestKey {
@@ -148,8 +148,11 @@ final class QuantileKeyTables: @unchecked Sendable {
     private let block: UnsafeMutableRawPointer
     private let blockBytes: Int
 
-    /// rankOf: [n], rank of a token or −1 when p = 0.
+    /// rankOf: [n], rank of a token; written only for the draft's support (read it through
+    /// ``rank(of:)``), so a sparse draft law costs O(m), not O(n).
     let rankOf: UnsafeMutablePointer<Int32>
+    /// The draft law p: [n] (shared storage, not a copy), which tells whether a token has a rank.
+    let draftProbabilities: [Double]
     /// tokenAt: [m]; pr, qr: [m] p and q by rank; bounds: [m + 1]; meanWeight: [m] ā_j; x: [m] p_I by rank.
     let tokenAt: UnsafeMutablePointer<Int32>
     let pr: UnsafeMutablePointer<Double>
@@ -175,6 +178,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         n = q.count
         m = support.count
         self.k = k
+        draftProbabilities = p
         // One pooled block holds every table (and the build's scratch), reused across positions.
         var layout = ScratchLayout()
         let oRank = layout.reserve(Int32.self, n)
@@ -245,7 +249,6 @@ final class QuantileKeyTables: @unchecked Sendable {
         //    keys are read where the last pass left them (no copy back). Carrying (p, q) through the
         //    passes instead of the gather below was measured slower (issue 13).
         let t0 = monotonicNanoseconds()
-        rankOf.initialize(repeating: -1, count: n)
         counts.initialize(repeating: 0, count: 3 * 2048)
         for i in 0..<m {
             let t = support[i]
@@ -388,6 +391,12 @@ final class QuantileKeyTables: @unchecked Sendable {
         entryCell[e] = Int32(j)
         entryPrevious[e] = donorHead[i]
         donorHead[i] = Int32(e)
+    }
+
+    /// The rank of `token`, or −1 when the draft cannot produce it (p = 0).
+    @inline(__always)
+    func rank(of token: Int) -> Int {
+        draftProbabilities[token] > 0 ? Int(rankOf[token]) : -1
     }
 
     // MARK: Keys
