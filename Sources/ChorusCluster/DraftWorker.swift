@@ -168,12 +168,13 @@ public actor DraftWorker {
         var generators = (0..<count).map { ChorusRandom(seed: request.seed).derived(UInt64($0)) }
         var sequences = [[Int]](repeating: [], count: count)
         var laws = [[WireDistribution]](repeating: [], count: count)
-        /// One token of sequence s from `logits`, with the exact law it was drawn from.
+        /// One token of sequence s from `logits`, with the exact law it was drawn from: the compact exact law
+        /// (issue 13), integer masses over 2^20, drawn from exactly (integer sampling) and sent as it is, so the
+        /// coordinator verifies against this law.
         func draw(_ s: Int, _ logits: [Float]) throws {
-            let law = try TokenDistribution(logits: logits, settings: settings)
-            let (wire, canonical) = try WireDistribution.canonical(law)
-            sequences[s].append(canonical.sample(using: &generators[s]))
-            laws[s].append(wire)
+            let law = try QuantizedDistribution(logits: logits, settings: settings)
+            sequences[s].append(law.sample(using: &generators[s]))
+            laws[s].append(WireDistribution(law))
         }
         if count * (length - 1) <= model.contextLength - context.count {
             // All sequences as rows of one forward pass per step: they grow as branches of one tree hanging off

@@ -23,6 +23,17 @@ public struct WireWriter {
         bytes.append(contentsOf: utf8)
     }
 
+    /// Unsigned LEB128 (7 bits per byte, low group first, high bit = more follows), in its shortest
+    /// form: 1 byte below 2^7, 2 below 2^14, 3 below 2^21, 4 below 2^28, else 5.
+    public mutating func varint(_ v: UInt32) {
+        var x = v
+        while x >= 0x80 {
+            bytes.append(UInt8(x & 0x7F) | 0x80)
+            x >>= 7
+        }
+        bytes.append(UInt8(x))
+    }
+
     /// Token ids as u32 with a u32 count.
     public mutating func tokens(_ ts: [Int]) {
         u32(UInt32(ts.count))
@@ -58,6 +69,29 @@ public struct WireReader {
     public mutating func u64(_ field: String) throws(WireError) -> UInt64 { try integer(UInt64.self, field) }
     public mutating func f32(_ field: String) throws(WireError) -> Float { Float(bitPattern: try u32(field)) }
     public mutating func f64(_ field: String) throws(WireError) -> Double { Double(bitPattern: try u64(field)) }
+
+    /// An unsigned LEB128 value that fits in 32 bits, in its shortest form only: a longer encoding
+    /// of the same value (a last byte of 0 after the first) or a value past 2^32 − 1 is refused, so
+    /// every value has exactly one encoding and a decoded message re-encodes to the same bytes.
+    public mutating func varint(_ field: String) throws(WireError) -> UInt32 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        for index in 0..<5 {
+            let byte = try u8(field)
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 {
+                guard byte != 0 || index == 0 else {
+                    throw WireError.invalidValue(field: field, reason: "varint not in its shortest form")
+                }
+                guard value <= UInt64(UInt32.max) else {
+                    throw WireError.invalidValue(field: field, reason: "varint \(value) above 2^32 − 1")
+                }
+                return UInt32(value)
+            }
+            shift += 7
+        }
+        throw WireError.invalidValue(field: field, reason: "varint longer than 5 bytes")
+    }
 
     public mutating func bool(_ field: String) throws(WireError) -> Bool {
         let b = try u8(field)

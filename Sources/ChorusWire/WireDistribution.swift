@@ -1,6 +1,7 @@
 import ChorusSampling
 
-/// A token distribution as it travels: float32 probabilities, dense or sparse.
+/// A token distribution as it travels: float32 probabilities (dense or sparse), or integer masses
+/// with a power-of-two total (``QuantizedDistribution``, the compact form for large vocabularies).
 ///
 /// Exactness contract (DESIGN.md "A draft carries the distribution it was actually sampled from"):
 /// the float32 encoding is lossy, so a worker encodes its law first, samples from what the bytes
@@ -12,6 +13,11 @@ public struct WireDistribution: Sendable, Equatable {
         case dense([Float])
         /// tokens ascending, one probability each
         case sparse(tokens: [UInt32], probabilities: [Float])
+        /// Integer masses summing exactly to `2^totalBits`; the worker draws from exactly this law, so
+        /// nothing is lost in transit. Wire form 2 (protocol version 2):
+        /// `u8 totalBits, varint m, m × varint (token − previous token) with previous = −1 at first,
+        /// m × varint mass` — every varint unsigned LEB128 in its shortest form.
+        case quantized(QuantizedDistribution)
     }
 
     public var vocabularySize: Int
@@ -33,11 +39,30 @@ public struct WireDistribution: Sendable, Equatable {
         }
     }
 
-    /// The distribution these bytes stand for: float32 values widened to float64 and normalised by
+    /// The compact form of `law` (``Storage/quantized(_:)``).
+    public init(_ law: QuantizedDistribution) {
+        vocabularySize = law.vocabularySize
+        storage = .quantized(law)
+    }
+
+    /// The integer law when this is the quantized form.
+    public var quantized: QuantizedDistribution? {
+        if case let .quantized(law) = storage { return law }
+        return nil
+    }
+
+    /// The distribution these bytes stand for: for the quantized form exactly `mass / 2^totalBits`;
+    /// for the float forms float32 values widened to float64 and normalised by
     /// their sum in token order. Entries must be finite and ≥ 0, and sum to 1 within 1e-3.
     public func decoded() throws(WireError) -> TokenDistribution {
         var dense = [Double](repeating: 0, count: vocabularySize)
         switch storage {
+        case let .quantized(law):
+            guard law.vocabularySize == vocabularySize else {
+                throw WireError.invalidValue(
+                    field: "distribution", reason: "quantized law over \(law.vocabularySize) tokens for \(vocabularySize)")
+            }
+            return law.distribution
         case let .dense(values):
             guard values.count == vocabularySize else {
                 throw WireError.invalidValue(field: "distribution", reason: "\(values.count) entries for \(vocabularySize) tokens")
@@ -90,6 +115,13 @@ public struct WireDistribution: Sendable, Equatable {
         }
     }
 
+    /// Bytes this law takes inside a message (vocabulary size, form and body).
+    public var encodedByteCount: Int {
+        var w = WireWriter(capacity: 64)
+        encode(into: &w)
+        return w.bytes.count
+    }
+
     func encode(into w: inout WireWriter) {
         w.u32(UInt32(vocabularySize))
         switch storage {
@@ -104,6 +136,16 @@ public struct WireDistribution: Sendable, Equatable {
                 w.u32(t)
                 w.f32(v)
             }
+        case let .quantized(law):
+            w.u8(2)
+            w.u8(UInt8(law.totalBits))
+            w.varint(UInt32(law.tokens.count))
+            var previous: Int32 = -1
+            for t in law.tokens {
+                w.varint(UInt32(t - previous))
+                previous = t
+            }
+            for mass in law.masses { w.varint(mass) }
         }
     }
 
@@ -138,13 +180,75 @@ public struct WireDistribution: Sendable, Equatable {
             }
             try validate(values, field: "sparse distribution")
             return WireDistribution(vocabularySize: n, storage: .sparse(tokens: tokens, probabilities: values))
+        case 2:
+            return WireDistribution(try decodeQuantized(from: &r, vocabularySize: n))
         default:
-            throw WireError.invalidValue(field: "distribution form", reason: "\(form) (0 dense, 1 sparse)")
+            throw WireError.invalidValue(field: "distribution form", reason: "\(form) (0 dense, 1 sparse, 2 quantized)")
         }
     }
 }
 
 extension WireDistribution {
+    /// The strict decoder of form 2: total bits in 1…31; 1 ≤ m ≤ min(vocabulary, total); token ids
+    /// strictly ascending (every gap ≥ 1) and inside the vocabulary; every mass ≥ 1 and ≤ the total;
+    /// masses summing to exactly `2^totalBits`; varints in their shortest form.
+    static func decodeQuantized(from r: inout WireReader, vocabularySize n: Int) throws(WireError) -> QuantizedDistribution {
+        let bits = Int(try r.u8("quantized total bits"))
+        guard QuantizedDistribution.totalBitsRange.contains(bits) else {
+            throw WireError.invalidValue(field: "quantized total bits", reason: "\(bits) (1…31)")
+        }
+        let total = UInt64(1) << UInt64(bits)
+        let count = Int(try r.varint("quantized support size"))
+        guard count >= 1 else { throw WireError.invalidValue(field: "quantized support size", reason: "0 tokens") }
+        let limit = Int(min(UInt64(min(n, WireLimits.vocabulary)), total))
+        guard count <= limit else { throw WireError.tooLarge(field: "quantized support size", count: count, limit: limit) }
+        // Every token costs at least two bytes (one gap, one mass): refuse before allocating.
+        try r.need(2 * count, "quantized distribution")
+        var tokens = [Int32](repeating: 0, count: count)
+        var previous = -1
+        for i in 0..<count {
+            let gap = Int(try r.varint("quantized token gap"))
+            guard gap >= 1 else {
+                throw WireError.invalidValue(
+                    field: "quantized token \(i)", reason: "token ids must ascend strictly (token \(previous) repeated)")
+            }
+            let token = previous + gap
+            guard token < n else {
+                throw WireError.invalidValue(field: "quantized token \(i)", reason: "token \(token) outside vocabulary of \(n)")
+            }
+            tokens[i] = Int32(token)
+            previous = token
+        }
+        var masses = [UInt32](repeating: 0, count: count)
+        var sum: UInt64 = 0
+        for i in 0..<count {
+            let mass = try r.varint("quantized mass")
+            guard mass >= 1, UInt64(mass) <= total else {
+                throw WireError.invalidValue(field: "quantized mass \(i)", reason: "\(mass) outside 1…2^\(bits)")
+            }
+            masses[i] = mass
+            sum += UInt64(mass)
+        }
+        guard sum == total else {
+            throw WireError.invalidValue(field: "quantized masses", reason: "sum to \(sum), not 2^\(bits) = \(total)")
+        }
+        do {
+            return try QuantizedDistribution(vocabularySize: n, totalBits: bits, tokens: tokens, masses: masses)
+        } catch {
+            throw WireError.invalidValue(field: "quantized distribution", reason: "\(error)")
+        }
+    }
+
+    /// The compact contract: quantize `law` to `2^totalBits`, send `.wire`, sample from `.law` (or from
+    /// the integer law itself with ``QuantizedDistribution/sample(using:)``); the coordinator decodes
+    /// `.wire` to exactly `.law`.
+    public static func canonical(
+        quantizing law: TokenDistribution, totalBits: Int = QuantizedDistribution.defaultTotalBits
+    ) -> (wire: WireDistribution, law: TokenDistribution) {
+        let quantized = QuantizedDistribution(quantizing: law, totalBits: totalBits)
+        return (WireDistribution(quantized), quantized.distribution)
+    }
+
     /// What a worker sends and samples from: the encoding of `law` and the distribution those bytes
     /// decode to. Sample from `.law` and send `.wire`; the coordinator decodes `.wire` to the same law.
     public static func canonical(_ law: TokenDistribution) throws(WireError) -> (wire: WireDistribution, law: TokenDistribution) {

@@ -250,7 +250,9 @@ public enum WireMessage: Sendable, Equatable {
     case describe
 
     public static let magic: [UInt8] = [0x43, 0x48, 0x52, 0x53]
-    public static let version: UInt16 = 1
+    /// 2: draft laws may travel quantized (``WireDistribution/Storage/quantized(_:)``, form 2).
+    /// Both sides must speak the same version; the decoder refuses any other.
+    public static let version: UInt16 = 2
 
     var kind: UInt8 {
         switch self {

@@ -34,6 +34,8 @@ struct BenchSelectionCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the distributions and draws.") var seed: UInt64 = 1
     @Flag(name: .long, help: "Print JSON lines instead of a table.") var json = false
     @Flag(name: .long, help: "Also print the optimal scheme's build split (sort / scan / passes).") var split = false
+    @Option(name: .long, help: "Quantize the draft law to integer masses summing to 2^BITS (as workers send it).")
+    var quantize: Int?
 
     func run() throws {
         let counts = drafts.split(separator: ",").compactMap { Int($0) }
@@ -57,10 +59,12 @@ struct BenchSelectionCommand: ParsableCommand {
         let targetLogits = (0..<vocab).map { _ in 2 * gaussian() }
         let draftLogits = targetLogits.map { $0 + gaussian() }
         let q = try TokenDistribution(logits: targetLogits, settings: .standard)
-        let p = try TokenDistribution(logits: draftLogits, settings: .standard)
+        let full = try TokenDistribution(logits: draftLogits, settings: .standard)
+        let p = quantize.map { QuantizedDistribution(quantizing: full, totalBits: $0).distribution } ?? full
 
         if !json {
             print("selection benchmark: n = \(vocab), \(positions) positions per point, one thread, seed \(seed)")
+            if let quantize { print("draft law quantized to 2^\(quantize): \(p.support.count) of \(full.support.count) tokens") }
             print(
                 padded("scheme", 18) + padded("K", 4) + padded("wall µs", 12) + padded("CPU µs", 12) + padded("one pass µs", 13)
                     + padded("ratio", 8) + "acceptance")

@@ -35,9 +35,9 @@ import Testing
             var tokens: [Int] = []
             var laws: [WireDistribution] = []
             for position in 0..<5 {
-                let (wire, canonical) = try WireDistribution.canonical(TokenDistribution(logits: logits, settings: settings))
-                tokens.append(canonical.sample(using: &rng))
-                laws.append(wire)
+                let law = try QuantizedDistribution(logits: logits, settings: settings)
+                tokens.append(law.sample(using: &rng))
+                laws.append(WireDistribution(law))
                 if position < 4 { logits = try session.append([tokens[position]]) }
             }
             #expect(reply.sequences[s] == tokens, "sequence \(s)")

@@ -8,6 +8,8 @@ let sampleMessages: [WireMessage] = {
     let sparse = try! TokenDistribution(support: [7], probabilities: [1], vocabularySize: 4096)
     let dense = WireDistribution(law)
     let sparseWire = WireDistribution(sparse)
+    let quantized = WireDistribution(
+        try! QuantizedDistribution(vocabularySize: 300, totalBits: 16, tokens: [0, 5, 130, 299], masses: [1, 40_000, 25_000, 535]))
     var stats = GenerationStatistics()
     stats.generatedTokens = 200
     stats.targetForwards = 80
@@ -34,6 +36,10 @@ let sampleMessages: [WireMessage] = {
             DraftReply(
                 session: 1, round: 1, workerID: "w2", sequences: [[7]], distributions: [[sparseWire]],
                 draftMicroseconds: 1)),
+        .draftReply(
+            DraftReply(
+                session: 2, round: 7, workerID: "w3", sequences: [[5, 130], [299, 0]],
+                distributions: [[quantized, quantized], [quantized, quantized]], draftMicroseconds: 900)),
         .error(ErrorReply(code: .contextMismatch, message: "context hash differs")),
         .generateStart(GenerateStart(prompt: "In the beginning", maxTokens: 64, sampling: .greedy, seed: nil)),
         .generateStart(GenerateStart(prompt: "café 🙂", maxTokens: 1, sampling: .standard, seed: 7)),
@@ -84,8 +90,10 @@ let sampleMessages: [WireMessage] = {
         bytes[0] = 0x58
         #expect(throws: WireError.badMagic(found: [0x58, 0x48, 0x52, 0x53])) { try WireMessage.decode(bytes) }
         bytes = sampleMessages[0].encoded()
-        bytes[4] = 2
-        #expect(throws: WireError.unsupportedVersion(found: 2, supported: 1)) { try WireMessage.decode(bytes) }
+        bytes[4] = 1
+        #expect(throws: WireError.unsupportedVersion(found: 1, supported: 2)) { try WireMessage.decode(bytes) }
+        bytes[4] = 3
+        #expect(throws: WireError.unsupportedVersion(found: 3, supported: 2)) { try WireMessage.decode(bytes) }
         bytes = sampleMessages[0].encoded()
         bytes[6] = 200
         #expect(throws: WireError.unknownKind(200)) { try WireMessage.decode(bytes) }
@@ -118,7 +126,7 @@ let sampleMessages: [WireMessage] = {
         // A huge count is refused before any allocation.
         var w = WireWriter()
         for b in WireMessage.magic { w.u8(b) }
-        w.u16(1)
+        w.u16(WireMessage.version)
         w.u8(9)
         w.u64(1)
         w.u32(0)
@@ -140,7 +148,11 @@ let sampleMessages: [WireMessage] = {
                 bytes[at] = UInt8(truncatingIfNeeded: rng.next())
             }
             if rng.next() % 4 == 0 { bytes.removeLast(Int(rng.next() % UInt64(bytes.count))) }
-            if (try? WireMessage.decode(bytes)) != nil { decoded += 1 }
+            if let message = try? WireMessage.decode(bytes) {
+                decoded += 1
+                // One encoding per message: whatever decodes re-encodes to the same bytes.
+                #expect(message.encoded() == bytes)
+            }
         }
         // Flipping bytes inside string or float payloads still decodes sometimes; headers mostly not.
         #expect(decoded < 20_000)

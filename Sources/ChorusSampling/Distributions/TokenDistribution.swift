@@ -89,9 +89,29 @@ public struct TokenDistribution: Sendable, Equatable, CustomStringConvertible {
         self.support = support
     }
 
+    /// Trusted construction when the caller also knows the support (ascending, exactly the positive
+    /// entries) — the quantized law's conversion, which skips the O(n) support scan.
+    init(unchecked probabilities: [Double], support: [Int]) {
+        self.probabilities = probabilities
+        self.support = support
+    }
+
     /// Draw one token by inverse CDF over `support` with one uniform from `rng`.
     public func sample<R: RandomNumberGenerator>(using rng: inout R) -> Int {
         sampleIndex(weights: probabilities, support: support, total: 1, using: &rng)
+    }
+
+    /// Equal laws: the same vocabulary, the same support and the same values on it, in O(support)
+    /// rather than O(n) (off the support both are zero by the invariant). Schemes compare the draft
+    /// laws of every position to find identical drafts, so at n = 151,936 with sparse (quantized)
+    /// laws this is the difference between a few hundred comparisons and 1.2 MB per law.
+    public static func == (lhs: TokenDistribution, rhs: TokenDistribution) -> Bool {
+        guard lhs.probabilities.count == rhs.probabilities.count, lhs.support == rhs.support else { return false }
+        return lhs.probabilities.withUnsafeBufferPointer { a in
+            rhs.probabilities.withUnsafeBufferPointer { b in
+                lhs.support.allSatisfy { a[$0] == b[$0] }
+            }
+        }
     }
 
     public var description: String {

@@ -66,7 +66,7 @@ public struct GroupedOptimalSelection: PreparedSelection {
         for (i, token) in drafted.enumerated() {
             let g = groupOf[i]
             let tables = groups[g].tables
-            let rank = Int(tables.rankOf[token])
+            let rank = tables.rank(of: token)
             guard rank >= 0 else { continue }
             let v = power(tables.key(rank: rank, using: &rng), groupSize[g])
             if v > bestKey {

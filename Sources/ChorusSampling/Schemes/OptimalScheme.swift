@@ -62,7 +62,7 @@ public struct OptimalSelection: PreparedSelection {
     /// `p_I` of a token (0 off the draft's support).
     @inline(__always)
     public func selectedProbability(_ token: Int) -> Double {
-        let rank = Int(tables.rankOf[token])
+        let rank = tables.rank(of: token)
         return rank >= 0 ? tables.x[rank] : 0
     }
 
@@ -74,7 +74,7 @@ public struct OptimalSelection: PreparedSelection {
         var bestToken = drafted[0]
         var bestKey = -1.0
         for token in drafted {
-            let rank = Int(tables.rankOf[token])
+            let rank = tables.rank(of: token)
             guard rank >= 0 else { continue }  // never drafted under p
             let s = tables.key(rank: rank, using: &rng)
             if s > bestKey {
@@ -148,8 +148,11 @@ final class QuantileKeyTables: @unchecked Sendable {
     private let block: UnsafeMutableRawPointer
     private let blockBytes: Int
 
-    /// rankOf: [n], rank of a token or −1 when p = 0.
+    /// rankOf: [n], rank of a token; written only for the draft's support (read it through
+    /// ``rank(of:)``), so a sparse draft law costs O(m), not O(n).
     let rankOf: UnsafeMutablePointer<Int32>
+    /// The draft law p: [n] (shared storage, not a copy), which tells whether a token has a rank.
+    let draftProbabilities: [Double]
     /// tokenAt: [m]; pr, qr: [m] p and q by rank; bounds: [m + 1]; meanWeight: [m] ā_j; x: [m] p_I by rank.
     let tokenAt: UnsafeMutablePointer<Int32>
     let pr: UnsafeMutablePointer<Double>
@@ -175,6 +178,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         n = q.count
         m = support.count
         self.k = k
+        draftProbabilities = p
         // One pooled block holds every table (and the build's scratch), reused across positions.
         var layout = ScratchLayout()
         let oRank = layout.reserve(Int32.self, n)
@@ -196,6 +200,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         let oWeight = layout.reserve(Double.self, 2 * m)
         let oStack = layout.reserve(Int32.self, m)
         let oPacked = layout.reserve(UInt64.self, 2 * m)
+        let oCounts = layout.reserve(Int.self, 3 * 2048)
         blockBytes = layout.bytes
         let base = ScratchPool.take(bytes: layout.bytes)
         block = base
@@ -219,9 +224,12 @@ final class QuantileKeyTables: @unchecked Sendable {
         receiverWeight = at(oWeight, Double.self)
         let stack = at(oStack, Int32.self)
         let packed = at(oPacked, UInt64.self)
+        let counts = at(oCounts, Int.self)
         q.withUnsafeBufferPointer { qb in
             p.withUnsafeBufferPointer { pb in
-                support.withUnsafeBufferPointer { sb in build(q: qb, p: pb, support: sb, stack: stack, packed: packed) }
+                support.withUnsafeBufferPointer { sb in
+                    build(q: qb, p: pb, support: sb, stack: stack, packed: packed, counts: counts)
+                }
             }
         }
     }
@@ -232,33 +240,45 @@ final class QuantileKeyTables: @unchecked Sendable {
 
     private func build(
         q: UnsafeBufferPointer<Double>, p: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>,
-        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>
+        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>, counts: UnsafeMutablePointer<Int>
     ) {
         // 1. Sort the support by q/p ascending (q = 0 first; ties harmless): radix sort of
-        //    (float32 ratio bits << 32 | support index).
+        //    (float32 ratio bits << 32 | token id). The support ascends, so a stable sort on the high
+        //    half leaves ties in token order (the order of the support index used before: same
+        //    permutation). The packing loop also builds the three digit histograms, and the sorted
+        //    keys are read where the last pass left them (no copy back). Carrying (p, q) through the
+        //    passes instead of the gather below was measured slower (issue 13).
         let t0 = monotonicNanoseconds()
-        rankOf.initialize(repeating: -1, count: n)
+        counts.initialize(repeating: 0, count: 3 * 2048)
         for i in 0..<m {
             let t = support[i]
             let bits = Float(q[t] / p[t]).bitPattern  // non-negative: the IEEE order is the numeric order
-            packed[i] = UInt64(bits) << 32 | UInt64(i)
+            packed[i] = UInt64(bits) << 32 | UInt64(t)
+            counts[Int(bits & 0x7FF)] += 1
+            counts[2048 + Int((bits >> 11) & 0x7FF)] += 1
+            counts[4096 + Int(bits >> 22)] += 1
         }
-        radixSortHigh32(packed, scratch: packed + m, count: m)
+        let sorted = radixSortHigh32(packed, scratch: packed + m, count: m, histograms: counts)
+        // Gather once, in rank order, with no dependency between iterations (the loads of p and q
+        // overlap): ranks, tokens, p and q by rank.
+        for j in 0..<m {
+            let t = Int(sorted[j] & 0xFFFF_FFFF)
+            tokenAt[j] = Int32(t)
+            rankOf[t] = Int32(j)
+            pr[j] = p[t]
+            qr[j] = q[t]
+        }
         let t1 = monotonicNanoseconds()
-        // One fused scan: ranks, prefix sums in float64 (c_m clamped to 1), k* = argmin_j (Q_j − c_j^K),
-        // and the greedy vertex — rank j owns U(I_j), ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
+        // One fused scan over the rank-ordered values: prefix sums in float64 (c_m clamped to 1),
+        // k* = argmin_j (Q_j − c_j^K), and the greedy vertex — rank j owns U(I_j),
+        // ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
         bounds[0] = 0
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
         let factors = CellWeightFactors(k: k)
         for j in 0..<m {
-            let t = support[Int(packed[j] & 0xFFFF_FFFF)]
-            tokenAt[j] = Int32(t)
-            rankOf[t] = Int32(j)
-            let pj = p[t], qj = q[t]
-            pr[j] = pj
-            qr[j] = qj
+            let pj = pr[j], qj = qr[j]
             let lower = bounds[j]
             let upper = j == m - 1 ? 1 : lower + pj
             bounds[j + 1] = upper
@@ -371,6 +391,12 @@ final class QuantileKeyTables: @unchecked Sendable {
         entryCell[e] = Int32(j)
         entryPrevious[e] = donorHead[i]
         donorHead[i] = Int32(e)
+    }
+
+    /// The rank of `token`, or −1 when the draft cannot produce it (p = 0).
+    @inline(__always)
+    func rank(of token: Int) -> Int {
+        draftProbabilities[token] > 0 ? Int(rankOf[token]) : -1
     }
 
     // MARK: Keys
@@ -499,6 +525,37 @@ func cellMeanWeight(lower a: Double, upper b: Double, k: Int) -> Double {
         i += 1
     }
     return h
+}
+
+/// Sorts `values` ascending by their high 32 bits (stable), LSD radix with three 11-bit digits, given
+/// the three digit histograms of the high half (`histograms`: [3 × 2048], bits 0–10, 11–21, 22–31;
+/// turned into offsets here). Returns where the sorted values are: `scratch` (three passes).
+func radixSortHigh32(
+    _ values: UnsafeMutablePointer<UInt64>, scratch: UnsafeMutablePointer<UInt64>, count: Int,
+    histograms counts: UnsafeMutablePointer<Int>
+) -> UnsafeMutablePointer<UInt64> {
+    for pass in 0..<3 {
+        var total = 0
+        for d in 0..<2048 {
+            let c = counts[pass * 2048 + d]
+            counts[pass * 2048 + d] = total
+            total += c
+        }
+    }
+    var source = values, destination = scratch
+    var shift: UInt64 = 32
+    for pass in 0..<3 {
+        let offsets = counts + pass * 2048
+        for i in 0..<count {
+            let v = source[i]
+            let digit = Int((v >> shift) & 0x7FF)
+            destination[offsets[digit]] = v
+            offsets[digit] += 1
+        }
+        swap(&source, &destination)
+        shift += 11
+    }
+    return source
 }
 
 /// Sorts `values` ascending by their high 32 bits (stable), LSD radix with three 11-bit digits.

@@ -56,7 +56,7 @@ extension QuantileKeyTables {
 extension OptimalSelection {
     /// The key measure of a token as weights over the m cells, by rank; nil off the support.
     public func keyMeasure(token: Int) -> [Double]? {
-        let rank = Int(tables.rankOf[token])
+        let rank = tables.rank(of: token)
         return rank >= 0 ? tables.keyMeasure(rank: rank) : nil
     }
 
