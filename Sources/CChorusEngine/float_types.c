@@ -13,6 +13,14 @@ void chorus_dequantize_bf16(const void *src, float *dst, int blocks) {
     for (int i = 0; i < blocks; i++) dst[i] = chorus_bf16(chorus_load16(p + 2 * i));
 }
 
+float chorus_element_f32(const void *src, int i) {
+    float v;
+    memcpy(&v, (const uint8_t *)src + 4 * i, 4);
+    return v;
+}
+float chorus_element_f16(const void *src, int i) { return chorus_half_at((const uint8_t *)src + 2 * i); }
+float chorus_element_bf16(const void *src, int i) { return chorus_bf16(chorus_load16((const uint8_t *)src + 2 * i)); }
+
 // Portable: one sequential Float32 sum per row.
 #define CHORUS_FLOAT_DOT(NAME, LOAD)                                                                \
     void NAME(int n, const void *weights, const void *act, size_t act_stride, int rows, float *out, \

@@ -132,6 +132,9 @@ static inline chorus_q8_row chorus_q8_view(const void *row, int nb) {
 void chorus_dequantize_f32(const void *src, float *dst, int blocks);
 void chorus_dequantize_f16(const void *src, float *dst, int blocks);
 void chorus_dequantize_bf16(const void *src, float *dst, int blocks);
+float chorus_element_f32(const void *src, int i);
+float chorus_element_f16(const void *src, int i);
+float chorus_element_bf16(const void *src, int i);
 void chorus_dot_f32(int, const void *, const void *, size_t, int, float *, size_t);
 void chorus_dot_f16(int, const void *, const void *, size_t, int, float *, size_t);
 void chorus_dot_bf16(int, const void *, const void *, size_t, int, float *, size_t);
@@ -141,6 +144,7 @@ void chorus_dot_bf16_avx2(int, const void *, const void *, size_t, int, float *,
 
 #define CHORUS_DECLARE_QUANT(T)                                                             \
     void chorus_dequantize_##T(const void *src, float *dst, int blocks);                    \
+    float chorus_element_##T(const void *src, int i);                                       \
     void chorus_dot_##T(int, const void *, const void *, size_t, int, float *, size_t);     \
     void chorus_dot_##T##_avx2(int, const void *, const void *, size_t, int, float *, size_t);
 

@@ -26,7 +26,6 @@ static int row_outliers(const matmul_job *j, int r, const int32_t **positions, c
 }
 
 static void run_rows(const matmul_job *j, int begin, int end) {
-    float block[256];
     for (int o = begin; o < end; o++) {
         const uint8_t *w = j->weights + (size_t)o * j->row_bytes;
         for (int r = 0; r < j->rows; r += 4) {
@@ -41,8 +40,8 @@ static void run_rows(const matmul_job *j, int begin, int end) {
             int count = row_outliers(j, r, &positions, &values);
             for (int i = 0; i < count; i++) {
                 int bs = j->traits->block_size, at = positions[i];
-                j->traits->dequantize(w + (size_t)(at / bs) * j->traits->block_bytes, block, 1);
-                j->y[(size_t)r * j->y_stride + o] += block[at % bs] * values[i];
+                float weight = j->traits->element(w + (size_t)(at / bs) * j->traits->block_bytes, at % bs);
+                j->y[(size_t)r * j->y_stride + o] += weight * values[i];
             }
         }
     }

@@ -96,6 +96,50 @@ static void unpack_q6_k(const uint8_t *b, kblock *k) {
     k->dmin = 0;
 }
 
+// MARK: Single elements (for the outlier correction of chorus_matmul), the formulas of the unpackers above.
+
+float chorus_element_q2_k(const void *src, int e) {
+    const uint8_t *b = src;
+    int g = e / 128, sh = (e % 128) / 32, l = e % 32, h = e / 16;
+    int q = (b[16 + g * 32 + l] >> (2 * sh)) & 3;
+    float dl = chorus_half_at(b + 80) * (float)(b[h] & 0x0F), ml = chorus_half_at(b + 82) * (float)(b[h] >> 4);
+    return dl * (float)q - ml;
+}
+
+float chorus_element_q3_k(const void *src, int e) {
+    const uint8_t *b = src;
+    int g = e / 128, sh = (e % 128) / 32, l = e % 32;
+    int low = (b[32 + g * 32 + l] >> (2 * sh)) & 3, high = (b[l] >> (e / 32)) & 1;
+    int8_t scales[16];
+    chorus_scales_q3k(b + 96, scales);
+    float dl = chorus_half_at(b + 108) * (float)scales[e / 16];
+    return dl * (float)((low | (high << 2)) - 4);
+}
+
+static float element_q45_k(const uint8_t *b, int e, int five) {
+    const uint8_t *qs = five ? b + 48 : b + 16;
+    int pair = e / 64, half = (e % 64) / 32, l = e % 32, j = e / 32;
+    uint8_t v = qs[pair * 32 + l];
+    int q = half ? (v >> 4) : (v & 0x0F);
+    if (five) q |= ((b[16 + l] >> j) & 1) << 4;
+    uint8_t sc, m;
+    chorus_scale_min_k4(j, b + 4, &sc, &m);
+    float dl = chorus_half_at(b) * (float)sc, ml = chorus_half_at(b + 2) * (float)m;
+    return dl * (float)q - ml;
+}
+float chorus_element_q4_k(const void *src, int e) { return element_q45_k(src, e, 0); }
+float chorus_element_q5_k(const void *src, int e) { return element_q45_k(src, e, 1); }
+
+float chorus_element_q6_k(const void *src, int e) {
+    const uint8_t *b = src;
+    int g = e / 128, s = (e % 128) / 32, l = e % 32;
+    uint8_t low = b[g * 64 + (s % 2) * 32 + l];
+    low = s < 2 ? (low & 0x0F) : (low >> 4);
+    int high = (b[128 + g * 32 + l] >> (2 * s)) & 3;
+    float dl = chorus_half_at(b + 208) * (float)(int8_t)b[192 + e / 16];
+    return dl * (float)((low | (high << 4)) - 32);
+}
+
 static void dequantize_k(void (*unpack)(const uint8_t *, kblock *), int bytes, const void *src, float *dst,
                          int blocks) {
     const uint8_t *b = src;

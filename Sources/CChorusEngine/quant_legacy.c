@@ -69,6 +69,35 @@ void chorus_dequantize_q8_0(const void *src, float *dst, int blocks) {
     }
 }
 
+// MARK: Single elements (for the outlier correction of chorus_matmul)
+
+/// The 4- or 5-bit value of element i of a block (qs: the 16 nibble bytes; qh: the fifth bits or 0).
+static inline int nibble(const uint8_t *qs, uint32_t qh, int i) {
+    int v = i < 16 ? (qs[i] & 0x0F) : (qs[i - 16] >> 4);
+    return v | (int)(((qh >> i) & 1) << 4);
+}
+
+float chorus_element_q4_0(const void *src, int i) {
+    const uint8_t *b = src;
+    return chorus_half_at(b) * (float)(nibble(b + 2, 0, i) - 8);
+}
+float chorus_element_q4_1(const void *src, int i) {
+    const uint8_t *b = src;
+    return chorus_half_at(b) * (float)nibble(b + 4, 0, i) + chorus_half_at(b + 2);
+}
+float chorus_element_q5_0(const void *src, int i) {
+    const uint8_t *b = src;
+    return chorus_half_at(b) * (float)(nibble(b + 6, chorus_load32(b + 2), i) - 16);
+}
+float chorus_element_q5_1(const void *src, int i) {
+    const uint8_t *b = src;
+    return chorus_half_at(b) * (float)nibble(b + 8, chorus_load32(b + 4), i) + chorus_half_at(b + 2);
+}
+float chorus_element_q8_0(const void *src, int i) {
+    const uint8_t *b = src;
+    return chorus_half_at(b) * (float)(int8_t)b[2 + i];
+}
+
 // MARK: Portable dot products
 //
 // Per block: isum = Σ q_w·q_x exactly in integers (offsets through the activation's sums),

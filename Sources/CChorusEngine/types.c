@@ -4,14 +4,15 @@
 
 #include "internal.h"
 
-static const chorus_type_traits traits_f32 = {"F32", 1, 4, CHORUS_ACT_F32, chorus_dequantize_f32, chorus_dot_f32,
-                                              chorus_dot_f32_avx2};
-static const chorus_type_traits traits_f16 = {"F16", 1, 2, CHORUS_ACT_F32, chorus_dequantize_f16, chorus_dot_f16,
-                                              chorus_dot_f16_avx2};
-static const chorus_type_traits traits_bf16 = {"BF16", 1, 2, CHORUS_ACT_F32, chorus_dequantize_bf16, chorus_dot_bf16,
-                                               chorus_dot_bf16_avx2};
+static const chorus_type_traits traits_f32 = {"F32", 1, 4, CHORUS_ACT_F32, chorus_dequantize_f32, chorus_element_f32,
+                                              chorus_dot_f32, chorus_dot_f32_avx2};
+static const chorus_type_traits traits_f16 = {"F16", 1, 2, CHORUS_ACT_F32, chorus_dequantize_f16, chorus_element_f16,
+                                              chorus_dot_f16, chorus_dot_f16_avx2};
+static const chorus_type_traits traits_bf16 = {"BF16", 1, 2, CHORUS_ACT_F32, chorus_dequantize_bf16,
+                                               chorus_element_bf16, chorus_dot_bf16, chorus_dot_bf16_avx2};
 #define QUANT(T, NAME, SIZE, BYTES) \
-    static const chorus_type_traits traits_##T = {NAME, SIZE, BYTES, CHORUS_ACT_Q8, chorus_dequantize_##T, chorus_dot_##T, chorus_dot_##T##_avx2};
+    static const chorus_type_traits traits_##T = {NAME, SIZE, BYTES, CHORUS_ACT_Q8, chorus_dequantize_##T, \
+                                                  chorus_element_##T, chorus_dot_##T, chorus_dot_##T##_avx2};
 QUANT(q4_0, "Q4_0", 32, 18)
 QUANT(q4_1, "Q4_1", 32, 20)
 QUANT(q5_0, "Q5_0", 32, 22)

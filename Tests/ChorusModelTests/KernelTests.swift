@@ -52,6 +52,20 @@ import Testing
         #expect(mismatches.isEmpty, "\(type.name): \(mismatches.count) values differ, first \(mismatches.first.map { "\($0)" } ?? "")")
     }
 
+    @Test(arguments: GGMLType.allCases)
+    func singleElementsEqualTheDequantizedBlock(type: GGMLType) throws {
+        let fixture = try #require(Self.fixtures[type.name])
+        let bytes = Self.hexBytes(fixture.bytes)
+        let element = try #require(type.traits.pointee.element)
+        bytes.withUnsafeBytes { raw in
+            for i in fixture.values.indices {
+                let block = raw.baseAddress! + i / type.blockSize * type.blockBytes
+                let value = element(block, Int32(i % type.blockSize))
+                #expect(value == fixture.values[i], "\(type.name) element \(i)")
+            }
+        }
+    }
+
     // MARK: Dot products
 
     /// Byte offsets of the f16 scale fields in one block of each quantized type.

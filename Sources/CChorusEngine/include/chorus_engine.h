@@ -56,7 +56,7 @@ enum chorus_activation {
 ///     int32_t index[8]     positions (0..<k) of outliers, increasing
 ///     float   value[8]     their exact values
 ///
-/// An outlier is a value more than CHORUS_Q8_OUTLIER_RATIO times every other magnitude of its block (the
+/// An outlier is a value more than CHORUS_Q8_OUTLIER_RATIO (32) times every other magnitude of its block (the
 /// residual stream of Qwen2 holds values near 3,300 at position 0): it is left out of the block (q = 0, the
 /// scale comes from the rest) and its product with the weight column is added in Float32 by
 /// `chorus_matmul`, so its neighbours keep their precision.
@@ -69,7 +69,7 @@ typedef struct {
 } chorus_q8;
 
 #define CHORUS_Q8_OUTLIERS 8
-#define CHORUS_Q8_OUTLIER_RATIO 8.0f
+#define CHORUS_Q8_OUTLIER_RATIO 32.0f
 
 /// Bytes of one quantized activation row of k values.
 size_t chorus_q8_row_bytes(int k);
@@ -91,6 +91,8 @@ typedef struct {
     int activation;  // enum chorus_activation
     /// Decodes `blocks` blocks into `blocks · block_size` floats.
     void (*dequantize)(const void *src, float *dst, int blocks);
+    /// Element i (0..<block_size) of the block at `src`, equal to what `dequantize` writes there.
+    float (*element)(const void *src, int i);
     /// Portable C dot product.
     chorus_dot_fn dot_portable;
     /// AVX2 + FMA (+ F16C) dot product, or NULL when the type has none.
