@@ -185,8 +185,10 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
 
-// UNPACK(b) sets `__m256i v` (signed weights for SIGNED, else unsigned) for the block at b.
-#define LEGACY_DOT_AVX2(NAME, BYTES, UNPACK, SIGNED, HAS_MIN)                                           \
+// UNPACK(b) sets `__m256i v` (signed weights for SIGNED, else unsigned) for the block at b. Offset types
+// (Q4_0, Q5_0) keep their weights unsigned and take OFFSET · Σx off each block's integer sum (one madd of the
+// activation's half-block sums per row), which saves the sign trick.
+#define LEGACY_DOT_AVX2(NAME, BYTES, UNPACK, SIGNED, OFFSET, HAS_MIN)                                           \
     CHORUS_AVX2 static inline __attribute__((always_inline)) void NAME##_tile(                          \
         int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out, \
         size_t out_stride) {                                                                            \
@@ -223,7 +225,13 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
                     if (SIGNED) xq = _mm256_sign_epi8(xq, w[j]);                                        \
                     p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(wa[j], xq), _mm256_set1_epi16(1));    \
                 }                                                                                       \
-                __m256 sums = _mm256_cvtepi32_ps(chorus_sum8(p));                                       \
+                __m256i isum = chorus_sum8(p);                                                          \
+                if (OFFSET) {                                                                           \
+                    __m256i xs = _mm256_madd_epi16(                                                     \
+                        _mm256_loadu_si256((const __m256i *)(x[r].s16 + 2 * k0)), _mm256_set1_epi16(1)); \
+                    isum = _mm256_sub_epi32(isum, _mm256_mullo_epi32(xs, _mm256_set1_epi32(OFFSET)));   \
+                }                                                                                       \
+                __m256 sums = _mm256_cvtepi32_ps(isum);                                                 \
                 __m256 xd = _mm256_maskload_ps(x[r].d + k0, lanes);                                     \
                 acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(sums, dw), xd, acc[r]);                          \
                 if (HAS_MIN) acc[r] = _mm256_fmadd_ps(mw, _mm256_maskload_ps(x[r].ds + k0, lanes), acc[r]); \
@@ -234,14 +242,11 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
     }                                                                                                   \
     CHORUS_TILES(NAME)
 
-LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, v = _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));, 1, 0)
-LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, v = nibbles32(b + 4);, 0, 1)
-LEGACY_DOT_AVX2(chorus_dot_q5_0_avx2, 22,
-                v = _mm256_sub_epi8(_mm256_or_si256(nibbles32(b + 6), fifth_bits(chorus_load32(b + 2))),
-                                    _mm256_set1_epi8(16));
-                , 1, 0)
-LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, v = _mm256_or_si256(nibbles32(b + 8), fifth_bits(chorus_load32(b + 4)));, 0, 1)
-LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, v = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0)
+LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, v = nibbles32(b + 2);, 0, 8, 0)
+LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, v = nibbles32(b + 4);, 0, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q5_0_avx2, 22, v = _mm256_or_si256(nibbles32(b + 6), fifth_bits(chorus_load32(b + 2)));, 0, 16, 0)
+LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, v = _mm256_or_si256(nibbles32(b + 8), fifth_bits(chorus_load32(b + 4)));, 0, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, v = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0, 0)
 
 #else
 #define LEGACY_FALLBACK(T)                                                                            \
