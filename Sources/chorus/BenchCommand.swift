@@ -45,12 +45,15 @@ struct BenchSelectionCommand: ParsableCommand {
             let name = String(parts[0])
             let s = parts.count > 1 ? Int(parts[1]) ?? SchemeCatalog.defaultTruncation : SchemeCatalog.defaultTruncation
             do {
-                return (String(item), try SchemeCatalog.scheme(named: name, truncation: s))
+                let scheme = try SchemeCatalog.scheme(named: name, truncation: s)
+                // The build split is timed by a clock passed in (the sampling core reads none).
+                if split, scheme is OptimalScheme { return (String(item), OptimalScheme(stopwatch: { DispatchTime.now().uptimeNanoseconds })) }
+                return (String(item), scheme)
             } catch { throw fail("\(error)") }
         }
 
         var rng = ChorusRandom(seed: seed)
-        var gaussian = { () -> Double in
+        let gaussian = { () -> Double in
             let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
             return sqrt(-2 * log(u1)) * cos(2 * .pi * u2)
         }

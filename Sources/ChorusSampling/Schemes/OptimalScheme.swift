@@ -14,11 +14,17 @@ import Foundation
 /// ``GroupedOptimalSelection``: exact, optimal within each group, not optimal across groups.
 public struct OptimalScheme: SelectionScheme {
     public let name = "optimal"
-    public init() {}
+    /// Read at the build's phase boundaries (benchmarks pass a clock in nanoseconds; nil: not timed,
+    /// the sampling core reads no clock).
+    public var stopwatch: (@Sendable () -> UInt64)?
+
+    public init(stopwatch: (@Sendable () -> UInt64)? = nil) { self.stopwatch = stopwatch }
 
     public func prepare(target: TokenDistribution, drafts: [TokenDistribution]) throws -> any PreparedSelection {
         try checkLaws(target: target, drafts: drafts)
-        if drafts.areIdentical { return OptimalSelection(target: target, draft: drafts[0], drafts: drafts.count) }
+        if drafts.areIdentical {
+            return OptimalSelection(target: target, draft: drafts[0], drafts: drafts.count, stopwatch: stopwatch)
+        }
         return GroupedOptimalSelection(target: target, drafts: drafts)
     }
 }
@@ -46,17 +52,20 @@ public struct OptimalSelection: PreparedSelection {
     /// Number of mass transfers the two passes made (at most 2m).
     public var transferCount: Int { tables.entries }
     /// Where the build's time went, in nanoseconds: the ratio sort, the prefix scan (optimum and
-    /// greedy vertex), and the two stack passes with the final acceptance sum.
+    /// greedy vertex), and the two stack passes with the final acceptance sum. Zero without a stopwatch.
     public var buildNanoseconds: (sort: UInt64, scan: UInt64, passes: UInt64) { tables.split }
 
     let q: [Double]
     let tables: QuantileKeyTables
 
-    public init(target: TokenDistribution, draft: TokenDistribution, drafts k: Int) {
+    public init(
+        target: TokenDistribution, draft: TokenDistribution, drafts k: Int, stopwatch: (@Sendable () -> UInt64)? = nil
+    ) {
         vocabularySize = target.vocabularySize
         draftCount = k
         q = target.probabilities
-        tables = QuantileKeyTables(q: target.probabilities, p: draft.probabilities, support: draft.support, k: k)
+        tables = QuantileKeyTables(
+            q: target.probabilities, p: draft.probabilities, support: draft.support, k: k, stopwatch: stopwatch)
     }
 
     /// `p_I` of a token (0 off the draft's support).
@@ -171,7 +180,7 @@ final class QuantileKeyTables: @unchecked Sendable {
     let receiverSnapshot: UnsafeMutablePointer<Int32>
     let receiverWeight: UnsafeMutablePointer<Double>
 
-    init(q: [Double], p: [Double], support: [Int], k: Int) {
+    init(q: [Double], p: [Double], support: [Int], k: Int, stopwatch: (@Sendable () -> UInt64)? = nil) {
         n = q.count
         m = support.count
         self.k = k
@@ -221,7 +230,9 @@ final class QuantileKeyTables: @unchecked Sendable {
         let packed = at(oPacked, UInt64.self)
         q.withUnsafeBufferPointer { qb in
             p.withUnsafeBufferPointer { pb in
-                support.withUnsafeBufferPointer { sb in build(q: qb, p: pb, support: sb, stack: stack, packed: packed) }
+                support.withUnsafeBufferPointer { sb in
+                    build(q: qb, p: pb, support: sb, stack: stack, packed: packed, stopwatch: stopwatch)
+                }
             }
         }
     }
@@ -232,11 +243,13 @@ final class QuantileKeyTables: @unchecked Sendable {
 
     private func build(
         q: UnsafeBufferPointer<Double>, p: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>,
-        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>
+        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>,
+        stopwatch: (@Sendable () -> UInt64)?
     ) {
+        let now = stopwatch ?? { 0 }
         // 1. Sort the support by q/p ascending (q = 0 first; ties harmless): radix sort of
         //    (float32 ratio bits << 32 | support index).
-        let t0 = monotonicNanoseconds()
+        let t0 = now()
         rankOf.initialize(repeating: -1, count: n)
         for i in 0..<m {
             let t = support[i]
@@ -244,7 +257,7 @@ final class QuantileKeyTables: @unchecked Sendable {
             packed[i] = UInt64(bits) << 32 | UInt64(i)
         }
         radixSortHigh32(packed, scratch: packed + m, count: m)
-        let t1 = monotonicNanoseconds()
+        let t1 = now()
         // One fused scan: ranks, prefix sums in float64 (c_m clamped to 1), k* = argmin_j (Q_j − c_j^K),
         // and the greedy vertex — rank j owns U(I_j), ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
         bounds[0] = 0
@@ -278,7 +291,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         receiverEnd.initialize(repeating: 0, count: m)
         optimum = 1 + best
         sStar = kStar
-        let t2 = monotonicNanoseconds()
+        let t2 = now()
 
         var top = 0
         var e = 0
@@ -354,7 +367,7 @@ final class QuantileKeyTables: @unchecked Sendable {
             acceptance += min(qr[j], x[j])
         }
         self.acceptance = acceptance
-        split = (t1 - t0, t2 - t1, monotonicNanoseconds() - t2)
+        split = (t1 - t0, t2 - t1, now() - t2)
     }
 
     /// Transfer e: donor i's measure becomes `(1 − θ) μ_i + θ U(I_j)`; receiver j trades weight
@@ -423,14 +436,6 @@ func supportSortedByRatio(q: [Double], p: [Double], support: [Int]) -> [Int32] {
     }
     radixSortHigh32(packed, scratch: packed + m, count: m)
     return (0..<m).map { Int32(support[Int(packed[$0] & 0xFFFF_FFFF)]) }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (for the build's time split).
-@inline(__always)
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// `x^k` for a small non-negative integer k by repeated squaring.
