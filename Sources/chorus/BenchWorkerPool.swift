@@ -24,7 +24,7 @@ final class LocalWorkerPool {
     var started = 0
 
     init(target: LoadedModel, maxWorkers: Int) throws {
-        let coordinator = try Coordinator(
+        let coordinator = Coordinator(
             target: target.model, tokenizer: nil, options: Coordinator.Options(), connector: NNGConnector(),
             log: ClusterLog(component: "bench-registry", minimum: .error))
         registry = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", tls: nil)

@@ -151,12 +151,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 + "deadline \(c.deadlineMilliseconds) ms, threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         var options = Coordinator.Options()
-        options.scheme = c.scheme
-        options.truncation = c.truncation
+        options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
         options.deadline = .milliseconds(c.deadlineMilliseconds)
         let tls = c.tls.map(tlsSettings)
-        let coordinator = try Coordinator(
+        let coordinator = Coordinator(
             target: loaded.model, tokenizer: loaded.tokenizer, options: options,
             connector: NNGConnector(options: NNGClientOptions(tls: tls)), log: log)
         for address in c.workers { try await coordinator.addWorker(address: address) }

@@ -49,11 +49,11 @@ struct DemoCommand: AsyncParsableCommand {
         let baseline = try plainDecode(loaded, prompt: promptTokens, settings: settings)
 
         var options = Coordinator.Options()
-        options.scheme = scheme
+        options.scheme = try SchemeCatalog.scheme(named: scheme)
         options.draftLength = draftLength
         options.deadline = .milliseconds(500)
         let log = ClusterLog(component: "coordinator", minimum: .warning)
-        let coordinator = try Coordinator(
+        let coordinator = Coordinator(
             target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: NNGConnector(), log: log)
         let service = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", tls: nil)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path

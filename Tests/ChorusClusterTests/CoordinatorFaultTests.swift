@@ -12,7 +12,7 @@ import Testing
 
 /// Plain greedy decoding of `target` after `prompt`: the reference every greedy generation must equal,
 /// whatever the workers did.
-func plainGreedy(_ target: TableLanguageModel, prompt: [Int], count: Int) throws -> [Int] {
+func plainGreedy(_ target: any LanguageModel, prompt: [Int], count: Int) throws -> [Int] {
     let session = try target.makeSession()
     var logits = try session.append(prompt)
     var tokens: [Int] = []
@@ -169,7 +169,7 @@ final class FaultCluster: Sendable {
 
     init(target: TableLanguageModel, options: Coordinator.Options) throws {
         self.target = target
-        coordinator = try Coordinator(
+        coordinator = Coordinator(
             target: target, tokenizer: nil, options: options, connector: network,
             log: ClusterLog(component: "fault-test", minimum: .error))
     }

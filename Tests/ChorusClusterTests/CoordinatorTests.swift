@@ -23,7 +23,7 @@ import Testing
             ) { request in await worker.handle(bytes: request.body) }
             servers.append(server)
         }
-        let coordinator = try Coordinator(
+        let coordinator = Coordinator(
             target: target, tokenizer: nil, options: options, connector: network,
             log: ClusterLog(component: "test", minimum: .error))
         for w in 0..<count { try await coordinator.addWorker(address: "inproc://w\(w)") }

@@ -32,7 +32,7 @@ func runGeneration(
     var round: UInt64 = 0
     while !session.isFinished {
         round += 1
-        var drafts: [(group: Int, sequence: [Int], laws: [TokenDistribution])] = []
+        var drafts: [DraftSequence] = []
         let length = min(draftLength, session.usefulDraftLength)
         if length >= 1 {
             for (w, worker) in workers.enumerated() {
@@ -49,7 +49,8 @@ func runGeneration(
                 }
                 known[w] = context.count
                 for (tokens, laws) in zip(r.sequences, r.distributions) {
-                    drafts.append((w, tokens, try laws.map { try $0.decoded() }))
+                    drafts.append(
+                        DraftSequence(tokens: tokens, distributions: try laws.map { try $0.decoded() }, lawGroup: w))
                 }
             }
         }

@@ -31,7 +31,8 @@ public struct BenchRunner: Sendable {
         self.deadline = deadline
     }
 
-    /// The session id of prompt `index` (workers seed their draws from it).
+    /// The session id of prompt `index` (fixed, so records and worker logs name the same sessions;
+    /// draft seeds derive from the generation seed `seed + index`).
     public func sessionID(prompt index: Int) -> UInt64 {
         (seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(index) &* 0x9E37_79B9) | 1
     }
@@ -45,9 +46,8 @@ public struct BenchRunner: Sendable {
         var options = Coordinator.Options()
         options.deadline = deadline
         options.probeInterval = .milliseconds(200)
-        options.truncation = truncation
         if let point {
-            options.scheme = point.scheme
+            options.scheme = try SchemeCatalog.scheme(named: point.scheme, truncation: truncation)
             options.draftLength = point.draftLength
             options.sequencesPerWorker = point.sequencesPerWorker
             options.draftSampling =
@@ -57,7 +57,7 @@ public struct BenchRunner: Sendable {
         let log = ClusterLog(component: "bench", minimum: .warning) { line in
             warnings.withLock { if $0.count < 20 { $0.append(line) } }
         }
-        let coordinator = try Coordinator(
+        let coordinator = Coordinator(
             target: target, tokenizer: nil, options: options, connector: connector, log: log)
         for address in addresses { try await coordinator.addWorker(address: address) }
         var generations: [BenchGeneration] = []
