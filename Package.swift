@@ -41,14 +41,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
+        // Helpers shared by the test targets (paths, bounded waits, raw sockets, reference decoding).
+        .target(name: "ChorusTestSupport", dependencies: ["ChorusModel", "ChorusSampling"], path: "Tests/ChorusTestSupport"),
+        .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling", "ChorusTestSupport"]),
         .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
-        .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport"]),
-        .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),
-        .testTarget(name: "ChorusCLITests", dependencies: ["chorus"]),
+        .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusCLITests", dependencies: ["chorus", "ChorusTestSupport"]),
         // Separate processes (and network namespaces, TLS) with the real binary and shipped models.
-        .testTarget(name: "ChorusE2ETests", dependencies: ["chorus", "ChorusTransport", "ChorusWire"]),
+        .testTarget(
+            name: "ChorusE2ETests", dependencies: ["chorus", "ChorusTransport", "ChorusWire", "ChorusTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,17 +9,17 @@ import Foundation
 public final class WorkerService: Sendable {
     public let worker: DraftWorker
     public let address: TransportAddress
-    let server: NNGReplyServer
+    let server: ClusterNetwork.Listener
     let registration: Task<Void, Never>?
 
     /// `advertise`: the address registered with the coordinator (default: the bound listen address,
     /// which resolves a port of 0).
     public init(
-        worker: DraftWorker, listen: String, tls: TLSSettings?, register coordinator: String?, advertise: String? = nil,
-        heartbeat: Duration = .seconds(5), log: ClusterLog
+        worker: DraftWorker, listen: String, network: ClusterNetwork, register coordinator: String?,
+        advertise: String? = nil, heartbeat: Duration = .seconds(5), log: ClusterLog
     ) async throws {
         self.worker = worker
-        let server = try NNGReplyServer(listeningOn: listen, options: NNGServerOptions(tls: tls)) { request in
+        let server = try network.listen(on: listen) { request in
             await worker.handle(bytes: request.body, receivedAt: .now)
         }
         self.server = server
@@ -29,7 +29,7 @@ public final class WorkerService: Sendable {
             registration = nil
             return
         }
-        let client = try NNGRequestClient(dialing: TransportAddress(coordinator), options: NNGClientOptions(tls: tls))
+        let client = try network.connect(to: coordinator)
         registration = Task {
             let message = WireMessage.register(await worker.registration).encoded()
             var announced = false
@@ -74,11 +74,11 @@ public final class WorkerService: Sendable {
 public final class CoordinatorService: Sendable {
     public let coordinator: Coordinator
     public let address: TransportAddress
-    let server: NNGReplyServer
+    let server: ClusterNetwork.Listener
 
-    public init(coordinator: Coordinator, listen: String, tls: TLSSettings?) throws {
+    public init(coordinator: Coordinator, listen: String, network: ClusterNetwork) throws {
         self.coordinator = coordinator
-        server = try NNGReplyServer(listeningOn: listen, options: NNGServerOptions(concurrency: 32, tls: tls)) { request in
+        server = try network.listen(on: listen, concurrency: 32) { request in
             await coordinator.handle(bytes: request.body)
         }
         address = server.address
@@ -95,8 +95,8 @@ public struct CoordinatorClient: Sendable {
     let transport: any DraftTransport
     public let timeout: Duration
 
-    public init(address: String, tls: TLSSettings? = nil, timeout: Duration = .seconds(60)) throws {
-        transport = try NNGRequestClient(dialing: TransportAddress(address), options: NNGClientOptions(tls: tls))
+    public init(address: String, network: ClusterNetwork, timeout: Duration = .seconds(60)) throws {
+        transport = try network.connect(to: address)
         self.timeout = timeout
     }
 

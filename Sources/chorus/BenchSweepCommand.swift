@@ -167,7 +167,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
             targetTemperature: targetTemperature, prompts: promptTokens.count, tokens: axes.tokens, seed: seed,
             deadlineMs: deadlineMs, machine: Self.machine())
         var runner = BenchRunner(
-            target: loaded.model, connector: NNGConnector(), prompts: promptTokens, tokensPerPrompt: axes.tokens,
+            target: loaded.model, connector: ClusterNetwork.nng().connector, prompts: promptTokens, tokensPerPrompt: axes.tokens,
             targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed,
             deadline: .milliseconds(deadlineMs))
         runner.truncation = truncation

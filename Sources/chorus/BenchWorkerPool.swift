@@ -25,9 +25,9 @@ final class LocalWorkerPool {
 
     init(target: LoadedModel, maxWorkers: Int) throws {
         let coordinator = Coordinator(
-            target: target.model, tokenizer: nil, options: Coordinator.Options(), connector: NNGConnector(),
+            target: target.model, tokenizer: nil, options: Coordinator.Options(), connector: ClusterNetwork.nng().connector,
             log: ClusterLog(component: "bench-registry", minimum: .error))
-        registry = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", tls: nil)
+        registry = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", network: .nng())
         binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         self.maxWorkers = maxWorkers
         logs = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-\(getpid())")

@@ -75,7 +75,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let service: WorkerService
         do {
             service = try await WorkerService(
-                worker: worker, listen: c.listen, tls: c.tls.map(tlsSettings), register: c.register,
+                worker: worker, listen: c.listen, network: .nng(tls: c.tls), register: c.register,
                 advertise: c.advertise, log: log)
         } catch {
             throw fail("cannot listen on \(c.listen): \(error)")
@@ -154,14 +154,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
         options.deadline = .milliseconds(c.deadlineMilliseconds)
-        let tls = c.tls.map(tlsSettings)
+        let network = ClusterNetwork.nng(tls: c.tls)
         let coordinator = Coordinator(
-            target: loaded.model, tokenizer: loaded.tokenizer, options: options,
-            connector: NNGConnector(options: NNGClientOptions(tls: tls)), log: log)
+            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)
         for address in c.workers { try await coordinator.addWorker(address: address) }
         let service: CoordinatorService
         do {
-            service = try CoordinatorService(coordinator: coordinator, listen: c.listen, tls: tls)
+            service = try CoordinatorService(coordinator: coordinator, listen: c.listen, network: network)
         } catch {
             throw fail("cannot listen on \(c.listen): \(error)")
         }
@@ -179,8 +178,4 @@ func tlsOverride(certificate: String?, key: String?, ca: String?) throws -> TLSC
         throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
     }
     return TLSConfiguration(certificate: certificate, key: key, ca: ca)
-}
-
-func tlsSettings(_ c: TLSConfiguration) -> TLSSettings {
-    TLSSettings(certificateFile: c.certificate, keyFile: c.key, caFile: c.ca, requirePeerCertificate: true)
 }

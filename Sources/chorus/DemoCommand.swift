@@ -53,9 +53,10 @@ struct DemoCommand: AsyncParsableCommand {
         options.draftLength = draftLength
         options.deadline = .milliseconds(500)
         let log = ClusterLog(component: "coordinator", minimum: .warning)
+        let network = ClusterNetwork.nng()
         let coordinator = Coordinator(
-            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: NNGConnector(), log: log)
-        let service = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", tls: nil)
+            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)
+        let service = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", network: network)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         var children: [Process] = []
         defer {

@@ -107,8 +107,8 @@ extension GenerateCommand {
     func runRemote(coordinator address: String) async throws {
         let client: CoordinatorClient
         do {
-            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA).map(tlsSettings)
-            client = try CoordinatorClient(address: address, tls: tls, timeout: .seconds(timeout))
+            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
+            client = try CoordinatorClient(address: address, network: .nng(tls: tls), timeout: .seconds(timeout))
         } catch {
             throw fail("\(address): \(error)")
         }
@@ -131,7 +131,7 @@ extension GenerateCommand {
     }
 }
 
-/// A model file opened for use: the transformer, its tokenizer, and how long loading took.
+/// A model file opened for use: the transformer and its tokenizer.
 struct LoadedModel {
     let model: TransformerModel
     let tokenizer: Tokenizer

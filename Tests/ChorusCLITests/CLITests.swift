@@ -1,12 +1,6 @@
+import ChorusTestSupport
 import Foundation
 import Testing
-
-/// The real `chorus` binary (built beside the test bundle), run as a user would.
-func chorusBinary() -> URL {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    if directory.lastPathComponent == "MacOS" { directory = directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
-    return directory.appendingPathComponent("chorus")
-}
 
 struct RunResult {
     var status: Int32
@@ -46,10 +40,6 @@ func runChorus(_ arguments: [String]) async throws -> RunResult {
 final class DataBox: @unchecked Sendable {
     var data = Data()
     let done = DispatchSemaphore(value: 0)
-}
-
-func repositoryRoot() -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 }
 
 @Suite struct CLITests {

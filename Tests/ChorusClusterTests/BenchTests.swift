@@ -1,3 +1,4 @@
+import ChorusTestSupport
 import ChorusCluster
 import ChorusWire
 import Foundation

@@ -1,3 +1,4 @@
+import ChorusTestSupport
 import ChorusModel
 import ChorusSampling
 import ChorusTransport

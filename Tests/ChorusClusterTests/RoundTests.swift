@@ -1,3 +1,4 @@
+import ChorusTestSupport
 import ChorusModel
 import ChorusSampling
 import ChorusWire
@@ -5,22 +6,6 @@ import Foundation
 import Testing
 
 @testable import ChorusCluster
-
-/// A random first-order table model over n tokens (some transitions impossible).
-func tableModel(n: Int, seed: UInt64, contextLength: Int = 64, name: String) throws -> TableLanguageModel {
-    var rng = ChorusRandom(seed: seed)
-    let table: [[Float]] = (0..<n).map { _ in
-        (0..<n).map { _ in rng.nextUnit() < 0.15 ? -Float.infinity : Float(rng.nextUnit() * 4 - 2) }
-    }
-    // Keep at least one finite logit per row.
-    let fixed: [[Float]] = table.enumerated().map { i, row in
-        guard row.allSatisfy({ $0 == -.infinity }) else { return row }
-        var copy = row
-        copy[i] = 0
-        return copy
-    }
-    return try TableLanguageModel(table: fixed, contextLength: contextLength, name: name)
-}
 
 /// Drives one session through rounds with in-process workers (no sockets): the coordinator's round
 /// logic and the workers' drafting, exactly as the services run them.

@@ -77,14 +77,6 @@ struct CaseGenerator {
     }
 }
 
-/// Where `../shared` is: `CHORUS_SHARED` if set, else beside the package root.
-func sharedDirectory() -> URL {
-    if let env = ProcessInfo.processInfo.environment["CHORUS_SHARED"] { return URL(fileURLWithPath: env) }
-    return URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-}
-
 /// Draws tokens from a fixed law in O(log n) (a cumulative table and binary search), consuming one
 /// uniform per draw like `TokenDistribution.sample`, for Monte Carlo tests at larger n.
 struct CumulativeSampler {
