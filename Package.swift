@@ -30,9 +30,12 @@ let package = Package(
                 "ChorusSampling", "ChorusModel", "ChorusWire", "ChorusTransport",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // A user-space TCP proxy adding one-way latency (emulated multi-host links).
+        .target(name: "ChorusDelayProxy"),
         .executableTarget(
             name: "chorus",
             dependencies: [
+                "ChorusDelayProxy",
                 "ChorusSampling",
                 "ChorusModel",
                 "ChorusWire",
@@ -48,6 +51,7 @@ let package = Package(
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
         .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport", "ChorusTestSupport"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusDelayProxyTests", dependencies: ["ChorusDelayProxy", "ChorusTestSupport"]),
         .testTarget(name: "ChorusCLITests", dependencies: ["chorus", "ChorusTestSupport"]),
         // Separate processes (and network namespaces, TLS) with the real binary and shipped models.
         .testTarget(
