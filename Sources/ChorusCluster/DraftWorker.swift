@@ -206,7 +206,8 @@ public actor DraftWorker {
         return created
     }
 
-    /// Drops a session's cache (the coordinator finished it).
+    /// Drops a session's cache, as a restarted worker would have lost it. The coordinator sends no
+    /// such message: finished sessions' caches are evicted, least recently used, beyond `maxSessions`.
     public func forget(session id: UInt64) { sessions[id] = nil }
 
     public var sessionCount: Int { sessions.count }
