@@ -30,16 +30,17 @@ let package = Package(
                 "ChorusSampling", "ChorusModel", "ChorusWire", "ChorusTransport",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // `chorus bench`: sweep plan, runner, local worker pool, statistics, SVG charts and reports.
+        .target(name: "ChorusBench", dependencies: ["ChorusCluster"]),
         // A user-space TCP proxy adding one-way latency (emulated multi-host links).
         .target(name: "ChorusDelayProxy"),
         .executableTarget(
             name: "chorus",
             dependencies: [
+                "ChorusBench",
                 "ChorusDelayProxy",
                 "ChorusSampling",
                 "ChorusModel",
-                "ChorusWire",
-                "ChorusTransport",
                 "ChorusCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -51,6 +52,7 @@ let package = Package(
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
         .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport", "ChorusTestSupport"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBench", "ChorusTestSupport"]),
         .testTarget(name: "ChorusDelayProxyTests", dependencies: ["ChorusDelayProxy", "ChorusTestSupport"]),
         .testTarget(name: "ChorusCLITests", dependencies: ["chorus", "ChorusTestSupport"]),
         // Separate processes (and network namespaces, TLS) with the real binary and shipped models.

@@ -52,6 +52,12 @@ public struct ClusterNetwork: Sendable {
         try listener(TransportAddress(address), concurrency, handler)
     }
 
+    /// Checks an address (`tcp://HOST:PORT`, `tls+tcp://…`, `ipc://…`, `inproc://…`) without
+    /// opening anything: for a command's `validate()`.
+    public static func validate(address: String) throws {
+        _ = try TransportAddress(address)
+    }
+
     /// A client of the peer at `address`.
     public func connect(to address: String) throws -> any DraftTransport {
         try connector.connect(to: TransportAddress(address))

@@ -1,4 +1,5 @@
 import ChorusModel
+import ChorusSampling
 import ChorusTransport
 import ChorusWire
 import Foundation
@@ -116,6 +117,16 @@ public struct CoordinatorClient: Sendable {
         }
     }
 
+    /// Streams a generation of `maxTokens` tokens after the text `prompt` (nil seed: the coordinator
+    /// picks one); `onUpdate` gets every update. Returns the last one (done, with the statistics).
+    public func generate(
+        prompt: String, maxTokens: Int, sampling: SamplingSettings, seed: UInt64?,
+        onUpdate: (GenerationUpdate) -> Void
+    ) async throws -> GenerationUpdate {
+        try await generate(
+            GenerateStart(prompt: prompt, maxTokens: maxTokens, sampling: sampling, seed: seed), onUpdate: onUpdate)
+    }
+
     /// Streams a generation: `onUpdate` gets every update (text and tokens since the last one).
     public func generate(_ request: GenerateStart, onUpdate: (GenerateUpdate) -> Void) async throws -> GenerateUpdate {
         let accepted: GenerateAccepted
@@ -141,3 +152,7 @@ public struct CoordinatorClient: Sendable {
 
     public func close() { transport.close() }
 }
+
+/// What a client sees of a generation after each poll: the tokens and text since the last update,
+/// whether it is done and why, and the statistics so far.
+public typealias GenerationUpdate = GenerateUpdate

@@ -1,14 +1,15 @@
 import ArgumentParser
+import ChorusBench
 import ChorusSampling
 import Foundation
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (outside the test suite).",
         subcommands: [
             BenchSweepCommand.self, BenchPlotCommand.self, BenchSelectionCommand.self, BenchModelCommand.self,
-            BenchAcceptanceCommand.self,
+            BenchAcceptanceCommand.self, BenchTransportCommand.self,
         ],
         defaultSubcommand: BenchSweepCommand.self
     )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusBench
 import ChorusModel
 import ChorusSampling
 import Foundation

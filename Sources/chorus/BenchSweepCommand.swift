@@ -1,8 +1,8 @@
 import ArgumentParser
+import ChorusBench
 import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
 import Foundation
 
 /// `chorus bench` (the default `bench` subcommand): a sweep over schemes, draft counts, draft lengths,
@@ -167,7 +167,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
             targetTemperature: targetTemperature, prompts: promptTokens.count, tokens: axes.tokens, seed: seed,
             deadlineMs: deadlineMs, machine: Self.machine())
         var runner = BenchRunner(
-            target: loaded.model, connector: ClusterNetwork.nng().connector, prompts: promptTokens, tokensPerPrompt: axes.tokens,
+            target: loaded.model, network: .nng(), prompts: promptTokens, tokensPerPrompt: axes.tokens,
             targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed,
             deadline: .milliseconds(deadlineMs))
         runner.truncation = truncation
@@ -204,7 +204,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let points = plan.points()
         let measured = points.filter { $0.skipReason == nil }
         let progress = BenchProgress(total: (measured.count + baselines(measured.count)) * runner.prompts.count)
-        let pool = try LocalWorkerPool(target: loaded, maxWorkers: maxWorkers)
+        let pool = try LocalWorkerPool(target: loaded.model, maxWorkers: maxWorkers)
         do {
             let failures = try await runLocal(
                 points: points, runner: runner, context: context, pool: pool, progress: progress)
@@ -418,13 +418,13 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let logPath = state + "-\(arguments.first ?? "run").log"
         var environment = ProcessInfo.processInfo.environment
         environment["CHORUS_NETNS_STATE"] = state
-        let status = try spawnAndWait(["/bin/bash", script] + arguments, environment: environment, output: logPath)
+        let status = try ChildProcesses.runToCompletion(["/bin/bash", script] + arguments, environment: environment, output: logPath)
         return (status, (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")
     }
 
     /// Pins every thread of this process (and the threads it starts later) to `cpus`.
     func pinSelf(_ cpus: String) throws {
-        let status = try spawnAndWait(
+        let status = try ChildProcesses.runToCompletion(
             ["/usr/bin/env", "taskset", "-a", "-p", "-c", cpus, "\(getpid())"],
             environment: ProcessInfo.processInfo.environment,
             output: "/dev/null")
@@ -541,32 +541,6 @@ struct SweepContext {
     func write(_ record: BenchRecord) throws {
         output.write(Data((try record.jsonLine() + "\n").utf8))
     }
-}
-
-/// posix_spawn + waitpid: runs `argv` with stdin from /dev/null and stdout and stderr to `output`;
-/// returns the exit status (128 + signal when killed).
-func spawnAndWait(_ argv: [String], environment: [String: String], output: String) throws -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    let cArgs = argv.map { strdup($0) } + [nil]
-    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        for p in cArgs { free(p) }
-        for p in cEnv { free(p) }
-    }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
-    guard rc == 0 else { throw fail("cannot start \(argv[0]): \(String(cString: strerror(rc)))", code: 1) }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 {
-        guard errno == EINTR else { throw fail("waitpid failed for \(argv[0])", code: 1) }
-    }
-    let low = status & 0x7f
-    return low == 0 ? (status >> 8) & 0xff : 128 + low
 }
 
 extension SamplingSettings {

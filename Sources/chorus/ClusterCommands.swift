@@ -2,8 +2,6 @@ import ArgumentParser
 import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
-import ChorusWire
 import Foundation
 
 /// `chorus worker`: a draft worker serving its draft model over NNG.
@@ -51,8 +49,8 @@ struct WorkerCommand: AsyncParsableCommand {
         guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
-        _ = try TransportAddress(c.listen)
-        if let r = c.register { _ = try TransportAddress(r) }
+        try ClusterNetwork.validate(address: c.listen)
+        if let r = c.register { try ClusterNetwork.validate(address: r) }
         return c
     }
 
@@ -133,8 +131,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         guard (1...64).contains(c.draftLength) else { throw ConfigurationError("--draft-length must be in 1…64") }
         guard c.deadlineMilliseconds >= 1 else { throw ConfigurationError("--deadline-ms must be ≥ 1") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
-        _ = try TransportAddress(c.listen)
-        for w in c.workers { _ = try TransportAddress(w) }
+        try ClusterNetwork.validate(address: c.listen)
+        for w in c.workers { try ClusterNetwork.validate(address: w) }
         return c
     }
 

@@ -1,9 +1,8 @@
 import ArgumentParser
+import ChorusBench
 import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
-import ChorusWire
 import Foundation
 
 /// `chorus demo`: a whole local cluster on the shipped models — worker processes, a coordinator —
@@ -57,24 +56,16 @@ struct DemoCommand: AsyncParsableCommand {
         let coordinator = Coordinator(
             target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)
         let service = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", network: network)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         var children: [Process] = []
-        defer {
-            for child in children where child.isRunning { child.terminate() }
-            for child in children { child.waitUntilExit() }
-        }
+        defer { ChildProcesses.stop(children) }
         FileHandleOutput.standardError.write("starting \(workers) worker process(es), registering with \(service.address)…\n")
         for w in 0..<workers {
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: binary)
-            child.arguments = [
-                "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
-                service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)", "--id", "demo-w\(w + 1)",
-            ]
-            child.standardOutput = FileHandle.nullDevice
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            children.append(child)
+            children.append(
+                try ChildProcesses.startChorus([
+                    "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
+                    service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)",
+                    "--id", "demo-w\(w + 1)",
+                ]))
         }
         let started = ContinuousClock.now
         while await coordinator.workerStatuses.filter({ $0.state == .ready }).count < workers {

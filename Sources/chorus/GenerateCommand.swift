@@ -2,7 +2,6 @@ import ArgumentParser
 import ChorusModel
 import ChorusCluster
 import ChorusSampling
-import ChorusWire
 import Foundation
 
 /// `chorus generate`: plain autoregressive generation with a local model, or text from a coordinator.
@@ -114,10 +113,11 @@ extension GenerateCommand {
         }
         defer { client.close() }
         FileHandleOutput.standardOutput.write(prompt)
-        let request = GenerateStart(prompt: prompt, maxTokens: tokens, sampling: settings, seed: seed)
-        let last: GenerateUpdate
+        let last: GenerationUpdate
         do {
-            last = try await client.generate(request) { update in FileHandleOutput.standardOutput.write(update.text) }
+            last = try await client.generate(prompt: prompt, maxTokens: tokens, sampling: settings, seed: seed) {
+                update in FileHandleOutput.standardOutput.write(update.text)
+            }
         } catch {
             throw fail("\(address): \(error)")
         }

@@ -1,6 +1,6 @@
+import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
 import Synchronization
 
 /// Runs sweep points against draft workers that are already listening: one coordinator per point
@@ -8,7 +8,7 @@ import Synchronization
 /// prompt generated with a fixed seed and a fixed session id, so runs reproduce draw for draw.
 public struct BenchRunner: Sendable {
     public var target: any LanguageModel
-    public var connector: any DraftTransportConnector
+    public var network: ClusterNetwork
     /// Prompts as token ids (BOS included).
     public var prompts: [[Int]]
     public var tokensPerPrompt: Int
@@ -19,11 +19,11 @@ public struct BenchRunner: Sendable {
     public var truncation = SchemeCatalog.defaultTruncation
 
     public init(
-        target: any LanguageModel, connector: any DraftTransportConnector, prompts: [[Int]], tokensPerPrompt: Int,
+        target: any LanguageModel, network: ClusterNetwork, prompts: [[Int]], tokensPerPrompt: Int,
         targetSettings: SamplingSettings, seed: UInt64, deadline: Duration
     ) {
         self.target = target
-        self.connector = connector
+        self.network = network
         self.prompts = prompts
         self.tokensPerPrompt = tokensPerPrompt
         self.targetSettings = targetSettings
@@ -58,7 +58,7 @@ public struct BenchRunner: Sendable {
             warnings.withLock { if $0.count < 20 { $0.append(line) } }
         }
         let coordinator = Coordinator(
-            target: target, tokenizer: nil, options: options, connector: connector, log: log)
+            target: target, tokenizer: nil, options: options, connector: network.connector, log: log)
         for address in addresses { try await coordinator.addWorker(address: address) }
         var generations: [BenchGeneration] = []
         do {

@@ -1,4 +1,5 @@
 import ChorusTestSupport
+import ChorusBench
 import ChorusCluster
 import ChorusWire
 import Foundation
