@@ -46,7 +46,8 @@ let package = Package(
             ]
         ),
         // Helpers shared by the test targets (paths, bounded waits, raw sockets, reference decoding).
-        .target(name: "ChorusTestSupport", dependencies: ["ChorusModel", "ChorusSampling"], path: "Tests/ChorusTestSupport"),
+        .target(
+            name: "ChorusTestSupport", dependencies: ["ChorusModel", "ChorusSampling"], path: "Tests/ChorusTestSupport"),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling", "ChorusTestSupport"]),
         .testTarget(name: "ChorusModelTests", dependencies: ["ChorusModel"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),

@@ -110,7 +110,8 @@ public final class LocalWorkerPool {
                     if !workers[i].process.isRunning {
                         let tail = (try? String(contentsOfFile: workers[i].log, encoding: .utf8))?.suffix(800) ?? ""
                         throw ChildProcesses.Failure(
-                            "worker \(id) exited with status \(workers[i].process.terminationStatus) before registering:\n\(tail)")
+                            "worker \(id) exited with status \(workers[i].process.terminationStatus) before registering:\n\(tail)"
+                        )
                     }
                 }
             }

@@ -14,7 +14,8 @@ public struct ClusterNetwork: Sendable {
 
     /// Dials peers (workers for the coordinator, the coordinator for workers and clients).
     public let connector: any DraftTransportConnector
-    private let listener: @Sendable (TransportAddress, _ concurrency: Int, _ handler: @escaping RequestHandler) throws -> Listener
+    private let listener:
+        @Sendable (TransportAddress, _ concurrency: Int, _ handler: @escaping RequestHandler) throws -> Listener
 
     /// NNG REQ/REP, with mutual TLS on `tls+tcp://` addresses when `tls` is given.
     public static func nng(tls: TLSConfiguration? = nil) -> ClusterNetwork {
@@ -31,7 +32,8 @@ public struct ClusterNetwork: Sendable {
     }
 
     /// An in-process network (tests): the same services without sockets.
-    public static func inProcess<C: Clock>(_ network: InProcessNetwork<C>) -> ClusterNetwork where C.Duration == Duration {
+    public static func inProcess<C: Clock>(_ network: InProcessNetwork<C>) -> ClusterNetwork
+    where C.Duration == Duration {
         ClusterNetwork(connector: network) { address, _, handler in
             let server = try network.listen(on: address, handler: handler)
             return Listener(address: server.address, stop: { server.close() })

@@ -83,7 +83,8 @@ public final class GenerationSession {
     @discardableResult
     public func runRound(drafts: [DraftSequence]) throws -> Round {
         let drafts = trimmed(drafts)
-        return try runRound(tree: drafts.isEmpty ? nil : DraftTree(drafts: drafts, vocabularySize: target.vocabularySize))
+        return try runRound(
+            tree: drafts.isEmpty ? nil : DraftTree(drafts: drafts, vocabularySize: target.vocabularySize))
     }
 
     /// Runs one round on a tree of drafts (each worker's sequences one law group): ONE target forward

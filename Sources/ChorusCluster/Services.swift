@@ -130,7 +130,9 @@ public struct CoordinatorClient: Sendable {
     /// Streams a generation: `onUpdate` gets every update (text and tokens since the last one).
     public func generate(_ request: GenerateStart, onUpdate: (GenerateUpdate) -> Void) async throws -> GenerateUpdate {
         let accepted: GenerateAccepted
-        switch try WireMessage.decode(try await transport.request(WireMessage.generateStart(request).encoded(), timeout: timeout)) {
+        switch try WireMessage.decode(
+            try await transport.request(WireMessage.generateStart(request).encoded(), timeout: timeout))
+        {
         case let .generateAccepted(a): accepted = a
         case let .error(e): throw ClientError.refused(e.message)
         case let other: throw ClientError.unexpected("\(other)")

@@ -27,7 +27,6 @@ public struct StopSignal: Sendable {
     }
 }
 
-
 /// `chorus delay-proxy`'s engine: a user-space TCP proxy that adds a fixed one-way delay to every
 /// chunk it forwards.
 ///

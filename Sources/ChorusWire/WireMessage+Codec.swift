@@ -161,7 +161,9 @@ extension WireMessage {
             let hasSeed = try r.bool("has seed")
             let seed = try r.u64("seed")
             // One encoding per message: no seed is written as 0.
-            guard hasSeed || seed == 0 else { throw WireError.invalidValue(field: "seed", reason: "a seed without has-seed") }
+            guard hasSeed || seed == 0 else {
+                throw WireError.invalidValue(field: "seed", reason: "a seed without has-seed")
+            }
             message = .generateStart(
                 GenerateStart(prompt: prompt, maxTokens: maxTokens, sampling: sampling, seed: hasSeed ? seed : nil))
         case 7:

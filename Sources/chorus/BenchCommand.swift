@@ -48,7 +48,9 @@ struct BenchSelectionCommand: ParsableCommand {
             do {
                 let scheme = try SchemeCatalog.scheme(named: name, truncation: s)
                 // The build split is timed by a clock passed in (the sampling core reads none).
-                if split, scheme is OptimalScheme { return (String(item), OptimalScheme(stopwatch: { DispatchTime.now().uptimeNanoseconds })) }
+                if split, scheme is OptimalScheme {
+                    return (String(item), OptimalScheme(stopwatch: { DispatchTime.now().uptimeNanoseconds }))
+                }
                 return (String(item), scheme)
             } catch { throw fail("\(error)") }
         }
@@ -66,7 +68,8 @@ struct BenchSelectionCommand: ParsableCommand {
         if !json {
             print("selection benchmark: n = \(vocab), \(positions) positions per point, one thread, seed \(seed)")
             print(
-                padded("scheme", 18) + padded("K", 4) + padded("wall µs", 12) + padded("CPU µs", 12) + padded("one pass µs", 13)
+                padded("scheme", 18) + padded("K", 4) + padded("wall µs", 12) + padded("CPU µs", 12)
+                    + padded("one pass µs", 13)
                     + padded("ratio", 8) + "acceptance")
         }
         for k in counts {
@@ -107,7 +110,8 @@ struct BenchSelectionCommand: ParsableCommand {
                     let d = Double(positions) * 1000
                     print(
                         "    \(spec.label) K = \(k) build split: sort \(fixed(Double(splitTotals.0) / d, 1)) µs, "
-                            + "scan \(fixed(Double(splitTotals.1) / d, 1)) µs, passes \(fixed(Double(splitTotals.2) / d, 1)) µs")
+                            + "scan \(fixed(Double(splitTotals.1) / d, 1)) µs, passes \(fixed(Double(splitTotals.2) / d, 1)) µs"
+                    )
                 }
                 if json {
                     print(
@@ -115,8 +119,10 @@ struct BenchSelectionCommand: ParsableCommand {
                             + "\"onePassMicroseconds\":\(baseline),\"acceptance\":\(acceptance),\"checksum\":\(sink)}")
                 } else {
                     print(
-                        padded(spec.label, 18) + padded("\(k)", 4) + padded(fixed(micros, 1), 12) + padded(fixed(cpuMicros, 1), 12)
-                            + padded(fixed(baseline, 1), 13) + padded(fixed(cpuMicros / baseline, 2), 8) + fixed(acceptance, 4))
+                        padded(spec.label, 18) + padded("\(k)", 4) + padded(fixed(micros, 1), 12)
+                            + padded(fixed(cpuMicros, 1), 12)
+                            + padded(fixed(baseline, 1), 13) + padded(fixed(cpuMicros / baseline, 2), 8)
+                            + fixed(acceptance, 4))
                 }
             }
         }

@@ -50,9 +50,13 @@ struct BenchModelCommand: ParsableCommand {
             let decode = median(steps)
             try session.rollback(to: prefix)
             if !json {
-                print("\(m.identity.name), \(t) thread(s): decode \(fixed(decode, 1)) µs/token = \(fixed(1e6 / decode, 1)) tokens/s (prefix \(prefix), median of \(tokens))")
+                print(
+                    "\(m.identity.name), \(t) thread(s): decode \(fixed(decode, 1)) µs/token = \(fixed(1e6 / decode, 1)) tokens/s (prefix \(prefix), median of \(tokens))"
+                )
             } else {
-                print("{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"decodeMicroseconds\":\(decode),\"tokensPerSecond\":\(1e6 / decode)}")
+                print(
+                    "{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"decodeMicroseconds\":\(decode),\"tokensPerSecond\":\(1e6 / decode)}"
+                )
             }
             for size in sizes {
                 var samples: [Double] = []
@@ -67,9 +71,13 @@ struct BenchModelCommand: ParsableCommand {
                 }
                 let cost = median(samples)
                 if json {
-                    print("{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"treeSize\":\(size),\"treeMicroseconds\":\(cost),\"relativeToDecode\":\(cost / decode)}")
+                    print(
+                        "{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"treeSize\":\(size),\"treeMicroseconds\":\(cost),\"relativeToDecode\":\(cost / decode)}"
+                    )
                 } else {
-                    print("  tree of \(padded("\(size)", 3)) tokens: \(padded(fixed(cost, 1), 8)) µs = \(fixed(cost / decode, 2))× one decode step")
+                    print(
+                        "  tree of \(padded("\(size)", 3)) tokens: \(padded(fixed(cost, 1), 8)) µs = \(fixed(cost / decode, 2))× one decode step"
+                    )
                 }
             }
         }

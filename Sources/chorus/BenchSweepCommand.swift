@@ -418,7 +418,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let logPath = state + "-\(arguments.first ?? "run").log"
         var environment = ProcessInfo.processInfo.environment
         environment["CHORUS_NETNS_STATE"] = state
-        let status = try ChildProcesses.runToCompletion(["/bin/bash", script] + arguments, environment: environment, output: logPath)
+        let status = try ChildProcesses.runToCompletion(
+            ["/bin/bash", script] + arguments, environment: environment, output: logPath)
         return (status, (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")
     }
 

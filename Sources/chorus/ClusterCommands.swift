@@ -19,7 +19,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("top-k"), help: "Top-k of the draft law (0 = off).") var topK: Int?
     @Option(name: .customLong("top-p"), help: "Top-p of the draft law (1 = off).") var topP: Double?
     @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
-    @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register: String?
+    @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
+        String?
     @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
     @Option(name: .long, help: "Worker name in logs (default: hostname:port).") var id: String?
     @Option(name: .long, help: "Threads for the draft model.") var threads: Int?
@@ -45,7 +46,9 @@ struct WorkerCommand: AsyncParsableCommand {
         if let id { c.id = id }
         if let threads { c.threads = threads }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        guard c.model != nil else { throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)") }
+        guard c.model != nil else {
+            throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)")
+        }
         guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
@@ -83,7 +86,9 @@ struct WorkerCommand: AsyncParsableCommand {
         log.info("signal \(signal): shutting down")
         service.close()
         let counters = await worker.counters
-        log.info("served \(counters.served) requests (\(counters.expired) expired, \(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
+        log.info(
+            "served \(counters.served) requests (\(counters.expired) expired, \(counters.contextMismatches) context resets, \(counters.malformed) malformed)"
+        )
     }
 }
 
@@ -97,12 +102,16 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "YAML config file (section `coordinator:`).") var config: String?
     @Option(name: .long, help: "Target model (GGUF).") var model: String?
-    @Option(name: .long, help: "A worker address to dial (repeat). Workers may also register.") var worker: [String] = []
-    @Option(name: .long, help: "Token-level scheme (\(SchemeCatalog.names.joined(separator: ", "))); default optimal.") var scheme: String?
+    @Option(name: .long, help: "A worker address to dial (repeat). Workers may also register.") var worker: [String] =
+        []
+    @Option(name: .long, help: "Token-level scheme (\(SchemeCatalog.names.joined(separator: ", "))); default optimal.")
+    var scheme: String?
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
-    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).") var deadlineMs: Int?
-    @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen: String?
+    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).")
+    var deadlineMs: Int?
+    @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen:
+        String?
     @Option(name: .long, help: "Threads for the target model.") var threads: Int?
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
@@ -124,9 +133,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        guard c.model != nil else { throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)") }
+        guard c.model != nil else {
+            throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)")
+        }
         guard SchemeCatalog.names.contains(c.scheme) else {
-            throw ConfigurationError("unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
+            throw ConfigurationError(
+                "unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
         }
         guard (1...64).contains(c.draftLength) else { throw ConfigurationError("--draft-length must be in 1…64") }
         guard c.deadlineMilliseconds >= 1 else { throw ConfigurationError("--deadline-ms must be ≥ 1") }

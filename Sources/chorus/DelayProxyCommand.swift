@@ -57,7 +57,8 @@ struct DelayProxyCommand: ParsableCommand {
         do {
             target = try ProxyEndpoint(parsing: forward, option: "--forward")
             server = try DelayProxyServer(
-                listen: try ProxyEndpoint(parsing: listen, option: "--listen"), forward: target, delayMilliseconds: delayMs,
+                listen: try ProxyEndpoint(parsing: listen, option: "--listen"), forward: target,
+                delayMilliseconds: delayMs,
                 bufferBytes: bufferBytes, verbose: verbose
             ) { FileHandleOutput.standardError.write($0 + "\n") }
             stop = try StopSignal()

@@ -1,6 +1,6 @@
 import ArgumentParser
-import ChorusModel
 import ChorusCluster
+import ChorusModel
 import ChorusSampling
 import Foundation
 
@@ -64,7 +64,8 @@ struct GenerateCommand: AsyncParsableCommand {
         let promptTokens = tokenizer.encode(prompt, addSpecial: true)
         guard !promptTokens.isEmpty else { throw fail("the prompt encodes to no tokens") }
         guard promptTokens.count < loaded.model.contextLength else {
-            throw fail("the prompt has \(promptTokens.count) tokens; the model's context is \(loaded.model.contextLength)")
+            throw fail(
+                "the prompt has \(promptTokens.count) tokens; the model's context is \(loaded.model.contextLength)")
         }
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         var rng = ChorusRandom(seed: seed)
@@ -97,7 +98,8 @@ struct GenerateCommand: AsyncParsableCommand {
         let seconds = microseconds(ContinuousClock.now - decodeStart) / 1e6
         FileHandleOutput.standardError.write(
             "generated \(produced) tokens in \(fixed(seconds, 3)) s: \(fixed(Double(produced) / max(seconds, 1e-9), 1)) tokens/s "
-                + "(prompt \(promptTokens.count) tokens in \(fixed(microseconds(prefill) / 1000, 1)) ms; stop: \(reason); seed \(seed))\n")
+                + "(prompt \(promptTokens.count) tokens in \(fixed(microseconds(prefill) / 1000, 1)) ms; stop: \(reason); seed \(seed))\n"
+        )
     }
 }
 

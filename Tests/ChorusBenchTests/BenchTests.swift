@@ -1,6 +1,6 @@
-import ChorusTestSupport
 import ChorusBench
 import ChorusCluster
+import ChorusTestSupport
 import ChorusWire
 import Foundation
 import Testing

@@ -54,8 +54,11 @@ final class DataBox: @unchecked Sendable {
         #expect(abs((object["optimal"] as? Double ?? 0) - 0.86) < 1e-9)
         #expect(object["acceptsWithCertainty"] as? Bool == false)
         let schemes = try #require(object["schemes"] as? [[String: Any]])
-        let byName = Dictionary(uniqueKeysWithValues: schemes.compactMap { s in (s["name"] as? String).map { ($0, s) } })
-        let expected = ["sd": 0.7, "specinfer": 0.76, "spectr": 0.7913552872566003, "optimal": 0.86, "optimal-lp": 0.86]
+        let byName = Dictionary(
+            uniqueKeysWithValues: schemes.compactMap { s in (s["name"] as? String).map { ($0, s) } })
+        let expected = [
+            "sd": 0.7, "specinfer": 0.76, "spectr": 0.7913552872566003, "optimal": 0.86, "optimal-lp": 0.86,
+        ]
         for (name, value) in expected {
             let acceptance = try #require(byName[name]?["acceptance"] as? Double, "\(name) missing")
             #expect(abs(acceptance - value) < 1e-9, "\(name)")
@@ -81,8 +84,10 @@ final class DataBox: @unchecked Sendable {
     /// `chorus logits --json` on the shipped target reproduces llama.cpp's fixture (F32: ≤ 1e-3).
     @Test func logitsMatchTheFixture() async throws {
         let root = repositoryRoot()
-        let fixtureURL = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/logits-p1-chorus-kjv-target-f32.json")
-        let fixture = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL)) as? [String: Any])
+        let fixtureURL = root.deletingLastPathComponent().appendingPathComponent(
+            "shared/fixtures/logits-p1-chorus-kjv-target-f32.json")
+        let fixture = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL)) as? [String: Any])
         let result = try await runChorus([
             "logits", "--model", root.appendingPathComponent("models/chorus-kjv-target-f32.gguf").path,
             "--prompt", try #require(fixture["prompt"] as? String), "--json",
@@ -104,7 +109,9 @@ final class DataBox: @unchecked Sendable {
             "--prompt", "And God said", "-n", "24", "--temperature", "0",
         ])
         #expect(result.status == 0, "\(result.error)")
-        #expect(result.output.hasPrefix("And God said unto him, Thus saith the LORD, I will not go out of the land of Egypt"))
+        #expect(
+            result.output.hasPrefix(
+                "And God said unto him, Thus saith the LORD, I will not go out of the land of Egypt"))
         #expect(result.error.contains("tokens/s"))
     }
 }

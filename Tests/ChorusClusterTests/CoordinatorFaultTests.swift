@@ -1,6 +1,6 @@
-import ChorusTestSupport
 import ChorusModel
 import ChorusSampling
+import ChorusTestSupport
 import ChorusTransport
 import ChorusWire
 import Foundation

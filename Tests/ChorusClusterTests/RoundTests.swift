@@ -1,6 +1,6 @@
-import ChorusTestSupport
 import ChorusModel
 import ChorusSampling
+import ChorusTestSupport
 import ChorusWire
 import Foundation
 import Testing
@@ -121,7 +121,8 @@ func runGeneration(
         let draft = try tableModel(n: 8, seed: 31, name: "draft")
         let worker = DraftWorker(model: draft, configuration: .init(workerID: "w"))
         let good = DraftRequest(
-            session: 1, round: 1, keepLength: 0, newTokens: [1, 2], contextHash: ContextHash([1, 2]).value, draftLength: 3,
+            session: 1, round: 1, keepLength: 0, newTokens: [1, 2], contextHash: ContextHash([1, 2]).value,
+            draftLength: 3,
             sequences: 2, sampling: .standard, seed: 1, deadlineMilliseconds: 1000)
         guard case let .draftReply(reply) = await worker.handle(good) else {
             Issue.record("expected drafts")

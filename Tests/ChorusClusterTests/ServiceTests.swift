@@ -1,6 +1,6 @@
-import ChorusTestSupport
 import ChorusModel
 import ChorusSampling
+import ChorusTestSupport
 import ChorusTransport
 import ChorusWire
 import Testing
@@ -30,8 +30,9 @@ import Testing
             register: nil, log: ClusterLog(component: "test", minimum: .error))
         #expect(service.address.url == "inproc://w0")
         let client = network.client(for: service.address)
-        guard case let .register(description) = try WireMessage.decode(
-            try await client.request(WireMessage.describe.encoded(), timeout: .seconds(10)))
+        guard
+            case let .register(description) = try WireMessage.decode(
+                try await client.request(WireMessage.describe.encoded(), timeout: .seconds(10)))
         else {
             Issue.record("describe was not answered with a registration")
             return
@@ -43,8 +44,9 @@ import Testing
         let request = DraftRequest(
             session: 9, round: 1, keepLength: 0, newTokens: context, contextHash: ContextHash(context).value,
             draftLength: 4, sequences: 0, sampling: .standard, seed: 5, deadlineMilliseconds: 10_000)
-        guard case let .draftReply(reply) = try WireMessage.decode(
-            try await client.request(WireMessage.draftRequest(request).encoded(), timeout: .seconds(10)))
+        guard
+            case let .draftReply(reply) = try WireMessage.decode(
+                try await client.request(WireMessage.draftRequest(request).encoded(), timeout: .seconds(10)))
         else {
             Issue.record("the draft request was not answered with drafts")
             return

@@ -151,7 +151,8 @@ public actor Coordinator {
             if length >= 1 {
                 let workers = await registry.ready(session: session.id)
                 collected = await collector.collect(
-                    .init(session: session.id, round: round, context: session.context, seed: session.seed, length: length),
+                    .init(
+                        session: session.id, round: round, context: session.context, seed: session.seed, length: length),
                     from: workers)
                 await registry.record(collected.outcomes, session: session.id, round: round)
             }

@@ -88,7 +88,8 @@ struct DraftCollector: Sendable {
     }
 
     /// The request for worker `i`: only the tokens its cache does not hold yet.
-    func draftRequest(_ request: Request, to worker: WorkerRegistry.Worker, index i: Int, hash: UInt64) -> DraftRequest {
+    func draftRequest(_ request: Request, to worker: WorkerRegistry.Worker, index i: Int, hash: UInt64) -> DraftRequest
+    {
         let context = request.context
         let cached = worker.cachedContext
         let keep = cached.count <= context.count && Array(context[0..<cached.count]) == cached ? cached.count : 0
