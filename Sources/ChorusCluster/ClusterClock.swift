@@ -21,11 +21,4 @@ public struct ClusterClock: Sendable {
 
     /// Sleeps `duration` on this clock; throws `CancellationError` when the task is cancelled.
     public func sleep(for duration: Duration) async throws { try await sleeper(duration) }
-
-    /// Runs `body` and returns its result with the time it took.
-    public func measure<T>(_ body: () throws -> T) rethrows -> (T, Duration) {
-        let start = now
-        let value = try body()
-        return (value, now - start)
-    }
 }

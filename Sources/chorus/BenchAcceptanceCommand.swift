@@ -1,5 +1,4 @@
 import ArgumentParser
-import ChorusBench
 import ChorusSampling
 import Foundation
 

@@ -1,5 +1,4 @@
 import ArgumentParser
-import ChorusBench
 import ChorusModel
 import ChorusSampling
 import Foundation

@@ -58,7 +58,7 @@ public actor Coordinator {
     }
 
     public let options: Options
-    public let registry: WorkerRegistry
+    let registry: WorkerRegistry
     let target: any LanguageModel
     let tokenizer: Tokenizer?
     let collector: DraftCollector

@@ -51,25 +51,19 @@ struct DraftCollector: Sendable {
             WireMessage.draftRequest(draftRequest(request, to: worker, index: i, hash: hash)).encoded()
         }
         let deadline = deadline
-        let answers = await withTaskGroup(of: (Int, Result<[UInt8], TransportError>).self) { group in
+        let answers = await withTaskGroup(of: Answer.self) { group in
             for (i, worker) in workers.enumerated() {
                 let bytes = messages[i]
-                group.addTask {
-                    do throws(TransportError) {
-                        return (i, .success(try await worker.transport.request(bytes, timeout: deadline)))
-                    } catch {
-                        return (i, .failure(error))
-                    }
-                }
+                group.addTask { await Answer.ask(worker.transport, bytes, timeout: deadline, index: i) }
             }
-            var collected: [(Int, Result<[UInt8], TransportError>)] = []
+            var collected: [Answer] = []
             for await answer in group { collected.append(answer) }
-            return collected.sorted { $0.0 < $1.0 }
+            return collected.sorted { $0.index < $1.index }
         }
         collection.requestBytes = messages.reduce(0) { $0 + $1.count }
-        for (i, result) in answers {
-            let worker = workers[i]
-            switch result {
+        for answer in answers {
+            let worker = workers[answer.index]
+            switch answer.result {
             case let .failure(error):
                 collection.outcomes.append((worker.address, .missed(error)))
             case let .success(bytes):
@@ -85,6 +79,22 @@ struct DraftCollector: Sendable {
             }
         }
         return collection
+    }
+
+    /// One worker's answer to the round's request.
+    struct Answer: Sendable {
+        var index: Int
+        var result: Result<[UInt8], TransportError>
+
+        static func ask(_ transport: any DraftTransport, _ bytes: [UInt8], timeout: Duration, index: Int) async
+            -> Answer
+        {
+            do throws(TransportError) {
+                return Answer(index: index, result: .success(try await transport.request(bytes, timeout: timeout)))
+            } catch {
+                return Answer(index: index, result: .failure(error))
+            }
+        }
     }
 
     /// The request for worker `i`: only the tokens its cache does not hold yet.
