@@ -175,7 +175,8 @@ final class ProxyConnection: @unchecked Sendable {
     let id: Int
     let client: Int32
     let server: Int32
-    unowned let proxy: DelayProxy
+    /// Strong: a connection's threads may outlive the server that accepted it (they end after abortAll).
+    let proxy: DelayProxy
     private let lock = NSLock()
     private var runningDirections = 2
     /// Set (under `lock`) when both descriptors are closed, so `abort` never touches a reused number.
