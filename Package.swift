@@ -35,26 +35,36 @@ let package = Package(
                 "ChorusSampling", "ChorusModel", "ChorusWire", "ChorusTransport",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // `chorus bench`: sweep plan, runner, local worker pool, statistics, SVG charts and reports.
+        .target(name: "ChorusBench", dependencies: ["ChorusCluster"]),
+        // A user-space TCP proxy adding one-way latency (emulated multi-host links).
+        .target(name: "ChorusDelayProxy"),
         .executableTarget(
             name: "chorus",
             dependencies: [
+                "ChorusBench",
+                "ChorusDelayProxy",
                 "ChorusSampling",
                 "ChorusModel",
-                "ChorusWire",
-                "ChorusTransport",
                 "ChorusCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling"]),
+        // Helpers shared by the test targets (paths, bounded waits, raw sockets, reference decoding).
+        .target(
+            name: "ChorusTestSupport", dependencies: ["ChorusModel", "ChorusSampling"], path: "Tests/ChorusTestSupport"),
+        .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling", "ChorusTestSupport"]),
         .testTarget(
             name: "ChorusModelTests", dependencies: ["ChorusModel", "CChorusEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
-        .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport"]),
-        .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster"]),
-        .testTarget(name: "ChorusCLITests", dependencies: ["chorus"]),
+        .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBench", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusDelayProxyTests", dependencies: ["ChorusDelayProxy", "ChorusTestSupport"]),
+        .testTarget(name: "ChorusCLITests", dependencies: ["chorus", "ChorusTestSupport"]),
         // Separate processes (and network namespaces, TLS) with the real binary and shipped models.
-        .testTarget(name: "ChorusE2ETests", dependencies: ["chorus", "ChorusTransport", "ChorusWire"]),
+        .testTarget(
+            name: "ChorusE2ETests", dependencies: ["chorus", "ChorusTransport", "ChorusWire", "ChorusTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

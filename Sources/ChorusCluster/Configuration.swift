@@ -80,7 +80,9 @@ extension ClusterConfiguration {
         } catch {
             throw ConfigurationError("\(source): not valid YAML: \(error)")
         }
-        guard let root = node?.mapping else { throw ConfigurationError("\(source): expected a mapping with `coordinator:` and/or `worker:`") }
+        guard let root = node?.mapping else {
+            throw ConfigurationError("\(source): expected a mapping with `coordinator:` and/or `worker:`")
+        }
         for (keyNode, value) in root {
             let key = keyNode.string ?? ""
             switch key {
@@ -117,8 +119,10 @@ struct MappingReader {
         self.mapping = mapping
         self.path = path
         for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
-            let hint = known.min { editDistance($0, key) < editDistance($1, key) }.map { " (did you mean `\($0)`?)" } ?? ""
-            throw ConfigurationError("\(path): unknown key `\(key)`\(hint); known keys: \(known.joined(separator: ", "))")
+            let hint =
+                known.min { editDistance($0, key) < editDistance($1, key) }.map { " (did you mean `\($0)`?)" } ?? ""
+            throw ConfigurationError(
+                "\(path): unknown key `\(key)`\(hint); known keys: \(known.joined(separator: ", "))")
         }
     }
 
@@ -130,8 +134,12 @@ struct MappingReader {
 
     func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let node = mapping[key] else { return nil }
-        guard let s = node.scalar?.string, let v = Int(s) else { throw ConfigurationError("\(path).\(key): expected an integer") }
-        guard range.contains(v) else { throw ConfigurationError("\(path).\(key): \(v) is outside \(range.lowerBound)…\(range.upperBound)") }
+        guard let s = node.scalar?.string, let v = Int(s) else {
+            throw ConfigurationError("\(path).\(key): expected an integer")
+        }
+        guard range.contains(v) else {
+            throw ConfigurationError("\(path).\(key): \(v) is outside \(range.lowerBound)…\(range.upperBound)")
+        }
         return v
     }
 
@@ -140,7 +148,9 @@ struct MappingReader {
         guard let s = node.scalar?.string, let v = Double(s), v.isFinite else {
             throw ConfigurationError("\(path).\(key): expected a number")
         }
-        guard range.contains(v) else { throw ConfigurationError("\(path).\(key): \(v) is outside \(range.lowerBound)…\(range.upperBound)") }
+        guard range.contains(v) else {
+            throw ConfigurationError("\(path).\(key): \(v) is outside \(range.lowerBound)…\(range.upperBound)")
+        }
         return v
     }
 
@@ -165,7 +175,9 @@ struct MappingReader {
     func tls(_ key: String) throws -> TLSConfiguration? {
         guard let node = mapping[key] else { return nil }
         let r = try MappingReader(node, path: "\(path).\(key)", known: ["certificate", "key", "ca"])
-        guard let certificate = try r.string("certificate"), let keyFile = try r.string("key"), let ca = try r.string("ca") else {
+        guard let certificate = try r.string("certificate"), let keyFile = try r.string("key"),
+            let ca = try r.string("ca")
+        else {
             throw ConfigurationError("\(path).\(key): needs certificate, key and ca")
         }
         return TLSConfiguration(certificate: certificate, key: keyFile, ca: ca)
@@ -173,7 +185,8 @@ struct MappingReader {
 }
 
 extension CoordinatorConfiguration {
-    static let keys = ["model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "precision",
+    static let keys = [
+        "model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "precision",
         "tls",
     ]
 
@@ -195,7 +208,8 @@ extension CoordinatorConfiguration {
 
 extension WorkerConfiguration {
     static let keys = [
-        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads", "precision",
+        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads",
+        "precision",
         "tls",
     ]
 

@@ -16,7 +16,8 @@ public actor DraftWorker {
         /// Sessions kept before the least recently used one is evicted.
         public var maxSessions: Int
 
-        public init(workerID: String, sampling: SamplingSettings = .standard, sequences: Int = 1, maxSessions: Int = 32) {
+        public init(workerID: String, sampling: SamplingSettings = .standard, sequences: Int = 1, maxSessions: Int = 32)
+        {
             self.workerID = workerID
             self.sampling = sampling
             self.sequences = sequences
@@ -95,7 +96,9 @@ public actor DraftWorker {
     public func handle(_ request: DraftRequest, receivedAt: ContinuousClock.Instant = .now) -> WireMessage {
         if ContinuousClock.now - receivedAt > .milliseconds(request.deadlineMilliseconds) {
             counters.expired += 1
-            return .error(ErrorReply(code: .deadlineExpired, message: "request of round \(request.round) waited past its deadline"))
+            return .error(
+                ErrorReply(
+                    code: .deadlineExpired, message: "request of round \(request.round) waited past its deadline"))
         }
         let started = ContinuousClock.now
         do {
@@ -134,17 +137,21 @@ public actor DraftWorker {
         guard request.keepLength <= entry.context.count else {
             sessions[request.session] = nil
             throw WorkerFailure.contextMismatch(
-                "worker holds \(entry.context.count) tokens of session \(request.session), asked to keep \(request.keepLength)")
+                "worker holds \(entry.context.count) tokens of session \(request.session), asked to keep \(request.keepLength)"
+            )
         }
         let context = Array(entry.context[0..<request.keepLength]) + request.newTokens
         guard ContextHash(context).value == request.contextHash else {
             sessions[request.session] = nil
-            throw WorkerFailure.contextMismatch("context hash differs for session \(request.session); resend the context")
+            throw WorkerFailure.contextMismatch(
+                "context hash differs for session \(request.session); resend the context")
         }
         guard !context.isEmpty else { throw WorkerFailure.invalid("empty context") }
         let room = model.contextLength - context.count
         let length = min(request.draftLength, room)
-        guard length >= 1 else { throw WorkerFailure.invalid("context of \(context.count) tokens leaves no room to draft") }
+        guard length >= 1 else {
+            throw WorkerFailure.invalid("context of \(context.count) tokens leaves no room to draft")
+        }
 
         // Bring the KV cache to `context`; keep the logits after its last token.
         let session = entry.session
@@ -224,7 +231,8 @@ public actor DraftWorker {
         return created
     }
 
-    /// Drops a session's cache (the coordinator finished it).
+    /// Drops a session's cache, as a restarted worker would have lost it. The coordinator sends no
+    /// such message: finished sessions' caches are evicted, least recently used, beyond `maxSessions`.
     public func forget(session id: UInt64) { sessions[id] = nil }
 
     public var sessionCount: Int { sessions.count }

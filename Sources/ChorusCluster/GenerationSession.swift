@@ -25,6 +25,7 @@ public final class GenerationSession {
     let targetSession: any LanguageModelSession
     let verifier: TreeVerifier
     var rng: ChorusRandom
+    let clock: ClusterClock
 
     /// What one round did.
     public struct Round: Sendable {
@@ -41,7 +42,7 @@ public final class GenerationSession {
 
     public init(
         id: UInt64, prompt: [Int], target: any LanguageModel, scheme: any SelectionScheme, settings: SamplingSettings,
-        maxTokens: Int, stopTokens: Set<Int>, seed: UInt64
+        maxTokens: Int, stopTokens: Set<Int>, seed: UInt64, clock: ClusterClock = .continuous
     ) throws {
         guard !prompt.isEmpty else { throw ModelError.invalidRequest("the prompt must have at least one token") }
         guard prompt.count < target.contextLength else {
@@ -58,6 +59,7 @@ public final class GenerationSession {
         self.verifier = TreeVerifier(scheme: scheme)
         self.seed = seed
         self.rng = ChorusRandom(seed: seed)
+        self.clock = clock
         targetSession = try target.makeSession()
         if prompt.count > 1 { _ = try targetSession.append(Array(prompt.dropLast())) }
     }
@@ -71,49 +73,61 @@ public final class GenerationSession {
     /// How many draft positions are still useful (tokens left to generate minus the bonus).
     public var usefulDraftLength: Int { max(0, min(maxTokens - generated.count - 1, treeRoom - 2)) }
 
-    /// Runs one round with the drafts that arrived. Each reply's sequences become drafts of one law
-    /// group (a worker's sequences share their laws at shared prefixes). Replies whose sequences do
-    /// not fit (wrong length, bad laws) must be filtered by the caller; this throws on them.
+    /// Cuts the drafts that arrived to one length: the shortest, and no more than is still useful.
+    /// The one place drafts are trimmed (the collector only checks they are not too long).
+    public func trimmed(_ drafts: [DraftSequence]) -> [DraftSequence] {
+        drafts.trimmed(to: usefulDraftLength)
+    }
+
+    /// Runs one round: trims `drafts`, builds their tree and verifies it (``runRound(tree:)``).
     @discardableResult
-    public func runRound(drafts: [(group: Int, sequence: [Int], laws: [TokenDistribution])]) throws -> Round {
+    public func runRound(drafts: [DraftSequence]) throws -> Round {
+        let drafts = trimmed(drafts)
+        return try runRound(
+            tree: drafts.isEmpty ? nil : DraftTree(drafts: drafts, vocabularySize: target.vocabularySize))
+    }
+
+    /// Runs one round on a tree of drafts (each worker's sequences one law group): ONE target forward
+    /// over the tree, then the verifier. No tree, or one that does not fit the context: the target
+    /// samples one token.
+    ///
+    /// - Throws: `ModelError.invalidRequest` for a tree deeper than ``usefulDraftLength``; the
+    ///   model's and the verifier's errors (a scheme that cannot take these drafts: check
+    ///   ``SelectionScheme/needsIdenticalDrafts`` first, the forward is paid by then).
+    @discardableResult
+    public func runRound(tree: DraftTree?) throws -> Round {
         precondition(!isFinished, "round on a finished session")
         let root = context[context.count - 1]
-        var round = Round(tokens: [], acceptedDraftTokens: 0, draftPositions: 0, draftsUsed: 0,
-                          targetMicroseconds: 0, verifyMicroseconds: 0)
-        // Trim every draft to one length that fits the context and the token budget.
-        var length = drafts.map(\.sequence.count).min() ?? 0
-        length = min(length, usefulDraftLength)
-        let clock = ContinuousClock()
-        if length >= 1 {
-            let sequences = drafts.map {
-                DraftSequence(tokens: Array($0.sequence[0..<length]), distributions: Array($0.laws[0..<length]), lawGroup: $0.group)
+        var round = Round(
+            tokens: [], acceptedDraftTokens: 0, draftPositions: 0, draftsUsed: 0, targetMicroseconds: 0,
+            verifyMicroseconds: 0)
+        if let tree, tree.length > usefulDraftLength {
+            throw ModelError.invalidRequest("a tree of depth \(tree.length); at most \(usefulDraftLength) is useful")
+        }
+        if let tree, tree.nodeCount <= treeRoom {
+            var tokens = [root]
+            var parents = [-1]
+            for node in tree.nodes.dropFirst() {
+                tokens.append(node.token ?? root)
+                parents.append(node.parent ?? 0)
             }
-            let tree = try DraftTree(drafts: sequences, vocabularySize: target.vocabularySize)
-            if tree.nodeCount <= treeRoom {
-                var tokens = [root]
-                var parents = [-1]
-                for node in tree.nodes.dropFirst() {
-                    tokens.append(node.token ?? root)
-                    parents.append(node.parent ?? 0)
-                }
-                let start = clock.now
-                let logits = try targetSession.scoreTree(tokens: tokens, parents: parents)
-                let afterForward = clock.now
-                let targets = try logits.map { try TokenDistribution(logits: $0, settings: settings) }
-                let outcome = try verifier.verify(tree: tree, targetDistributions: targets, using: &rng)
-                try targetSession.keepTreePath([0] + outcome.acceptedNodes)
-                round.targetMicroseconds = (afterForward - start).microseconds
-                round.verifyMicroseconds = (clock.now - afterForward).microseconds
-                round.tokens = outcome.tokens
-                round.acceptedDraftTokens = outcome.acceptedCount
-                round.draftPositions = length
-                round.draftsUsed = drafts.count
-                if acceptedAtPosition.count < length {
-                    acceptedAtPosition += Array(repeating: 0, count: length - acceptedAtPosition.count)
-                }
-                for i in 0..<outcome.acceptedCount { acceptedAtPosition[i] += 1 }
-                return finish(round)
+            let start = clock.now
+            let logits = try targetSession.scoreTree(tokens: tokens, parents: parents)
+            let afterForward = clock.now
+            let targets = try logits.map { try TokenDistribution(logits: $0, settings: settings) }
+            let outcome = try verifier.verify(tree: tree, targetDistributions: targets, using: &rng)
+            try targetSession.keepTreePath([0] + outcome.acceptedNodes)
+            round.targetMicroseconds = (afterForward - start).microseconds
+            round.verifyMicroseconds = (clock.now - afterForward).microseconds
+            round.tokens = outcome.tokens
+            round.acceptedDraftTokens = outcome.acceptedCount
+            round.draftPositions = tree.length
+            round.draftsUsed = tree.draftCount
+            if acceptedAtPosition.count < tree.length {
+                acceptedAtPosition += Array(repeating: 0, count: tree.length - acceptedAtPosition.count)
             }
+            for i in 0..<outcome.acceptedCount { acceptedAtPosition[i] += 1 }
+            return finish(round)
         }
         // No drafts (or no room): plain target sampling of one token.
         let start = clock.now

@@ -1,4 +1,5 @@
 import ChorusModel
+import ChorusSampling
 import ChorusTransport
 import ChorusWire
 import Foundation
@@ -9,17 +10,17 @@ import Foundation
 public final class WorkerService: Sendable {
     public let worker: DraftWorker
     public let address: TransportAddress
-    let server: NNGReplyServer
+    let server: ClusterNetwork.Listener
     let registration: Task<Void, Never>?
 
     /// `advertise`: the address registered with the coordinator (default: the bound listen address,
     /// which resolves a port of 0).
     public init(
-        worker: DraftWorker, listen: String, tls: TLSSettings?, register coordinator: String?, advertise: String? = nil,
-        heartbeat: Duration = .seconds(5), log: ClusterLog
+        worker: DraftWorker, listen: String, network: ClusterNetwork, register coordinator: String?,
+        advertise: String? = nil, heartbeat: Duration = .seconds(5), log: ClusterLog
     ) async throws {
         self.worker = worker
-        let server = try NNGReplyServer(listeningOn: listen, options: NNGServerOptions(tls: tls)) { request in
+        let server = try network.listen(on: listen) { request in
             await worker.handle(bytes: request.body, receivedAt: .now)
         }
         self.server = server
@@ -29,7 +30,7 @@ public final class WorkerService: Sendable {
             registration = nil
             return
         }
-        let client = try NNGRequestClient(dialing: TransportAddress(coordinator), options: NNGClientOptions(tls: tls))
+        let client = try network.connect(to: coordinator)
         registration = Task {
             let message = WireMessage.register(await worker.registration).encoded()
             var announced = false
@@ -74,11 +75,11 @@ public final class WorkerService: Sendable {
 public final class CoordinatorService: Sendable {
     public let coordinator: Coordinator
     public let address: TransportAddress
-    let server: NNGReplyServer
+    let server: ClusterNetwork.Listener
 
-    public init(coordinator: Coordinator, listen: String, tls: TLSSettings?) throws {
+    public init(coordinator: Coordinator, listen: String, network: ClusterNetwork) throws {
         self.coordinator = coordinator
-        server = try NNGReplyServer(listeningOn: listen, options: NNGServerOptions(concurrency: 32, tls: tls)) { request in
+        server = try network.listen(on: listen, concurrency: 32) { request in
             await coordinator.handle(bytes: request.body)
         }
         address = server.address
@@ -95,8 +96,8 @@ public struct CoordinatorClient: Sendable {
     let transport: any DraftTransport
     public let timeout: Duration
 
-    public init(address: String, tls: TLSSettings? = nil, timeout: Duration = .seconds(60)) throws {
-        transport = try NNGRequestClient(dialing: TransportAddress(address), options: NNGClientOptions(tls: tls))
+    public init(address: String, network: ClusterNetwork, timeout: Duration = .seconds(60)) throws {
+        transport = try network.connect(to: address)
         self.timeout = timeout
     }
 
@@ -116,10 +117,22 @@ public struct CoordinatorClient: Sendable {
         }
     }
 
+    /// Streams a generation of `maxTokens` tokens after the text `prompt` (nil seed: the coordinator
+    /// picks one); `onUpdate` gets every update. Returns the last one (done, with the statistics).
+    public func generate(
+        prompt: String, maxTokens: Int, sampling: SamplingSettings, seed: UInt64?,
+        onUpdate: (GenerationUpdate) -> Void
+    ) async throws -> GenerationUpdate {
+        try await generate(
+            GenerateStart(prompt: prompt, maxTokens: maxTokens, sampling: sampling, seed: seed), onUpdate: onUpdate)
+    }
+
     /// Streams a generation: `onUpdate` gets every update (text and tokens since the last one).
     public func generate(_ request: GenerateStart, onUpdate: (GenerateUpdate) -> Void) async throws -> GenerateUpdate {
         let accepted: GenerateAccepted
-        switch try WireMessage.decode(try await transport.request(WireMessage.generateStart(request).encoded(), timeout: timeout)) {
+        switch try WireMessage.decode(
+            try await transport.request(WireMessage.generateStart(request).encoded(), timeout: timeout))
+        {
         case let .generateAccepted(a): accepted = a
         case let .error(e): throw ClientError.refused(e.message)
         case let other: throw ClientError.unexpected("\(other)")
@@ -141,3 +154,7 @@ public struct CoordinatorClient: Sendable {
 
     public func close() { transport.close() }
 }
+
+/// What a client sees of a generation after each poll: the tokens and text since the last update,
+/// whether it is done and why, and the statistics so far.
+public typealias GenerationUpdate = GenerateUpdate

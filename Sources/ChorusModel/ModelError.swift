@@ -35,23 +35,27 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .io(path, message): return "cannot read \(path): \(message)"
         case let .badMagic(found):
-            return "not a GGUF file: magic bytes \(found.map { String(format2: $0) }.joined(separator: " ")), expected 47 47 55 46 ('GGUF')"
+            return
+                "not a GGUF file: magic bytes \(found.map { String(format2: $0) }.joined(separator: " ")), expected 47 47 55 46 ('GGUF')"
         case let .unsupportedVersion(v): return "GGUF version \(v) is not supported (supported: 2, 3)"
         case let .truncated(field, offset, needed, available):
             return "model file truncated at \(field) (byte \(offset)): expected \(needed) bytes, found \(available)"
-        case let .absurdCount(field, value, limit): return "\(field) is \(value), more than the file can hold (limit \(limit))"
+        case let .absurdCount(field, value, limit):
+            return "\(field) is \(value), more than the file can hold (limit \(limit))"
         case let .invalidValueType(key, type): return "metadata \(key) has unknown value type \(type)"
         case let .invalidString(field): return "\(field) is not valid UTF-8"
         case let .duplicateKey(key): return "metadata key \(key) appears twice"
         case let .duplicateTensor(name): return "tensor \(name) appears twice"
         case let .invalidTensor(name, reason): return "tensor \(name): \(reason)"
         case let .unsupportedTensorType(name, type):
-            return "tensor \(name) has type \(GGMLType.name(of: type)); supported: \(GGMLType.allCases.map(\.name).joined(separator: ", "))"
+            return
+                "tensor \(name) has type \(GGMLType.name(of: type)); supported: \(GGMLType.allCases.map(\.name).joined(separator: ", "))"
         case let .missingMetadata(key): return "metadata \(key) is missing"
         case let .wrongMetadataType(key, expected, found): return "metadata \(key) is \(found), expected \(expected)"
         case let .unsupportedArchitecture(a): return "architecture '\(a)' is not supported (supported: llama, qwen2)"
         case let .missingTensor(name): return "tensor \(name) is missing"
-        case let .shapeMismatch(tensor, expected, found): return "tensor \(tensor) has shape \(found), expected \(expected)"
+        case let .shapeMismatch(tensor, expected, found):
+            return "tensor \(tensor) has shape \(found), expected \(expected)"
         case let .tokenizer(message): return "tokenizer: \(message)"
         case let .invalidRequest(message): return message
         }

@@ -125,7 +125,8 @@ public struct WireReader {
         for i in 0..<n {
             let t = Int(try u32(field))
             guard t < vocabularySize else {
-                throw WireError.invalidValue(field: "\(field)[\(i)]", reason: "token \(t) outside vocabulary of \(vocabularySize)")
+                throw WireError.invalidValue(
+                    field: "\(field)[\(i)]", reason: "token \(t) outside vocabulary of \(vocabularySize)")
             }
             result.append(t)
         }

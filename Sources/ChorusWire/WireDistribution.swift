@@ -60,23 +60,28 @@ public struct WireDistribution: Sendable, Equatable {
         case let .quantized(law):
             guard law.vocabularySize == vocabularySize else {
                 throw WireError.invalidValue(
-                    field: "distribution", reason: "quantized law over \(law.vocabularySize) tokens for \(vocabularySize)")
+                    field: "distribution",
+                    reason: "quantized law over \(law.vocabularySize) tokens for \(vocabularySize)")
             }
             return law.distribution
         case let .dense(values):
             guard values.count == vocabularySize else {
-                throw WireError.invalidValue(field: "distribution", reason: "\(values.count) entries for \(vocabularySize) tokens")
+                throw WireError.invalidValue(
+                    field: "distribution", reason: "\(values.count) entries for \(vocabularySize) tokens")
             }
             for (i, v) in values.enumerated() { dense[i] = Double(v) }
         case let .sparse(tokens, values):
             guard tokens.count == values.count else {
-                throw WireError.invalidValue(field: "distribution", reason: "\(tokens.count) tokens but \(values.count) probabilities")
+                throw WireError.invalidValue(
+                    field: "distribution", reason: "\(tokens.count) tokens but \(values.count) probabilities")
             }
             var previous = -1
             for (t, v) in zip(tokens, values) {
                 let token = Int(t)
                 guard token > previous, token < vocabularySize else {
-                    throw WireError.invalidValue(field: "distribution", reason: "sparse tokens must ascend inside the vocabulary (token \(token))")
+                    throw WireError.invalidValue(
+                        field: "distribution",
+                        reason: "sparse tokens must ascend inside the vocabulary (token \(token))")
                 }
                 previous = token
                 dense[token] = Double(v)
@@ -192,7 +197,9 @@ extension WireDistribution {
     /// The strict decoder of form 2: total bits in 1…31; 1 ≤ m ≤ min(vocabulary, total); token ids
     /// strictly ascending (every gap ≥ 1) and inside the vocabulary; every mass ≥ 1 and ≤ the total;
     /// masses summing to exactly `2^totalBits`; varints in their shortest form.
-    static func decodeQuantized(from r: inout WireReader, vocabularySize n: Int) throws(WireError) -> QuantizedDistribution {
+    static func decodeQuantized(from r: inout WireReader, vocabularySize n: Int) throws(WireError)
+        -> QuantizedDistribution
+    {
         let bits = Int(try r.u8("quantized total bits"))
         guard QuantizedDistribution.totalBitsRange.contains(bits) else {
             throw WireError.invalidValue(field: "quantized total bits", reason: "\(bits) (1…31)")
@@ -201,7 +208,9 @@ extension WireDistribution {
         let count = Int(try r.varint("quantized support size"))
         guard count >= 1 else { throw WireError.invalidValue(field: "quantized support size", reason: "0 tokens") }
         let limit = Int(min(UInt64(min(n, WireLimits.vocabulary)), total))
-        guard count <= limit else { throw WireError.tooLarge(field: "quantized support size", count: count, limit: limit) }
+        guard count <= limit else {
+            throw WireError.tooLarge(field: "quantized support size", count: count, limit: limit)
+        }
         // Every token costs at least two bytes (one gap, one mass): refuse before allocating.
         try r.need(2 * count, "quantized distribution")
         var tokens = [Int32](repeating: 0, count: count)
@@ -210,11 +219,13 @@ extension WireDistribution {
             let gap = Int(try r.varint("quantized token gap"))
             guard gap >= 1 else {
                 throw WireError.invalidValue(
-                    field: "quantized token \(i)", reason: "token ids must ascend strictly (token \(previous) repeated)")
+                    field: "quantized token \(i)", reason: "token ids must ascend strictly (token \(previous) repeated)"
+                )
             }
             let token = previous + gap
             guard token < n else {
-                throw WireError.invalidValue(field: "quantized token \(i)", reason: "token \(token) outside vocabulary of \(n)")
+                throw WireError.invalidValue(
+                    field: "quantized token \(i)", reason: "token \(token) outside vocabulary of \(n)")
             }
             tokens[i] = Int32(token)
             previous = token
@@ -251,7 +262,9 @@ extension WireDistribution {
 
     /// What a worker sends and samples from: the encoding of `law` and the distribution those bytes
     /// decode to. Sample from `.law` and send `.wire`; the coordinator decodes `.wire` to the same law.
-    public static func canonical(_ law: TokenDistribution) throws(WireError) -> (wire: WireDistribution, law: TokenDistribution) {
+    public static func canonical(_ law: TokenDistribution) throws(WireError) -> (
+        wire: WireDistribution, law: TokenDistribution
+    ) {
         let wire = WireDistribution(law)
         return (wire, try wire.decoded())
     }

@@ -78,7 +78,9 @@ extension WireMessage {
         for _ in 0..<4 { magic.append(try r.u8("magic")) }
         guard magic == Self.magic else { throw WireError.badMagic(found: magic) }
         let version = try r.u16("version")
-        guard version == Self.version else { throw WireError.unsupportedVersion(found: version, supported: Self.version) }
+        guard version == Self.version else {
+            throw WireError.unsupportedVersion(found: version, supported: Self.version)
+        }
         let kind = try r.u8("kind")
         let message: WireMessage
         switch kind {
@@ -92,9 +94,11 @@ extension WireMessage {
                 throw WireError.invalidValue(field: "sequences", reason: "\(sequences) (1…\(WireLimits.sequences))")
             }
             message = .register(
-                Registration(workerID: workerID, address: address, model: model, sampling: sampling, sequences: sequences))
+                Registration(
+                    workerID: workerID, address: address, model: model, sampling: sampling, sequences: sequences))
         case 2:
-            message = .registerReply(RegistrationReply(accepted: try r.bool("accepted"), reason: try r.string("reason")))
+            message = .registerReply(
+                RegistrationReply(accepted: try r.bool("accepted"), reason: try r.string("reason")))
         case 3:
             let session = try r.u64("session")
             let round = try r.u64("round")
@@ -128,14 +132,17 @@ extension WireMessage {
                 throw WireError.invalidValue(field: "vocabulary size", reason: "\(vocabulary)")
             }
             let count = try r.count("sequence count", limit: WireLimits.sequences, bytesEach: 4)
-            guard count >= 1 else { throw WireError.invalidValue(field: "sequence count", reason: "a reply carries at least one sequence") }
+            guard count >= 1 else {
+                throw WireError.invalidValue(field: "sequence count", reason: "a reply carries at least one sequence")
+            }
             var sequences: [[Int]] = []
             var laws: [[WireDistribution]] = []
             var length: Int?
             for s in 0..<count {
                 let tokens = try r.tokens("sequence \(s)", limit: WireLimits.draftLength, vocabularySize: vocabulary)
                 guard !tokens.isEmpty, length == nil || length == tokens.count else {
-                    throw WireError.invalidValue(field: "sequence \(s)", reason: "sequences must be non-empty and of one length")
+                    throw WireError.invalidValue(
+                        field: "sequence \(s)", reason: "sequences must be non-empty and of one length")
                 }
                 length = tokens.count
                 var row: [WireDistribution] = []
@@ -160,14 +167,17 @@ extension WireMessage {
             let sampling = try SamplingSettings.decode(from: &r)
             let hasSeed = try r.bool("has seed")
             let seed = try r.u64("seed")
-            // One encoding per message: an absent seed is written as 0.
-            guard hasSeed || seed == 0 else { throw WireError.invalidValue(field: "seed", reason: "\(seed) with no seed flag") }
+            // One encoding per message: no seed is written as 0.
+            guard hasSeed || seed == 0 else {
+                throw WireError.invalidValue(field: "seed", reason: "a seed without has-seed")
+            }
             message = .generateStart(
                 GenerateStart(prompt: prompt, maxTokens: maxTokens, sampling: sampling, seed: hasSeed ? seed : nil))
         case 7:
             message = .generateAccepted(
                 GenerateAccepted(
-                    session: try r.u64("session"), promptTokens: Int(try r.u32("prompt tokens")), seed: try r.u64("seed")))
+                    session: try r.u64("session"), promptTokens: Int(try r.u32("prompt tokens")),
+                    seed: try r.u64("seed")))
         case 8:
             message = .generatePoll(
                 GeneratePoll(

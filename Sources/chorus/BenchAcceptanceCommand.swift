@@ -56,7 +56,9 @@ struct BenchAcceptanceCommand: ParsableCommand {
                     }
                 }
                 let c = Double(cases)
-                print("| \(t) | \(k) | \(fixed(optimum / c, 4)) | " + sums.map { fixed($0 / c, 4) }.joined(separator: " | ") + " |")
+                print(
+                    "| \(t) | \(k) | \(fixed(optimum / c, 4)) | "
+                        + sums.map { fixed($0 / c, 4) }.joined(separator: " | ") + " |")
             }
         }
         print("\nn = \(vocab), \(cases) law(s) per cell, draft noise σ = \(noise), seed \(seed)")

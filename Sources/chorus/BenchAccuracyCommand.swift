@@ -18,7 +18,8 @@ struct BenchAccuracyCommand: ParsableCommand {
 
     @Option(name: .long, help: "A GGUF model file.") var model = "models/chorus-kjv-target-f32.gguf"
     @Option(name: .long, help: "The prompt text.")
-    var prompt = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n"
+    var prompt =
+        "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n"
     @Option(name: .long, help: "Threads.") var threads = 1
     @Flag(name: .long, help: "One JSON object instead of text.") var json = false
 
@@ -47,8 +48,9 @@ struct BenchAccuracyCommand: ParsableCommand {
                     + "\"argmaxAgreement\":\(Double(agree) / Double(tokens.count))}")
         } else {
             print("\(fast.model.identity.name): \(tokens.count) positions, \(fast.model.kernels) kernels")
-            print("  max |fast − reference| over positions: \(fixed(maxDiff, 4)); median position \(fixed(medianDiff, 4)); "
-                + "position 0 \(fixed(perPosition[0], 4)); argmax agreement \(agree)/\(tokens.count)")
+            print(
+                "  max |fast − reference| over positions: \(fixed(maxDiff, 4)); median position \(fixed(medianDiff, 4)); "
+                    + "position 0 \(fixed(perPosition[0], 4)); argmax agreement \(agree)/\(tokens.count)")
         }
     }
 }

@@ -1,14 +1,15 @@
 import ArgumentParser
+import ChorusBench
 import ChorusSampling
 import Foundation
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (outside the test suite).",
         subcommands: [
             BenchSweepCommand.self, BenchPlotCommand.self, BenchSelectionCommand.self, BenchModelCommand.self,
-            BenchAcceptanceCommand.self, BenchAccuracyCommand.self,
+            BenchAcceptanceCommand.self, BenchAccuracyCommand.self, BenchTransportCommand.self,
         ],
         defaultSubcommand: BenchSweepCommand.self
     )
@@ -47,12 +48,17 @@ struct BenchSelectionCommand: ParsableCommand {
             let name = String(parts[0])
             let s = parts.count > 1 ? Int(parts[1]) ?? SchemeCatalog.defaultTruncation : SchemeCatalog.defaultTruncation
             do {
-                return (String(item), try SchemeCatalog.scheme(named: name, truncation: s))
+                let scheme = try SchemeCatalog.scheme(named: name, truncation: s)
+                // The build split is timed by a clock passed in (the sampling core reads none).
+                if split, scheme is OptimalScheme {
+                    return (String(item), OptimalScheme(stopwatch: { DispatchTime.now().uptimeNanoseconds }))
+                }
+                return (String(item), scheme)
             } catch { throw fail("\(error)") }
         }
 
         var rng = ChorusRandom(seed: seed)
-        var gaussian = { () -> Double in
+        let gaussian = { () -> Double in
             let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
             return sqrt(-2 * log(u1)) * cos(2 * .pi * u2)
         }
@@ -64,9 +70,12 @@ struct BenchSelectionCommand: ParsableCommand {
 
         if !json {
             print("selection benchmark: n = \(vocab), \(positions) positions per point, one thread, seed \(seed)")
-            if let quantize { print("draft law quantized to 2^\(quantize): \(p.support.count) of \(full.support.count) tokens") }
+            if let quantize {
+                print("draft law quantized to 2^\(quantize): \(p.support.count) of \(full.support.count) tokens")
+            }
             print(
-                padded("scheme", 18) + padded("K", 4) + padded("wall µs", 12) + padded("CPU µs", 12) + padded("one pass µs", 13)
+                padded("scheme", 18) + padded("K", 4) + padded("wall µs", 12) + padded("CPU µs", 12)
+                    + padded("one pass µs", 13)
                     + padded("ratio", 8) + "acceptance")
         }
         for k in counts {
@@ -107,7 +116,8 @@ struct BenchSelectionCommand: ParsableCommand {
                     let d = Double(positions) * 1000
                     print(
                         "    \(spec.label) K = \(k) build split: sort \(fixed(Double(splitTotals.0) / d, 1)) µs, "
-                            + "scan \(fixed(Double(splitTotals.1) / d, 1)) µs, passes \(fixed(Double(splitTotals.2) / d, 1)) µs")
+                            + "scan \(fixed(Double(splitTotals.1) / d, 1)) µs, passes \(fixed(Double(splitTotals.2) / d, 1)) µs"
+                    )
                 }
                 if json {
                     print(
@@ -115,8 +125,10 @@ struct BenchSelectionCommand: ParsableCommand {
                             + "\"onePassMicroseconds\":\(baseline),\"acceptance\":\(acceptance),\"checksum\":\(sink)}")
                 } else {
                     print(
-                        padded(spec.label, 18) + padded("\(k)", 4) + padded(fixed(micros, 1), 12) + padded(fixed(cpuMicros, 1), 12)
-                            + padded(fixed(baseline, 1), 13) + padded(fixed(cpuMicros / baseline, 2), 8) + fixed(acceptance, 4))
+                        padded(spec.label, 18) + padded("\(k)", 4) + padded(fixed(micros, 1), 12)
+                            + padded(fixed(cpuMicros, 1), 12)
+                            + padded(fixed(baseline, 1), 13) + padded(fixed(cpuMicros / baseline, 2), 8)
+                            + fixed(acceptance, 4))
                 }
             }
         }

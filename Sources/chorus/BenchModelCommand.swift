@@ -63,7 +63,9 @@ struct BenchModelCommand: ParsableCommand {
                         + "decode \(fixed(decode, 1)) µs/token = \(fixed(1e6 / decode, 1)) tokens/s "
                         + "(prefix \(prefix), median of \(tokens)); loaded in \(fixed(loadMilliseconds, 0)) ms")
             } else {
-                print("{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"precision\":\"\(m.precision.rawValue)\",\"kernels\":\"\(m.kernels)\",\"decodeMicroseconds\":\(decode),\"tokensPerSecond\":\(1e6 / decode),\"loadMilliseconds\":\(loadMilliseconds)}")
+                print(
+                    "{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"precision\":\"\(m.precision.rawValue)\",\"kernels\":\"\(m.kernels)\",\"decodeMicroseconds\":\(decode),\"tokensPerSecond\":\(1e6 / decode),\"loadMilliseconds\":\(loadMilliseconds)}"
+                )
             }
             var tree16: Double?
             for size in sizes {
@@ -80,15 +82,21 @@ struct BenchModelCommand: ParsableCommand {
                 let cost = median(samples)
                 if size == 16 { tree16 = cost }
                 if json {
-                    print("{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"treeSize\":\(size),\"treeMicroseconds\":\(cost),\"relativeToDecode\":\(cost / decode)}")
+                    print(
+                        "{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"treeSize\":\(size),\"treeMicroseconds\":\(cost),\"relativeToDecode\":\(cost / decode)}"
+                    )
                 } else {
-                    print("  tree of \(padded("\(size)", 3)) tokens: \(padded(fixed(cost, 1), 8)) µs = \(fixed(cost / decode, 2))× one decode step")
+                    print(
+                        "  tree of \(padded("\(size)", 3)) tokens: \(padded(fixed(cost, 1), 8)) µs = \(fixed(cost / decode, 2))× one decode step"
+                    )
                 }
             }
             let rss = ResidentMemory.current()
             let fileBytes = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? nil
             if json {
-                print("{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"residentBytes\":\(rss.current),\"peakResidentBytes\":\(rss.peak),\"fileBytes\":\(fileBytes ?? 0)}")
+                print(
+                    "{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"residentBytes\":\(rss.current),\"peakResidentBytes\":\(rss.peak),\"fileBytes\":\(fileBytes ?? 0)}"
+                )
             } else {
                 print(
                     "  resident memory \(rss.current / 1_000_000) MB (peak \(rss.peak / 1_000_000) MB"
@@ -98,7 +106,9 @@ struct BenchModelCommand: ParsableCommand {
                 let theirs = try LlamaBench.run(llamaBench, model: model, threads: t)
                 let ours16 = tree16 ?? .nan
                 if json {
-                    print("{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"llamaDecodeTokensPerSecond\":\(theirs.decodeTokensPerSecond),\"llamaScore16Microseconds\":\(theirs.score16Microseconds),\"decodeRatio\":\((1e6 / decode) / theirs.decodeTokensPerSecond),\"score16Ratio\":\(theirs.score16Microseconds / ours16)}")
+                    print(
+                        "{\"model\":\"\(m.identity.name)\",\"threads\":\(t),\"llamaDecodeTokensPerSecond\":\(theirs.decodeTokensPerSecond),\"llamaScore16Microseconds\":\(theirs.score16Microseconds),\"decodeRatio\":\((1e6 / decode) / theirs.decodeTokensPerSecond),\"score16Ratio\":\(theirs.score16Microseconds / ours16)}"
+                    )
                 } else {
                     let theirDecode = 1e6 / theirs.decodeTokensPerSecond
                     print(
@@ -107,7 +117,8 @@ struct BenchModelCommand: ParsableCommand {
                             + "(\(fixed(theirs.score16Microseconds / theirDecode, 2))× its decode step)")
                     print(
                         "  Chorus ÷ llama.cpp: decode \(fixed((1e6 / decode) / theirs.decodeTokensPerSecond, 2))×, "
-                            + "16-token scoring \(fixed(theirs.score16Microseconds / ours16, 2))× (above 1: Chorus faster)")
+                            + "16-token scoring \(fixed(theirs.score16Microseconds / ours16, 2))× (above 1: Chorus faster)"
+                    )
                 }
             }
         }

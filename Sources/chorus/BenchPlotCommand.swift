@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusBench
 import ChorusCluster
 import Foundation
 

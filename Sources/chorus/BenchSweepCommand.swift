@@ -1,8 +1,8 @@
 import ArgumentParser
+import ChorusBench
 import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
 import Foundation
 
 /// `chorus bench` (the default `bench` subcommand): a sweep over schemes, draft counts, draft lengths,
@@ -167,7 +167,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
             targetTemperature: targetTemperature, prompts: promptTokens.count, tokens: axes.tokens, seed: seed,
             deadlineMs: deadlineMs, machine: Self.machine())
         var runner = BenchRunner(
-            target: loaded.model, connector: NNGConnector(), prompts: promptTokens, tokensPerPrompt: axes.tokens,
+            target: loaded.model, network: .nng(), prompts: promptTokens, tokensPerPrompt: axes.tokens,
             targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed,
             deadline: .milliseconds(deadlineMs))
         runner.truncation = truncation
@@ -204,7 +204,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let points = plan.points()
         let measured = points.filter { $0.skipReason == nil }
         let progress = BenchProgress(total: (measured.count + baselines(measured.count)) * runner.prompts.count)
-        let pool = try LocalWorkerPool(target: loaded, maxWorkers: maxWorkers)
+        let pool = try LocalWorkerPool(target: loaded.model, maxWorkers: maxWorkers)
         do {
             let failures = try await runLocal(
                 points: points, runner: runner, context: context, pool: pool, progress: progress)
@@ -306,201 +306,6 @@ struct BenchSweepCommand: AsyncParsableCommand {
         if !r.warnings.isEmpty { s += "  ⚠ \(r.warnings[0])" }
         return s
     }
-
-    // MARK: Hosts mode
-
-    func runHosts(_ counts: [Int], axes: Axes, runner: BenchRunner, context: SweepContext, directory: String)
-        async throws -> Int
-    {
-        let plans = counts.map { n in
-            BenchPlan(
-                schemes: axes.schemes, drafts: axes.drafts, draftLengths: axes.lengths, temperatures: axes.temperatures,
-                mixes: [.identical], sequencesPerWorker: 1, hosts: n)
-        }
-        if axes.mixes != [.identical] {
-            FileHandleOutput.standardError.write(
-                "note: --hosts measures identical drafts only (the netns workers share one model and the coordinator "
-                    + "sets their temperature)\n")
-        }
-        guard getuid() == 0 else {
-            let reason = "--hosts needs root (network namespaces); run with sudo, or drop --hosts for a local sweep"
-            FileHandleOutput.standardError.write("skipped: \(reason)\n")
-            for (n, plan) in zip(counts, plans) {
-                for point in plan.points() {
-                    var record = context.record(point, kind: .skipped, skipReason: point.skipReason ?? reason)
-                    record.hosts = n
-                    try context.write(record)
-                }
-            }
-            return 0
-        }
-        let script = try scriptPath("netns-cluster.sh")
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-        let cpus = ProcessInfo.processInfo.activeProcessorCount
-        let env = ProcessInfo.processInfo.environment
-        let coordinatorCPUs = env["COORD_CPUS"] ?? "0"
-        let workerCPUs = env["WORKER_CPUS"] ?? (cpus <= 1 ? "0" : cpus == 2 ? "1" : "1-\(cpus - 1)")
-        let pinning = noPin ? nil : "taskset: coordinator CPU \(coordinatorCPUs), workers CPU \(workerCPUs) of \(cpus)"
-        if let pinning { FileHandleOutput.standardError.write("pinning with \(pinning)\n") }
-        if !noPin { try pinSelf(coordinatorCPUs) }
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-netns-\(getpid())").path
-        let total = plans.reduce(0) { total, plan in
-            let measured = plan.points().filter { $0.skipReason == nil }.count
-            return total + (measured + baselines(measured) - 1) * runner.prompts.count
-        }
-        let progress = BenchProgress(total: total)
-        var failures = 0
-        for (n, plan) in zip(counts, plans) {
-            var arguments = ["up", "\(n)", "--draft", context.primary, "--bin", binary]
-            if !noPin { arguments.append("--taskset") }
-            if let delayMs { arguments += ["--delay-ms", "\(delayMs)"] }
-            progress.note("starting \(n) emulated host(s)…")
-            let upResult = try runScript(script, arguments, state: state)
-            defer { _ = try? runScript(script, ["down"], state: state) }
-            guard upResult.status == 0 else {
-                throw fail("netns-cluster.sh up \(n) failed (status \(upResult.status)):\n\(upResult.output)", code: 1)
-            }
-            let addresses = try String(contentsOfFile: state + "/workers", encoding: .utf8)
-                .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-            guard addresses.count == n else {
-                throw fail("netns-cluster.sh started \(addresses.count) workers, expected \(n)", code: 1)
-            }
-            _ = try await runner.measure(nil, addresses: [])
-            progress.begin("hosts=\(n): plain target decoding (baseline)")
-            var baseline = try await measureBaseline(
-                runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
-            var sinceBaseline = 0
-            for point in plan.points() {
-                var record = context.record(point, kind: .point)
-                record.hosts = n
-                record.delayMilliseconds = delayMs
-                record.pinning = pinning
-                if let reason = point.skipReason {
-                    record.kind = .skipped
-                    record.skipReason = reason
-                    try context.write(record)
-                    continue
-                }
-                if baselineEvery > 0, sinceBaseline >= baselineEvery {
-                    progress.begin("hosts=\(n): plain target decoding (baseline)")
-                    baseline = try await measureBaseline(
-                        runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
-                    sinceBaseline = 0
-                }
-                sinceBaseline += 1
-                progress.begin("hosts=\(n) \(point.label)")
-                do {
-                    let began = ContinuousClock.now
-                    let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }
-                    BenchStatistics.fill(
-                        &record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
-                    record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
-                    record.warnings += result.warnings.prefix(5)
-                    try context.write(record)
-                    progress.finishItem(summary(record))
-                } catch {
-                    failures += 1
-                    progress.note("FAILED hosts=\(n) \(point.label): \(Self.describe(error))")
-                }
-            }
-        }
-        progress.finish()
-        if failures == 0 {
-            for step in ["up", "down"] { try? FileManager.default.removeItem(atPath: state + "-\(step).log") }
-        }
-        return failures
-    }
-
-    /// Runs scripts/netns-cluster.sh with its output in a file. (Foundation's `Process.waitUntilExit`
-    /// never returned here once the script had left its workers running in the background, so this
-    /// spawns and waits with POSIX calls.)
-    func runScript(_ script: String, _ arguments: [String], state: String) throws -> (status: Int32, output: String) {
-        let logPath = state + "-\(arguments.first ?? "run").log"
-        var environment = ProcessInfo.processInfo.environment
-        environment["CHORUS_NETNS_STATE"] = state
-        let status = try spawnAndWait(["/bin/bash", script] + arguments, environment: environment, output: logPath)
-        return (status, (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")
-    }
-
-    /// Pins every thread of this process (and the threads it starts later) to `cpus`.
-    func pinSelf(_ cpus: String) throws {
-        let status = try spawnAndWait(
-            ["/usr/bin/env", "taskset", "-a", "-p", "-c", cpus, "\(getpid())"],
-            environment: ProcessInfo.processInfo.environment,
-            output: "/dev/null")
-        guard status == 0 else { throw fail("taskset -a -p -c \(cpus) failed; pass --no-pin", code: 1) }
-    }
-
-    // MARK: Files
-
-    func draftPath(_ name: String, _ directory: String) throws -> String {
-        switch name {
-        case "small": return directory + "/chorus-kjv-draft-small-f32.gguf"
-        case "medium": return directory + "/chorus-kjv-draft-medium-f32.gguf"
-        default:
-            guard FileManager.default.fileExists(atPath: name) else {
-                throw fail("draft model \(name) not found (small, medium or a path)")
-            }
-            return name
-        }
-    }
-
-    func loadPrompts(_ explicit: String?, limit: Int?) throws -> [String] {
-        let path = try explicit ?? scriptPath("kjv.txt", folder: "prompts")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw fail("cannot read prompts file \(path)")
-        }
-        var lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        if let limit { lines = Array(lines.prefix(limit)) }
-        guard !lines.isEmpty else { throw fail("\(path) has no prompts (one per line; # starts a comment)") }
-        return lines
-    }
-
-    /// A file of the repository (scripts/…, prompts/…): ./FOLDER/NAME or FOLDER/NAME above the binary.
-    func scriptPath(_ name: String, folder: String = "scripts") throws -> String {
-        var candidates = [FileManager.default.currentDirectoryPath + "/\(folder)/\(name)"]
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent()
-        for _ in 0..<6 {
-            candidates.append(directory.appendingPathComponent("\(folder)/\(name)").path)
-            directory = directory.deletingLastPathComponent()
-        }
-        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw fail("cannot find \(folder)/\(name); run from the repository root")
-        }
-        return found
-    }
-
-    func defaultOutPath() -> String {
-        FileManager.default.currentDirectoryPath + "/results/bench-\(Self.timestamp())\(quick ? "-quick" : "").jsonl"
-    }
-
-    static func timestamp() -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
-        return formatter.string(from: Date())
-    }
-
-    static var buildKind: String {
-        #if DEBUG
-            return "debug"
-        #else
-            return "release"
-        #endif
-    }
-
-    /// CPU count, OS and the load average when the run started (a shared machine shows here).
-    static func machine() -> String {
-        let info = ProcessInfo.processInfo
-        var s = "\(info.activeProcessorCount) CPUs, \(info.operatingSystemVersionString)"
-        if let load = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) {
-            s += ", load average \(load.split(separator: " ").prefix(3).joined(separator: " ")) at start"
-        }
-        return s
-    }
 }
 
 /// What every record of one run shares, and where records go.
@@ -541,32 +346,6 @@ struct SweepContext {
     func write(_ record: BenchRecord) throws {
         output.write(Data((try record.jsonLine() + "\n").utf8))
     }
-}
-
-/// posix_spawn + waitpid: runs `argv` with stdin from /dev/null and stdout and stderr to `output`;
-/// returns the exit status (128 + signal when killed).
-func spawnAndWait(_ argv: [String], environment: [String: String], output: String) throws -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    let cArgs = argv.map { strdup($0) } + [nil]
-    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        for p in cArgs { free(p) }
-        for p in cEnv { free(p) }
-    }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
-    guard rc == 0 else { throw fail("cannot start \(argv[0]): \(String(cString: strerror(rc)))", code: 1) }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 {
-        guard errno == EINTR else { throw fail("waitpid failed for \(argv[0])", code: 1) }
-    }
-    let low = status & 0x7f
-    return low == 0 ? (status >> 8) & 0xff : 128 + low
 }
 
 extension SamplingSettings {

@@ -30,7 +30,8 @@ struct Chorus: AsyncParsableCommand {
         commandName: "chorus",
         abstract: "Distributed multi-draft speculative sampling.",
         subcommands: [
-            AcceptanceCommand.self, GenerateCommand.self, LogitsCommand.self, WorkerCommand.self, CoordinatorCommand.self,
+            AcceptanceCommand.self, GenerateCommand.self, LogitsCommand.self, WorkerCommand.self,
+            CoordinatorCommand.self,
             DemoCommand.self, BenchCommand.self, DelayProxyCommand.self,
         ]
     )

@@ -2,8 +2,6 @@ import ArgumentParser
 import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
-import ChorusWire
 import Foundation
 
 /// `chorus worker`: a draft worker serving its draft model over NNG.
@@ -21,11 +19,13 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("top-k"), help: "Top-k of the draft law (0 = off).") var topK: Int?
     @Option(name: .customLong("top-p"), help: "Top-p of the draft law (1 = off).") var topP: Double?
     @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
-    @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register: String?
+    @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
+        String?
     @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
     @Option(name: .long, help: "Worker name in logs (default: hostname:port).") var id: String?
     @Option(name: .long, help: "Threads for the draft model.") var threads: Int?
-    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision: Precision?
+    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
+        Precision?
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
@@ -49,12 +49,14 @@ struct WorkerCommand: AsyncParsableCommand {
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        guard c.model != nil else { throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)") }
+        guard c.model != nil else {
+            throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)")
+        }
         guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
-        _ = try TransportAddress(c.listen)
-        if let r = c.register { _ = try TransportAddress(r) }
+        try ClusterNetwork.validate(address: c.listen)
+        if let r = c.register { try ClusterNetwork.validate(address: r) }
         return c
     }
 
@@ -65,7 +67,8 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "worker")
-        let loaded = try loadModel(c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
+        let loaded = try loadModel(
+            c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         let name = c.id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let sampling = SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP)
         log.info(
@@ -77,7 +80,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let service: WorkerService
         do {
             service = try await WorkerService(
-                worker: worker, listen: c.listen, tls: c.tls.map(tlsSettings), register: c.register,
+                worker: worker, listen: c.listen, network: .nng(tls: c.tls), register: c.register,
                 advertise: c.advertise, log: log)
         } catch {
             throw fail("cannot listen on \(c.listen): \(error)")
@@ -87,7 +90,9 @@ struct WorkerCommand: AsyncParsableCommand {
         log.info("signal \(signal): shutting down")
         service.close()
         let counters = await worker.counters
-        log.info("served \(counters.served) requests (\(counters.expired) expired, \(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
+        log.info(
+            "served \(counters.served) requests (\(counters.expired) expired, \(counters.contextMismatches) context resets, \(counters.malformed) malformed)"
+        )
     }
 }
 
@@ -101,14 +106,19 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "YAML config file (section `coordinator:`).") var config: String?
     @Option(name: .long, help: "Target model (GGUF).") var model: String?
-    @Option(name: .long, help: "A worker address to dial (repeat). Workers may also register.") var worker: [String] = []
-    @Option(name: .long, help: "Token-level scheme (\(SchemeCatalog.names.joined(separator: ", "))); default optimal.") var scheme: String?
+    @Option(name: .long, help: "A worker address to dial (repeat). Workers may also register.") var worker: [String] =
+        []
+    @Option(name: .long, help: "Token-level scheme (\(SchemeCatalog.names.joined(separator: ", "))); default optimal.")
+    var scheme: String?
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
-    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).") var deadlineMs: Int?
-    @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen: String?
+    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).")
+    var deadlineMs: Int?
+    @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen:
+        String?
     @Option(name: .long, help: "Threads for the target model.") var threads: Int?
-    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision: Precision?
+    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
+        Precision?
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
@@ -130,15 +140,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        guard c.model != nil else { throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)") }
+        guard c.model != nil else {
+            throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)")
+        }
         guard SchemeCatalog.names.contains(c.scheme) else {
-            throw ConfigurationError("unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
+            throw ConfigurationError(
+                "unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
         }
         guard (1...64).contains(c.draftLength) else { throw ConfigurationError("--draft-length must be in 1…64") }
         guard c.deadlineMilliseconds >= 1 else { throw ConfigurationError("--deadline-ms must be ≥ 1") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
-        _ = try TransportAddress(c.listen)
-        for w in c.workers { _ = try TransportAddress(w) }
+        try ClusterNetwork.validate(address: c.listen)
+        for w in c.workers { try ClusterNetwork.validate(address: w) }
         return c
     }
 
@@ -149,24 +162,23 @@ struct CoordinatorCommand: AsyncParsableCommand {
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "coordinator")
-        let loaded = try loadModel(c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
+        let loaded = try loadModel(
+            c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         log.info(
             "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength), "
                 + "deadline \(c.deadlineMilliseconds) ms, threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         var options = Coordinator.Options()
-        options.scheme = c.scheme
-        options.truncation = c.truncation
+        options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
         options.deadline = .milliseconds(c.deadlineMilliseconds)
-        let tls = c.tls.map(tlsSettings)
-        let coordinator = try Coordinator(
-            target: loaded.model, tokenizer: loaded.tokenizer, options: options,
-            connector: NNGConnector(options: NNGClientOptions(tls: tls)), log: log)
+        let network = ClusterNetwork.nng(tls: c.tls)
+        let coordinator = Coordinator(
+            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)
         for address in c.workers { try await coordinator.addWorker(address: address) }
         let service: CoordinatorService
         do {
-            service = try CoordinatorService(coordinator: coordinator, listen: c.listen, tls: tls)
+            service = try CoordinatorService(coordinator: coordinator, listen: c.listen, network: network)
         } catch {
             throw fail("cannot listen on \(c.listen): \(error)")
         }
@@ -184,8 +196,4 @@ func tlsOverride(certificate: String?, key: String?, ca: String?) throws -> TLSC
         throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
     }
     return TLSConfiguration(certificate: certificate, key: key, ca: ca)
-}
-
-func tlsSettings(_ c: TLSConfiguration) -> TLSSettings {
-    TLSSettings(certificateFile: c.certificate, keyFile: c.key, caFile: c.ca, requirePeerCertificate: true)
 }

@@ -1,9 +1,8 @@
 import ArgumentParser
+import ChorusBench
 import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
-import ChorusWire
 import Foundation
 
 /// `chorus demo`: a whole local cluster on the shipped models — worker processes, a coordinator —
@@ -40,7 +39,9 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = try modelsDirectory(models)
         let targetPath = directory + "/chorus-kjv-target-f32.gguf"
-        let drafts = ["chorus-kjv-draft-small-f32.gguf", "chorus-kjv-draft-medium-f32.gguf"].map { directory + "/" + $0 }
+        let drafts = ["chorus-kjv-draft-small-f32.gguf", "chorus-kjv-draft-medium-f32.gguf"].map {
+            directory + "/" + $0
+        }
         let loaded = try loadModel(targetPath, threads: 1)
         let settings = SamplingSettings(temperature: temperature)
         let promptTokens = loaded.tokenizer.encode(prompt, addSpecial: true)
@@ -49,31 +50,25 @@ struct DemoCommand: AsyncParsableCommand {
         let baseline = try plainDecode(loaded, prompt: promptTokens, settings: settings)
 
         var options = Coordinator.Options()
-        options.scheme = scheme
+        options.scheme = try SchemeCatalog.scheme(named: scheme)
         options.draftLength = draftLength
         options.deadline = .milliseconds(500)
         let log = ClusterLog(component: "coordinator", minimum: .warning)
-        let coordinator = try Coordinator(
-            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: NNGConnector(), log: log)
-        let service = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", tls: nil)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let network = ClusterNetwork.nng()
+        let coordinator = Coordinator(
+            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)
+        let service = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", network: network)
         var children: [Process] = []
-        defer {
-            for child in children where child.isRunning { child.terminate() }
-            for child in children { child.waitUntilExit() }
-        }
-        FileHandleOutput.standardError.write("starting \(workers) worker process(es), registering with \(service.address)…\n")
+        defer { ChildProcesses.stop(children) }
+        FileHandleOutput.standardError.write(
+            "starting \(workers) worker process(es), registering with \(service.address)…\n")
         for w in 0..<workers {
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: binary)
-            child.arguments = [
-                "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
-                service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)", "--id", "demo-w\(w + 1)",
-            ]
-            child.standardOutput = FileHandle.nullDevice
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            children.append(child)
+            children.append(
+                try ChildProcesses.startChorus([
+                    "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
+                    service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)",
+                    "--id", "demo-w\(w + 1)",
+                ]))
         }
         let started = ContinuousClock.now
         while await coordinator.workerStatuses.filter({ $0.state == .ready }).count < workers {
@@ -85,9 +80,12 @@ struct DemoCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        FileHandleOutput.standardError.write("\(workers) worker(s) ready; generating \(tokens) tokens (\(settings), scheme \(scheme), L = \(draftLength))\n\n")
+        FileHandleOutput.standardError.write(
+            "\(workers) worker(s) ready; generating \(tokens) tokens (\(settings), scheme \(scheme), L = \(draftLength))\n\n"
+        )
 
-        let result = try await coordinator.generate(prompt: promptTokens, maxTokens: tokens, settings: settings, seed: seed)
+        let result = try await coordinator.generate(
+            prompt: promptTokens, maxTokens: tokens, settings: settings, seed: seed)
         FileHandleOutput.standardOutput.write(prompt + loaded.tokenizer.decode(result.tokens) + "\n\n")
         let s = result.statistics
         let clusterRate = s.tokensPerSecond
@@ -96,12 +94,15 @@ struct DemoCommand: AsyncParsableCommand {
         report += "drafts per round \(fixed(s.draftsPerRound, 2))\n"
         report += "target alone: \(baseline.tokens) tokens, \(fixed(baseline.rate, 1)) tokens/s\n"
         report += "speedup:      \(fixed(clusterRate / max(baseline.rate, 1e-9), 2))× (same machine, same run; "
-        report += "this target is tiny, so round trips and drafting weigh more than the saved target passes — see docs/benchmarks.md)\n"
+        report +=
+            "this target is tiny, so round trips and drafting weigh more than the saved target passes — see docs/benchmarks.md)\n"
         FileHandleOutput.standardError.write(report)
         await service.close()
     }
 
-    func plainDecode(_ loaded: LoadedModel, prompt: [Int], settings: SamplingSettings) throws -> (tokens: Int, rate: Double) {
+    func plainDecode(_ loaded: LoadedModel, prompt: [Int], settings: SamplingSettings) throws -> (
+        tokens: Int, rate: Double
+    ) {
         var rng = ChorusRandom(seed: seed)
         let session = try loaded.model.makeSession()
         var logits = try session.append(prompt)
@@ -130,5 +131,7 @@ func modelsDirectory(_ explicit: String?) throws -> String {
         directory = directory.deletingLastPathComponent()
     }
     for c in candidates where FileManager.default.fileExists(atPath: c + "/" + marker) { return c }
-    throw fail("cannot find the shipped models (\(marker)); looked in: \(candidates.joined(separator: ", ")); pass --models DIR")
+    throw fail(
+        "cannot find the shipped models (\(marker)); looked in: \(candidates.joined(separator: ", ")); pass --models DIR"
+    )
 }

@@ -1,8 +1,7 @@
 import ArgumentParser
-import ChorusModel
 import ChorusCluster
+import ChorusModel
 import ChorusSampling
-import ChorusWire
 import Foundation
 
 /// `chorus generate`: plain autoregressive generation with a local model, or text from a coordinator.
@@ -25,7 +24,8 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .customLong("top-p"), help: "Nucleus mass (1 = off).") var topP = 1.0
     @Option(name: .long, help: "Seed (the same seed reproduces the text).") var seed: UInt64?
     @Option(name: .long, help: "Threads for the local model.") var threads = 1
-    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision = Precision.fast
+    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision =
+        Precision.fast
     @Flag(name: .long, help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
     @Option(name: .long, help: "Seconds to wait for the coordinator.") var timeout = 60.0
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for a tls+tcp:// coordinator.")
@@ -66,7 +66,8 @@ struct GenerateCommand: AsyncParsableCommand {
         let promptTokens = tokenizer.encode(prompt, addSpecial: true)
         guard !promptTokens.isEmpty else { throw fail("the prompt encodes to no tokens") }
         guard promptTokens.count < loaded.model.contextLength else {
-            throw fail("the prompt has \(promptTokens.count) tokens; the model's context is \(loaded.model.contextLength)")
+            throw fail(
+                "the prompt has \(promptTokens.count) tokens; the model's context is \(loaded.model.contextLength)")
         }
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         var rng = ChorusRandom(seed: seed)
@@ -99,7 +100,8 @@ struct GenerateCommand: AsyncParsableCommand {
         let seconds = microseconds(ContinuousClock.now - decodeStart) / 1e6
         FileHandleOutput.standardError.write(
             "generated \(produced) tokens in \(fixed(seconds, 3)) s: \(fixed(Double(produced) / max(seconds, 1e-9), 1)) tokens/s "
-                + "(prompt \(promptTokens.count) tokens in \(fixed(microseconds(prefill) / 1000, 1)) ms; stop: \(reason); seed \(seed))\n")
+                + "(prompt \(promptTokens.count) tokens in \(fixed(microseconds(prefill) / 1000, 1)) ms; stop: \(reason); seed \(seed))\n"
+        )
     }
 }
 
@@ -108,17 +110,18 @@ extension GenerateCommand {
     func runRemote(coordinator address: String) async throws {
         let client: CoordinatorClient
         do {
-            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA).map(tlsSettings)
-            client = try CoordinatorClient(address: address, tls: tls, timeout: .seconds(timeout))
+            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
+            client = try CoordinatorClient(address: address, network: .nng(tls: tls), timeout: .seconds(timeout))
         } catch {
             throw fail("\(address): \(error)")
         }
         defer { client.close() }
         FileHandleOutput.standardOutput.write(prompt)
-        let request = GenerateStart(prompt: prompt, maxTokens: tokens, sampling: settings, seed: seed)
-        let last: GenerateUpdate
+        let last: GenerationUpdate
         do {
-            last = try await client.generate(request) { update in FileHandleOutput.standardOutput.write(update.text) }
+            last = try await client.generate(prompt: prompt, maxTokens: tokens, sampling: settings, seed: seed) {
+                update in FileHandleOutput.standardOutput.write(update.text)
+            }
         } catch {
             throw fail("\(address): \(error)")
         }
@@ -132,7 +135,7 @@ extension GenerateCommand {
     }
 }
 
-/// A model file opened for use: the transformer, its tokenizer, and how long loading took.
+/// A model file opened for use: the transformer and its tokenizer.
 struct LoadedModel {
     let model: TransformerModel
     let tokenizer: Tokenizer

@@ -12,7 +12,8 @@ struct LogitsCommand: ParsableCommand {
     @Option(name: .long, help: "A GGUF model file.") var model: String
     @Option(name: .long, help: "The prompt text.") var prompt: String
     @Option(name: .long, help: "Threads.") var threads = 1
-    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision = Precision.fast
+    @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision =
+        Precision.fast
     @Flag(name: .long, help: "Print {\"tokens\": [...], \"logits\": [[...], ...]} (the only format).") var json = false
 
     func run() throws {

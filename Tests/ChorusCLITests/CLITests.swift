@@ -1,12 +1,6 @@
+import ChorusTestSupport
 import Foundation
 import Testing
-
-/// The real `chorus` binary (built beside the test bundle), run as a user would.
-func chorusBinary() -> URL {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    if directory.lastPathComponent == "MacOS" { directory = directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
-    return directory.appendingPathComponent("chorus")
-}
 
 struct RunResult {
     var status: Int32
@@ -48,10 +42,6 @@ final class DataBox: @unchecked Sendable {
     let done = DispatchSemaphore(value: 0)
 }
 
-func repositoryRoot() -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-}
-
 @Suite struct CLITests {
     /// `chorus acceptance --json` reproduces the public vector "reversed 3" (SAMPLING.md §4).
     @Test func acceptanceJSONReproducesAVector() async throws {
@@ -64,8 +54,11 @@ func repositoryRoot() -> URL {
         #expect(abs((object["optimal"] as? Double ?? 0) - 0.86) < 1e-9)
         #expect(object["acceptsWithCertainty"] as? Bool == false)
         let schemes = try #require(object["schemes"] as? [[String: Any]])
-        let byName = Dictionary(uniqueKeysWithValues: schemes.compactMap { s in (s["name"] as? String).map { ($0, s) } })
-        let expected = ["sd": 0.7, "specinfer": 0.76, "spectr": 0.7913552872566003, "optimal": 0.86, "optimal-lp": 0.86]
+        let byName = Dictionary(
+            uniqueKeysWithValues: schemes.compactMap { s in (s["name"] as? String).map { ($0, s) } })
+        let expected = [
+            "sd": 0.7, "specinfer": 0.76, "spectr": 0.7913552872566003, "optimal": 0.86, "optimal-lp": 0.86,
+        ]
         for (name, value) in expected {
             let acceptance = try #require(byName[name]?["acceptance"] as? Double, "\(name) missing")
             #expect(abs(acceptance - value) < 1e-9, "\(name)")
@@ -91,8 +84,10 @@ func repositoryRoot() -> URL {
     /// `chorus logits --json` on the shipped target reproduces llama.cpp's fixture (F32: ≤ 1e-3).
     @Test func logitsMatchTheFixture() async throws {
         let root = repositoryRoot()
-        let fixtureURL = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/logits-p1-chorus-kjv-target-f32.json")
-        let fixture = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL)) as? [String: Any])
+        let fixtureURL = root.deletingLastPathComponent().appendingPathComponent(
+            "shared/fixtures/logits-p1-chorus-kjv-target-f32.json")
+        let fixture = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL)) as? [String: Any])
         let result = try await runChorus([
             "logits", "--model", root.appendingPathComponent("models/chorus-kjv-target-f32.gguf").path,
             "--prompt", try #require(fixture["prompt"] as? String), "--json",
@@ -114,7 +109,9 @@ func repositoryRoot() -> URL {
             "--prompt", "And God said", "-n", "24", "--temperature", "0",
         ])
         #expect(result.status == 0, "\(result.error)")
-        #expect(result.output.hasPrefix("And God said unto him, Thus saith the LORD, I will not go out of the land of Egypt"))
+        #expect(
+            result.output.hasPrefix(
+                "And God said unto him, Thus saith the LORD, I will not go out of the land of Egypt"))
         #expect(result.error.contains("tokens/s"))
     }
 }

@@ -1,5 +1,6 @@
 import ChorusModel
 import ChorusSampling
+import ChorusTestSupport
 import ChorusTransport
 import ChorusWire
 import Foundation
@@ -9,60 +10,6 @@ import Testing
 @testable import ChorusCluster
 
 // MARK: Helpers
-
-/// Plain greedy decoding of `target` after `prompt`: the reference every greedy generation must equal,
-/// whatever the workers did.
-func plainGreedy(_ target: TableLanguageModel, prompt: [Int], count: Int) throws -> [Int] {
-    let session = try target.makeSession()
-    var logits = try session.append(prompt)
-    var tokens: [Int] = []
-    for _ in 0..<count {
-        let next = try TokenDistribution(logits: logits, settings: .greedy).support[0]
-        tokens.append(next)
-        logits = try session.append([next])
-    }
-    return tokens
-}
-
-/// A step of a test that did not finish in time.
-struct StepTimeout: Error, CustomStringConvertible {
-    let step: String
-    let limit: Duration
-    var description: String { "\(step) did not finish within \(limit)" }
-}
-
-/// Runs `body` but returns (throwing `StepTimeout`) after `limit` even if `body` ignores cancellation,
-/// so a hang in the code under test fails the test instead of stalling the run.
-func bounded<T: Sendable>(
-    _ limit: Duration, _ step: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-        let race = FirstResult(continuation)
-        let work = Task {
-            do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
-        }
-        Task {
-            try? await Task.sleep(for: limit)
-            race.finish(.failure(StepTimeout(step: step, limit: limit)))
-            work.cancel()
-        }
-    }
-}
-
-/// Resumes a continuation with the first result offered; later ones are ignored.
-final class FirstResult<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
-
-    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = Mutex(continuation) }
-
-    func finish(_ result: Result<T, any Error>) {
-        let pending = continuation.withLock { c -> CheckedContinuation<T, any Error>? in
-            defer { c = nil }
-            return c
-        }
-        pending?.resume(with: result)
-    }
-}
 
 /// Counters shared with request handlers.
 final class Tally: Sendable {
@@ -75,16 +22,6 @@ final class Tally: Sendable {
     }
     func get(_ index: Int) -> Int { counts.withLock { c in index < c.count ? c[index] : 0 } }
     private func grow(_ c: inout [Int], _ index: Int) { while c.count <= index { c.append(0) } }
-}
-
-/// Polls `condition` every 10 ms for at most `limit`; returns whether it became true.
-func eventually(within limit: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
-    let start = ContinuousClock.now
-    while ContinuousClock.now - start < limit {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return await condition()
 }
 
 /// How a misbehaving worker corrupts its draft replies (describe requests are answered honestly, so
@@ -169,7 +106,7 @@ final class FaultCluster: Sendable {
 
     init(target: TableLanguageModel, options: Coordinator.Options) throws {
         self.target = target
-        coordinator = try Coordinator(
+        coordinator = Coordinator(
             target: target, tokenizer: nil, options: options, connector: network,
             log: ClusterLog(component: "fault-test", minimum: .error))
     }
@@ -249,7 +186,7 @@ final class FaultCluster: Sendable {
         -> (tokens: [Int], statistics: GenerationStatistics)
     {
         let coordinator = self.coordinator
-        let result = try await bounded(limit, "greedy generation") {
+        let result = try await within(limit, "greedy generation") {
             try await coordinator.generate(prompt: prompt, maxTokens: tokens, settings: .greedy, seed: seed)
         }
         return (result.tokens, result.statistics)
@@ -501,7 +438,7 @@ struct CoordinatorFaultTests {
         let coordinator = cluster.coordinator
         var rng = ChorusRandom(seed: 2024)
         func errorCode(_ bytes: [UInt8]) async throws -> WireErrorCode? {
-            let reply = try await bounded(.seconds(5), "handle(bytes:)") { await coordinator.handle(bytes: bytes) }
+            let reply = try await within(.seconds(5), "handle(bytes:)") { await coordinator.handle(bytes: bytes) }
             guard case let .error(e) = try WireMessage.decode(reply) else { return nil }
             return e.code
         }
@@ -616,7 +553,7 @@ struct CoordinatorFaultTests {
         let prompt = [3]
         let runs = 2000
         let concurrency = 8
-        let pairs = try await bounded(.seconds(90), "2000 generations") {
+        let pairs = try await within(.seconds(90), "2000 generations") {
             try await withThrowingTaskGroup(of: [Int].self) { group in
                 var pairs: [Int] = []
                 for lane in 0..<concurrency {

@@ -1,26 +1,11 @@
 import ChorusModel
 import ChorusSampling
+import ChorusTestSupport
 import ChorusWire
 import Foundation
 import Testing
 
 @testable import ChorusCluster
-
-/// A random first-order table model over n tokens (some transitions impossible).
-func tableModel(n: Int, seed: UInt64, contextLength: Int = 64, name: String) throws -> TableLanguageModel {
-    var rng = ChorusRandom(seed: seed)
-    let table: [[Float]] = (0..<n).map { _ in
-        (0..<n).map { _ in rng.nextUnit() < 0.15 ? -Float.infinity : Float(rng.nextUnit() * 4 - 2) }
-    }
-    // Keep at least one finite logit per row.
-    let fixed: [[Float]] = table.enumerated().map { i, row in
-        guard row.allSatisfy({ $0 == -.infinity }) else { return row }
-        var copy = row
-        copy[i] = 0
-        return copy
-    }
-    return try TableLanguageModel(table: fixed, contextLength: contextLength, name: name)
-}
 
 /// Drives one session through rounds with in-process workers (no sockets): the coordinator's round
 /// logic and the workers' drafting, exactly as the services run them.
@@ -32,7 +17,7 @@ func runGeneration(
     var round: UInt64 = 0
     while !session.isFinished {
         round += 1
-        var drafts: [(group: Int, sequence: [Int], laws: [TokenDistribution])] = []
+        var drafts: [DraftSequence] = []
         let length = min(draftLength, session.usefulDraftLength)
         if length >= 1 {
             for (w, worker) in workers.enumerated() {
@@ -49,7 +34,8 @@ func runGeneration(
                 }
                 known[w] = context.count
                 for (tokens, laws) in zip(r.sequences, r.distributions) {
-                    drafts.append((w, tokens, try laws.map { try $0.decoded() }))
+                    drafts.append(
+                        DraftSequence(tokens: tokens, distributions: try laws.map { try $0.decoded() }, lawGroup: w))
                 }
             }
         }
@@ -135,7 +121,8 @@ func runGeneration(
         let draft = try tableModel(n: 8, seed: 31, name: "draft")
         let worker = DraftWorker(model: draft, configuration: .init(workerID: "w"))
         let good = DraftRequest(
-            session: 1, round: 1, keepLength: 0, newTokens: [1, 2], contextHash: ContextHash([1, 2]).value, draftLength: 3,
+            session: 1, round: 1, keepLength: 0, newTokens: [1, 2], contextHash: ContextHash([1, 2]).value,
+            draftLength: 3,
             sequences: 2, sampling: .standard, seed: 1, deadlineMilliseconds: 1000)
         guard case let .draftReply(reply) = await worker.handle(good) else {
             Issue.record("expected drafts")

@@ -1,3 +1,4 @@
+import ChorusTestSupport
 import ChorusTransport
 import ChorusWire
 import Foundation
@@ -123,7 +124,7 @@ struct E2ETests {
         let (worker, workerAddress) = try await processes.worker("small", model: Models.small, register: address)
         try await Self.waitReady(coordinator, [workerAddress])
 
-        var rng = SplitMix(state: 77)
+        var rng = SplitMix64(state: 77)
         var malformedSentToWorker = 0
         for (label, target) in [("coordinator", address), ("worker", workerAddress)] {
             let tcpPort = try #require(port(of: target))
@@ -148,7 +149,7 @@ struct E2ETests {
     }
 
     /// Below NNG: returns how many application-level malformed requests got a reply.
-    static func rawGarbage(port: Int, label: String, rng: inout SplitMix) async throws -> Int {
+    static func rawGarbage(port: Int, label: String, rng: inout SplitMix64) async throws -> Int {
         // Random bytes instead of the SP header: the connection is dropped.
         let random = try #require(RawSocket(port: port))
         random.write(rng.bytes(4096))
@@ -192,7 +193,7 @@ struct E2ETests {
     }
 
     /// Through a real NNG REQ socket: returns how many malformed requests were answered.
-    static func nngGarbage(address: String, label: String, rng: inout SplitMix) async throws -> Int {
+    static func nngGarbage(address: String, label: String, rng: inout SplitMix64) async throws -> Int {
         let client = try NNGRequestClient(dialing: address)
         var answered = 0
         func expectError(_ bytes: [UInt8], _ code: WireErrorCode, _ what: String) async throws {
@@ -266,14 +267,4 @@ final class Flag: @unchecked Sendable {
 
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
-}
-
-/// Polls `condition` every 20 ms for at most `limit`; returns whether it became true.
-func eventually(within limit: Duration, _ condition: () async -> Bool) async -> Bool {
-    let start = ContinuousClock.now
-    while ContinuousClock.now - start < limit {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return await condition()
 }

@@ -1,30 +1,10 @@
+import ChorusTestSupport
 import Foundation
 import Testing
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// The `chorus` binary built beside the test bundle (`swift test` builds it: this target depends on it).
-func chorusBinary() -> URL {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    if directory.lastPathComponent == "MacOS" {
-        directory = directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-    return directory.appendingPathComponent("chorus")
-}
-
-func repositoryRoot() -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-}
-
-/// The shipped models.
-enum Models {
-    static func path(_ name: String) -> String { repositoryRoot().appendingPathComponent("models/\(name)").path }
-    static let target = path("chorus-kjv-target-f32.gguf")
-    static let small = path("chorus-kjv-draft-small-f32.gguf")
-    static let medium = path("chorus-kjv-draft-medium-f32.gguf")
-}
 
 struct E2EFailure: Error, CustomStringConvertible {
     let description: String

@@ -43,7 +43,9 @@ import Testing
         }
         func vector(_ name: String, _ count: Int, around center: Float, spread: Float) {
             let values = (0..<count).map { _ in center + spread * (Float(rng.next() % 2001) / 1000 - 1) }
-            w.addTensor(name, shape: [count], type: .f32, data: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
+            w.addTensor(
+                name, shape: [count], type: .f32,
+                data: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
         }
         matrix("token_embd.weight", d, vocab)
         vector("output_norm.weight", d, around: 1, spread: 0.2)
@@ -67,7 +69,9 @@ import Testing
         return url.path
     }
 
-    static let synthetic = Result { try syntheticFile(types: [.q4_K, .q6_K, .q5_0, .q8_0, .q4_K, .q6_K, .q4_K], seed: 5) }
+    static let synthetic = Result {
+        try syntheticFile(types: [.q4_K, .q6_K, .q5_0, .q8_0, .q4_K, .q6_K, .q4_K], seed: 5)
+    }
 
     static let shippedModels = [
         "chorus-kjv-target-f32.gguf", "chorus-kjv-target-f16.gguf", "chorus-kjv-target-q8_0.gguf",
@@ -163,14 +167,17 @@ import Testing
             let together = try model.appendBatch(batched, tokens: tokens)
             for (i, session) in alone.enumerated() {
                 let expected = try session.append([tokens[i]])
-                #expect(together[i].map(\.bitPattern) == expected.map(\.bitPattern), "\(file) session \(i) step \(step)")
+                #expect(
+                    together[i].map(\.bitPattern) == expected.map(\.bitPattern), "\(file) session \(i) step \(step)")
                 #expect(batched[i].length == session.length)
             }
         }
         // Bad batches change nothing.
         let lengths = batched.map(\.length)
         #expect(throws: ModelError.self) { try model.appendBatch([batched[0], batched[0]], tokens: [1, 2]) }
-        #expect(throws: ModelError.self) { try model.appendBatch([batched[0], batched[1]], tokens: [1, model.vocabularySize]) }
+        #expect(throws: ModelError.self) {
+            try model.appendBatch([batched[0], batched[1]], tokens: [1, model.vocabularySize])
+        }
         #expect(throws: ModelError.self) { try model.appendBatch([batched[0]], tokens: [1, 2]) }
         let other = try TransformerModel(path: try Self.path(file))
         #expect(throws: ModelError.self) { try other.appendBatch([batched[0]], tokens: [1]) }
@@ -198,7 +205,8 @@ import Testing
         for (s, sequence) in sequences.enumerated() {
             for step in 0..<4 {
                 let expected = try Self.sequential(model, prefix: prefix, then: Array(sequence[0...step]))
-                #expect(rows[s][step].map(\.bitPattern) == expected.map(\.bitPattern), "\(file) sequence \(s) step \(step)")
+                #expect(
+                    rows[s][step].map(\.bitPattern) == expected.map(\.bitPattern), "\(file) sequence \(s) step \(step)")
             }
         }
         // Keep sequence 1's path (nodes 1, 4, 7, 10) and continue.

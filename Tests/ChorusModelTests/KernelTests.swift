@@ -49,7 +49,9 @@ import Testing
         var out = [Float](repeating: .nan, count: fixture.values.count)
         bytes.withUnsafeBytes { Dequantize.row(type, from: $0.baseAddress!, count: out.count, into: &out) }
         let mismatches = zip(out, fixture.values).enumerated().filter { $0.element.0 != $0.element.1 }
-        #expect(mismatches.isEmpty, "\(type.name): \(mismatches.count) values differ, first \(mismatches.first.map { "\($0)" } ?? "")")
+        #expect(
+            mismatches.isEmpty,
+            "\(type.name): \(mismatches.count) values differ, first \(mismatches.first.map { "\($0)" } ?? "")")
     }
 
     @Test(arguments: GGMLType.allCases)
@@ -83,10 +85,16 @@ import Testing
         }
         let total = rows * count
         switch type {
-        case .f32: return (0..<total).flatMap { _ in withUnsafeBytes(of: gaussian().bitPattern.littleEndian, Array.init) }
-        case .f16: return (0..<total).flatMap { _ in withUnsafeBytes(of: Float16(gaussian()).bitPattern.littleEndian, Array.init) }
+        case .f32:
+            return (0..<total).flatMap { _ in withUnsafeBytes(of: gaussian().bitPattern.littleEndian, Array.init) }
+        case .f16:
+            return (0..<total).flatMap { _ in
+                withUnsafeBytes(of: Float16(gaussian()).bitPattern.littleEndian, Array.init)
+            }
         case .bf16:
-            return (0..<total).flatMap { _ in withUnsafeBytes(of: UInt16(gaussian().bitPattern >> 16).littleEndian, Array.init) }
+            return (0..<total).flatMap { _ in
+                withUnsafeBytes(of: UInt16(gaussian().bitPattern >> 16).littleEndian, Array.init)
+            }
         default:
             let blocks = total / type.blockSize
             var bytes = (0..<blocks * type.blockBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -121,12 +129,16 @@ import Testing
         weights.withUnsafeBytes { w in
             if type.dotsWithFloat {
                 x.withUnsafeBytes { a in
-                    chorus_matmul(pool, isa, type.rawValue, w.baseAddress, Int32(inDim), Int32(outDim), a.baseAddress, Int32(rows), &y, outDim)
+                    chorus_matmul(
+                        pool, isa, type.rawValue, w.baseAddress, Int32(inDim), Int32(outDim), a.baseAddress,
+                        Int32(rows), &y, outDim)
                 }
             } else {
                 chorus_quantize_q8(x, Int32(rows), Int32(inDim), &q8)
                 q8.withUnsafeBytes { a in
-                    chorus_matmul(pool, isa, type.rawValue, w.baseAddress, Int32(inDim), Int32(outDim), a.baseAddress, Int32(rows), &y, outDim)
+                    chorus_matmul(
+                        pool, isa, type.rawValue, w.baseAddress, Int32(inDim), Int32(outDim), a.baseAddress,
+                        Int32(rows), &y, outDim)
                 }
             }
         }
@@ -156,7 +168,8 @@ import Testing
         let x = Self.randomActivations(rows: rows, count: inDim, seed: 7)
         let a = Self.effectiveActivations(type, x: x, rows: rows, count: inDim)
         for isa in Self.isas {
-            let y = Self.engineProduct(type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 1)
+            let y = Self.engineProduct(
+                type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 1)
             for r in 0..<rows {
                 for o in 0..<outDim {
                     var exact = 0.0, magnitude = 0.0
@@ -166,7 +179,9 @@ import Testing
                     }
                     // Float32 accumulation over 512 terms: a few ulps of the magnitude.
                     let error = abs(Double(y[r * outDim + o]) - exact)
-                    #expect(error <= 2e-6 * magnitude + 1e-9, "\(type.name) isa \(isa) row \(r) out \(o): \(y[r * outDim + o]) vs \(exact)")
+                    #expect(
+                        error <= 2e-6 * magnitude + 1e-9,
+                        "\(type.name) isa \(isa) row \(r) out \(o): \(y[r * outDim + o]) vs \(exact)")
                 }
             }
         }
@@ -178,20 +193,28 @@ import Testing
         let weights = Self.randomWeights(type, rows: outDim, count: inDim, seed: 99 + UInt64(type.rawValue))
         let x = Self.randomActivations(rows: rows, count: inDim, seed: 3)
         for isa in Self.isas {
-            let together = Self.engineProduct(type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 1)
-            let twoThreads = Self.engineProduct(type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 2)
-            #expect(together.map(\.bitPattern) == twoThreads.map(\.bitPattern), "\(type.name) isa \(isa): 1 vs 2 threads")
+            let together = Self.engineProduct(
+                type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 1)
+            let twoThreads = Self.engineProduct(
+                type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 2)
+            #expect(
+                together.map(\.bitPattern) == twoThreads.map(\.bitPattern), "\(type.name) isa \(isa): 1 vs 2 threads")
             for r in 0..<rows {
                 let alone = Self.engineProduct(
-                    type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: Array(x[r * inDim..<(r + 1) * inDim]), rows: 1,
+                    type, isa: isa, weights: weights, inDim: inDim, outDim: outDim,
+                    x: Array(x[r * inDim..<(r + 1) * inDim]), rows: 1,
                     threads: 1)
-                #expect(alone.map(\.bitPattern) == together[r * outDim..<(r + 1) * outDim].map(\.bitPattern), "\(type.name) isa \(isa) row \(r)")
+                #expect(
+                    alone.map(\.bitPattern) == together[r * outDim..<(r + 1) * outDim].map(\.bitPattern),
+                    "\(type.name) isa \(isa) row \(r)")
             }
         }
     }
 
     /// Every block of `rows` rows of `count` activations, quantized, row by row: (values, scale, d·Σq, half sums).
-    static func quantizedBlocks(_ x: [Float], rows: Int, count: Int) -> [(q: [Int8], d: Float, ds: Float, s0: Int, s1: Int)] {
+    static func quantizedBlocks(_ x: [Float], rows: Int, count: Int) -> [(
+        q: [Int8], d: Float, ds: Float, s0: Int, s1: Int
+    )] {
         let rowBytes = chorus_q8_row_bytes(Int32(count))
         var buffer = [UInt8](repeating: 0, count: rows * rowBytes)
         chorus_quantize_q8(x, Int32(rows), Int32(count), &buffer)
@@ -237,19 +260,24 @@ import Testing
 
     @Test func activationBlocksKeepTheirSumsAndBound() {
         let x = Self.randomActivations(rows: 2, count: 64, seed: 11)
-        let outlierPositions = Set(Self.outliers(x, rows: 2, count: 64).enumerated().flatMap { r, list in
-            list.map { r * 64 + $0.0 }
-        })
+        let outlierPositions = Set(
+            Self.outliers(x, rows: 2, count: 64).enumerated().flatMap { r, list in
+                list.map { r * 64 + $0.0 }
+            })
         #expect(outlierPositions == [7])
         for (b, block) in Self.quantizedBlocks(x, rows: 2, count: 64).enumerated() {
             let q = block.q
             #expect(block.s0 == q[0..<16].reduce(0) { $0 + Int($1) })
             #expect(block.s1 == q[16..<32].reduce(0) { $0 + Int($1) })
             #expect(block.ds == block.d * Float(block.s0 + block.s1))
-            let source = x[32 * b..<32 * (b + 1)].enumerated().map { outlierPositions.contains(32 * b + $0.offset) ? 0 : $0.element }
+            let source = x[32 * b..<32 * (b + 1)].enumerated().map {
+                outlierPositions.contains(32 * b + $0.offset) ? 0 : $0.element
+            }
             let amax = source.map(abs).max() ?? 0
             #expect(abs(block.d - amax / 127) <= 1e-7 * amax)
-            for (i, v) in source.enumerated() { #expect(abs(Double(v) - Double(block.d) * Double(q[i])) <= Double(block.d) / 2 * 1.0001) }
+            for (i, v) in source.enumerated() {
+                #expect(abs(Double(v) - Double(block.d) * Double(q[i])) <= Double(block.d) / 2 * 1.0001)
+            }
         }
     }
 }

@@ -131,7 +131,8 @@ func argmax(_ x: [Float]) -> Int {
         let andGodSaid = [0, 297, 388, 387]
         let continuation = try greedy(model, prompt: andGodSaid, count: 32, batchedPrompt: true)
         let text = try detokenize(andGodSaid.dropFirst() + continuation, model: modelPath("chorus-kjv-target-f32.gguf"))
-        let sample = "And God said unto him, Thus saith the LORD, I will not go out of the land of Egypt, nor will go "
+        let sample =
+            "And God said unto him, Thus saith the LORD, I will not go out of the land of Egypt, nor will go "
             + "out from the land of Egypt, and will be a great land of Egypt.\nAnd I will make a land of Egypt, and "
             + "will make a fire to be a possession of the land of Egypt,"
         #expect(sample.hasPrefix(text), "greedy text: \(text)")
@@ -206,9 +207,10 @@ func argmax(_ x: [Float]) -> Int {
         #expect(worst <= 1e-4)
 
         // Keep the deepest node's path, then continue: equal to decoding prefix + path + next afresh.
-        let deepest = try #require(tokens.indices.max {
-            Self.rootPath(of: $0, parents: parents).count < Self.rootPath(of: $1, parents: parents).count
-        })
+        let deepest = try #require(
+            tokens.indices.max {
+                Self.rootPath(of: $0, parents: parents).count < Self.rootPath(of: $1, parents: parents).count
+            })
         let keep = Self.rootPath(of: deepest, parents: parents)
         #expect(keep.count >= 3)
         #expect(keep != Array(0..<keep.count))  // some rows really move
@@ -265,7 +267,10 @@ func argmax(_ x: [Float]) -> Int {
         rejects("context overflow") { _ = try session.append(Array(repeating: 0, count: context + 1)) }
         #expect(session.length == 0)
         _ = try session.append([0, 1])
-        rejects("overflow by a tree") { _ = try session.scoreTree(tokens: Array(repeating: 1, count: context - 1), parents: Array(-1..<(context - 2))) }
+        rejects("overflow by a tree") {
+            _ = try session.scoreTree(
+                tokens: Array(repeating: 1, count: context - 1), parents: Array(-1..<(context - 2)))
+        }
         rejects("child before parent") { _ = try session.scoreTree(tokens: [1, 2], parents: [1, -1]) }
         rejects("self parent") { _ = try session.scoreTree(tokens: [1], parents: [0]) }
         rejects("parent below −1") { _ = try session.scoreTree(tokens: [1], parents: [-2]) }
@@ -408,8 +413,10 @@ struct TinyDecoder {
         }
     }
 
-    func file(dropping dropped: String? = nil, reshaping reshaped: String? = nil,
-              kvHeadCount: UInt32? = nil, architecture: String? = nil) -> TinyGGUF {
+    func file(
+        dropping dropped: String? = nil, reshaping reshaped: String? = nil,
+        kvHeadCount: UInt32? = nil, architecture: String? = nil
+    ) -> TinyGGUF {
         let a = architecture ?? arch
         var g = TinyGGUF()
         g.metadata = [
@@ -451,7 +458,8 @@ struct TinyDecoder {
                 for i in 0..<(hd / 2) {
                     let angle = Double(position) * pow(1000, -2 * Double(i) / Double(hd))
                     // qwen2: NeoX halves (i, i + hd/2); llama: interleaved pairs (2i, 2i + 1).
-                    let (a, b) = arch == "qwen2" ? (h * hd + i, h * hd + i + hd / 2) : (h * hd + 2 * i, h * hd + 2 * i + 1)
+                    let (a, b) =
+                        arch == "qwen2" ? (h * hd + i, h * hd + i + hd / 2) : (h * hd + 2 * i, h * hd + 2 * i + 1)
                     out[a] = v[a] * cos(angle) - v[b] * sin(angle)
                     out[b] = v[a] * sin(angle) + v[b] * cos(angle)
                 }
@@ -465,8 +473,12 @@ struct TinyDecoder {
         for l in 0..<blocks {
             let b = "blk.\(l)."
             let h = x.map { rmsnorm($0, b + "attn_norm.weight") }
-            let q = h.enumerated().map { rope(add(linear(b + "attn_q.weight", $1), w(b + "attn_q.bias")), position: $0) }
-            let k = h.enumerated().map { rope(add(linear(b + "attn_k.weight", $1), w(b + "attn_k.bias")), position: $0) }
+            let q = h.enumerated().map {
+                rope(add(linear(b + "attn_q.weight", $1), w(b + "attn_q.bias")), position: $0)
+            }
+            let k = h.enumerated().map {
+                rope(add(linear(b + "attn_k.weight", $1), w(b + "attn_k.bias")), position: $0)
+            }
             let v = h.map { add(linear(b + "attn_v.weight", $0), w(b + "attn_v.bias")) }
             for t in x.indices {
                 var attended: [Double] = []
@@ -531,7 +543,9 @@ struct TinyDecoder {
             try load(tiny.file(reshaping: "blk.1.attn_v.weight"))
         }
         #expect(throws: ModelError.self) { try load(tiny.file(kvHeadCount: 3)) }  // 3 does not divide 2 heads
-        #expect(throws: ModelError.self) { try TransformerModel(path: modelPath("chorus-kjv-target-f32.gguf"), threads: 0) }
+        #expect(throws: ModelError.self) {
+            try TransformerModel(path: modelPath("chorus-kjv-target-f32.gguf"), threads: 0)
+        }
         // An untied file without its output head still loads (tied), so dropping output.weight is not an error.
         #expect(try load(tiny.file(dropping: "output.weight")).tiedOutput)
     }

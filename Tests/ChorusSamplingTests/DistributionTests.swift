@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import ChorusSampling
@@ -53,8 +54,6 @@ import Testing
         }
     }
 }
-
-import Foundation
 
 @Suite struct SingleDraftTests {
     @Test func enumerationIsExactAndAcceptanceIsClosedForm() throws {

@@ -19,12 +19,15 @@ import Testing
     /// quantized forms (which draft from fewer tokens), K = 2, 4, 8.
     @Test func reachesTheOptimumAtQwenVocabulary() throws {
         let (q, p) = Self.laws(n: Self.qwenVocabulary, seed: 151)
-        for draft in [p, QuantizedDistribution(quantizing: p, totalBits: 20).distribution,
-                      QuantizedDistribution(quantizing: p, totalBits: 14).distribution] {
+        for draft in [
+            p, QuantizedDistribution(quantizing: p, totalBits: 20).distribution,
+            QuantizedDistribution(quantizing: p, totalBits: 14).distribution,
+        ] {
             let prefixes = OptimalAcceptance.sortedPrefixes(target: q, draft: draft)
             for k in [2, 4, 8] {
                 let prepared = try #require(
-                    try OptimalScheme().prepare(target: q, drafts: Array(repeating: draft, count: k)) as? OptimalSelection)
+                    try OptimalScheme().prepare(target: q, drafts: Array(repeating: draft, count: k))
+                        as? OptimalSelection)
                 var best = 0.0
                 for j in 1..<prefixes.prefixQ.count {
                     best = min(best, prefixes.prefixQ[j] - pow(prefixes.prefixP[j], Double(k)))
@@ -59,7 +62,9 @@ import Testing
             let drafted = (0..<k).map { _ in sampler.sample(using: &rng) }
             picks = picks &* 31 &+ UInt64(prepared.choose(drafted, using: &rng))
         }
-        let observed = [prepared.acceptance.bitPattern, UInt64(prepared.transferCount), UInt64(prepared.sStarCount), hash, picks]
+        let observed = [
+            prepared.acceptance.bitPattern, UInt64(prepared.transferCount), UInt64(prepared.sStarCount), hash, picks,
+        ]
         #expect(observed == Self.pinned[n])
     }
 

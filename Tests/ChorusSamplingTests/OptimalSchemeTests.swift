@@ -42,14 +42,22 @@ import Testing
         }
     }
 
+    /// K = 1 is speculative sampling: the same acceptance and, for every drafted token, the same exact
+    /// law of the output and of acceptance (not just the same averages).
     @Test func singleDraftIsSpeculativeSampling() throws {
         var gen = CaseGenerator(seed: 3)
-        for _ in 0..<30 {
+        for trial in 0..<30 {
             let n = gen.int(2...6)
-            let q = gen.distribution(n: n), p = gen.distribution(n: n)
+            let q = gen.distribution(n: n, zeroChance: 0.2), p = gen.distribution(n: n, zeroChance: 0.2)
             let prepared = try OptimalScheme().prepare(target: q, drafts: [p])
             let sd = try SingleDraftScheme().prepare(target: q, drafts: [p])
             #expect(abs(prepared.acceptance - sd.acceptance) < 1e-12)
+            for x in p.support {
+                let mine = prepared.law(given: [x])
+                let reference = sd.law(given: [x])
+                #expect(maxAbsDifference(mine.output, reference.output) < 1e-12, "trial \(trial), drafted \(x)")
+                #expect(abs(mine.acceptance - reference.acceptance) < 1e-12, "trial \(trial), drafted \(x)")
+            }
         }
     }
 

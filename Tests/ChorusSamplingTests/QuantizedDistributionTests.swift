@@ -52,7 +52,9 @@ struct ScriptedRandom: RandomNumberGenerator {
                 #expect(law.support.allSatisfy { law[$0] * total < 1 || quantized.mass(of: $0) > 0 }, "\(label)")
                 let dropped = law.support.filter { quantized.mass(of: $0) == 0 }.map { law[$0] }.reduce(0, +)
                 let bound = 2 * dropped + Double(quantized.tokens.count) / total + 1e-12
-                #expect(quantized.l1Distance(to: law) <= bound, "\(label): Σ|p − p̂| \(quantized.l1Distance(to: law)) > \(bound)")
+                #expect(
+                    quantized.l1Distance(to: law) <= bound,
+                    "\(label): Σ|p − p̂| \(quantized.l1Distance(to: law)) > \(bound)")
             }
         }
     }

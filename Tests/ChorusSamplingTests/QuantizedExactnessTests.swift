@@ -34,7 +34,8 @@ import Testing
 
             // specinfer: identical and non-identical quantized drafts (different totals per draft).
             let mixed = (0..<k).map { j in
-                QuantizedDistribution(quantizing: gen.distribution(n: n, zeroChance: 0.25), totalBits: bits + j).distribution
+                QuantizedDistribution(quantizing: gen.distribution(n: n, zeroChance: 0.25), totalBits: bits + j)
+                    .distribution
             }
             for drafts in [identical, mixed] {
                 let specInfer = try SpecInferScheme().prepare(target: q, drafts: drafts)
@@ -68,7 +69,8 @@ import Testing
     func roundsWithQuantizedDraftsReproduceTheTarget(config: SequenceConfig) throws {
         let base = config.makeCase()
         let models = try base.draftModels.map { model in
-            try Bigram(rows: model.rows.map { QuantizedDistribution(quantizing: $0, totalBits: 3).distribution.probabilities })
+            try Bigram(
+                rows: model.rows.map { QuantizedDistribution(quantizing: $0, totalBits: 3).distribution.probabilities })
         }
         #expect(zip(models, base.draftModels).contains { $0.rows != $1.rows }, "quantization changed nothing")
         let c = SequenceCase(
@@ -90,7 +92,8 @@ import Testing
         let k = name == "optimal" ? 4 : 3
         let laws = quantized.prefix(k).map(\.distribution)
         let scheme: any SelectionScheme = name == "optimal" ? OptimalScheme() : SpecInferScheme()
-        let prepared = try scheme.prepare(target: q, drafts: name == "optimal" ? Array(repeating: laws[0], count: k) : laws)
+        let prepared = try scheme.prepare(
+            target: q, drafts: name == "optimal" ? Array(repeating: laws[0], count: k) : laws)
         let samplers = name == "optimal" ? Array(repeating: quantized[0], count: k) : Array(quantized.prefix(k))
         let result = Self.run(prepared, q: q, samplers: samplers, seed: name == "optimal" ? 71 : 72)
         #expect(result.acceptedUndrafted == 0)
@@ -122,7 +125,8 @@ import Testing
         var gen = CaseGenerator(seed: 5150)
         let logits = gen.languageModelLike(n: n, temperature: 1).logits.sorted(by: >)
         let q = try TokenDistribution(logits: logits, settings: .standard)
-        let drafts = (0..<3).map { _ in gen.languageModelLike(n: n, temperature: 1, correlatedWith: logits).distribution }
+        let drafts = (0..<3).map { _ in gen.languageModelLike(n: n, temperature: 1, correlatedWith: logits).distribution
+        }
         return (q, drafts, drafts.map { QuantizedDistribution(quantizing: $0, totalBits: bits) })
     }
 

@@ -1,3 +1,4 @@
+import ChorusTestSupport
 import Foundation
 import Testing
 

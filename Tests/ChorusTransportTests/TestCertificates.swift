@@ -1,3 +1,4 @@
+import ChorusTestSupport
 import Foundation
 
 /// A throwaway PKI made with the `openssl` CLI for the TLS tests: one CA signing a server and a

@@ -10,7 +10,8 @@ import Testing
     /// A draft reply carrying one law, as bytes.
     static func reply(_ law: WireDistribution, token: Int) -> [UInt8] {
         WireMessage.draftReply(
-            DraftReply(session: 1, round: 1, workerID: "w", sequences: [[token]], distributions: [[law]], draftMicroseconds: 0)
+            DraftReply(
+                session: 1, round: 1, workerID: "w", sequences: [[token]], distributions: [[law]], draftMicroseconds: 0)
         ).encoded()
     }
 
@@ -51,8 +52,10 @@ import Testing
             #expect(WireMessage.draftReply(reply).encoded() == bytes)
         }
         // Extremes: one token at the last id with the whole mass; every token of a small vocabulary.
-        let last = try QuantizedDistribution(vocabularySize: 1 << 22, totalBits: 31, tokens: [(1 << 22) - 1], masses: [1 << 31])
-        let all = try QuantizedDistribution(vocabularySize: 4, totalBits: 2, tokens: [0, 1, 2, 3], masses: [1, 1, 1, 1])
+        let last = try QuantizedDistribution(
+            vocabularySize: 1 << 22, totalBits: 31, tokens: [(1 << 22) - 1], masses: [1 << 31])
+        let all = try QuantizedDistribution(
+            vocabularySize: 4, totalBits: 2, tokens: [0, 1, 2, 3], masses: [1, 1, 1, 1])
         for (law, token) in [(last, (1 << 22) - 1), (all, 2)] {
             let bytes = Self.reply(WireDistribution(law), token: token)
             guard case let .draftReply(reply) = try WireMessage.decode(bytes) else { continue }
@@ -107,7 +110,9 @@ import Testing
             w.varint(1)
             w.varint(256)
         }
-        #expect(throws: WireError.invalidValue(field: "quantized support size", reason: "varint not in its shortest form")) {
+        #expect(
+            throws: WireError.invalidValue(field: "quantized support size", reason: "varint not in its shortest form")
+        ) {
             try WireMessage.decode(overlong)
         }
         let sixBytes = Self.handWritten { w in
@@ -130,7 +135,9 @@ import Testing
             try WireMessage.decode(tooBig)
         }
         // The writer's varint lengths at every boundary.
-        for (value, length) in [(0, 1), (127, 1), (128, 2), (16383, 2), (16384, 3), (1 << 21, 4), (1 << 28, 5), (UInt32.max, 5)]
+        for (value, length) in [
+            (0, 1), (127, 1), (128, 2), (16383, 2), (16384, 3), (1 << 21, 4), (1 << 28, 5), (UInt32.max, 5),
+        ]
             as [(UInt32, Int)]
         {
             var w = WireWriter()

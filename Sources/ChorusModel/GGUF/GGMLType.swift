@@ -1,5 +1,7 @@
 import CChorusEngine
 
+// The cases keep ggml's type names (q4_0, q4_K, …), which are what users read in model cards and errors.
+// swift-format-ignore: AlwaysUseLowerCamelCase
 /// Tensor element types Chorus computes with: every type llama.cpp's common presets produce.
 /// Block geometry, dequantization and dot products come from one table, the engine's
 /// `chorus_traits` (ggml `ggml-common.h` block layouts; GGUF specification, "Tensor types").

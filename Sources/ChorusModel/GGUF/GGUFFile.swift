@@ -121,14 +121,18 @@ public struct GGUFFile: Sendable {
         for t in raw {
             guard let rowBytes = t.type.rowBytes(t.shape[0]) else {
                 throw ModelError.invalidTensor(
-                    name: t.name, reason: "row length \(t.shape[0]) is not a multiple of \(t.type.name)'s block of \(t.type.blockSize)")
+                    name: t.name,
+                    reason:
+                        "row length \(t.shape[0]) is not a multiple of \(t.type.name)'s block of \(t.type.blockSize)")
             }
             let byteCount = rowBytes * t.shape.dropFirst().reduce(1, *)
             guard t.relativeOffset % UInt64(alignment) == 0 else {
-                throw ModelError.invalidTensor(name: t.name, reason: "offset \(t.relativeOffset) is not aligned to \(alignment)")
+                throw ModelError.invalidTensor(
+                    name: t.name, reason: "offset \(t.relativeOffset) is not aligned to \(alignment)")
             }
             guard t.relativeOffset <= UInt64(size) else {
-                throw ModelError.invalidTensor(name: t.name, reason: "offset \(t.relativeOffset) is past the end of the file (\(size) bytes)")
+                throw ModelError.invalidTensor(
+                    name: t.name, reason: "offset \(t.relativeOffset) is past the end of the file (\(size) bytes)")
             }
             let start = dataOffset + Int(t.relativeOffset)
             guard start <= size, byteCount <= size - start else {
@@ -292,7 +296,8 @@ struct GGUFReader {
         let length = try u64("\(field) length")
         guard length <= UInt64(min(remaining, GGUFFile.maxStringBytes)) else {
             if length > UInt64(GGUFFile.maxStringBytes) {
-                throw ModelError.absurdCount(field: "\(field) length", value: length, limit: UInt64(GGUFFile.maxStringBytes))
+                throw ModelError.absurdCount(
+                    field: "\(field) length", value: length, limit: UInt64(GGUFFile.maxStringBytes))
             }
             throw ModelError.truncated(field: field, offset: position, needed: Int(length), available: remaining)
         }
@@ -315,7 +320,9 @@ struct GGUFReader {
         case 6: return .float32(Float(bitPattern: try load(UInt32.self, field)))
         case 7:
             let b = try load(UInt8.self, field)
-            guard b <= 1 else { throw ModelError.wrongMetadataType(key: key, expected: "bool (0 or 1)", found: "byte \(b)") }
+            guard b <= 1 else {
+                throw ModelError.wrongMetadataType(key: key, expected: "bool (0 or 1)", found: "byte \(b)")
+            }
             return .bool(b == 1)
         case 8: return .string(try string(field))
         case 9:

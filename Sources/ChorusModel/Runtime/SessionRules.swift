@@ -31,7 +31,8 @@ enum SessionRules {
     static func checkRoom(adding count: Int, to length: Int, contextLength: Int) throws(ModelError) {
         guard count <= contextLength - length else {
             throw ModelError.invalidRequest(
-                "context full: \(count) new tokens after \(length) cached tokens exceed the context length \(contextLength); roll back or start a new session")
+                "context full: \(count) new tokens after \(length) cached tokens exceed the context length \(contextLength); roll back or start a new session"
+            )
         }
     }
 
@@ -48,7 +49,8 @@ enum SessionRules {
         for (i, p) in parents.enumerated() {
             guard p >= -1, p < i else {
                 throw ModelError.invalidRequest(
-                    "scoreTree: parent of node \(i) is \(p); it must be −1 (the cached prefix) or an earlier node (0..<\(i))")
+                    "scoreTree: parent of node \(i) is \(p); it must be −1 (the cached prefix) or an earlier node (0..<\(i))"
+                )
             }
             depths[i] = p < 0 ? 0 : depths[p] + 1
         }
@@ -75,7 +77,8 @@ enum SessionRules {
             let limit = pending.count + i
             guard p >= -1, p < limit else {
                 throw ModelError.invalidRequest(
-                    "extendTree: parent of new node \(i) is \(p); it must be −1 (the cached prefix) or an earlier node (0..<\(limit))")
+                    "extendTree: parent of new node \(i) is \(p); it must be −1 (the cached prefix) or an earlier node (0..<\(limit))"
+                )
             }
             depths[i] = p < 0 ? 0 : (p < pending.count ? pendingDepths[p] : depths[p - pending.count]) + 1
         }
@@ -95,7 +98,8 @@ enum SessionRules {
             }
             guard parents[node] == previous else {
                 throw ModelError.invalidRequest(
-                    "keepTreePath: node \(node) (path[\(k)]) has parent \(parents[node]), expected \(previous); a path must be a chain from a root child downwards")
+                    "keepTreePath: node \(node) (path[\(k)]) has parent \(parents[node]), expected \(previous); a path must be a chain from a root child downwards"
+                )
             }
             previous = node
         }

@@ -15,7 +15,8 @@ public final class TableLanguageModel: LanguageModel {
     public init(table: [[Float]], contextLength: Int, name: String = "table") throws(ModelError) {
         guard !table.isEmpty, table.allSatisfy({ $0.count == table.count }) else {
             throw ModelError.invalidRequest(
-                "TableLanguageModel needs a square [vocabulary][vocabulary] table; got \(table.count) rows of lengths \(Set(table.map(\.count)).sorted())")
+                "TableLanguageModel needs a square [vocabulary][vocabulary] table; got \(table.count) rows of lengths \(Set(table.map(\.count)).sorted())"
+            )
         }
         guard contextLength >= 1 else {
             throw ModelError.invalidRequest("TableLanguageModel context length must be ≥ 1, got \(contextLength)")
@@ -27,7 +28,8 @@ public final class TableLanguageModel: LanguageModel {
         var file = SHA256()
         for row in table { row.withUnsafeBytes { file.update($0) } }
         identity = ModelIdentity(
-            name: name, fileHash: file.finalizeHex(), vocabularyHash: SHA256.hex(of: Array("table-vocabulary-\(table.count)".utf8)),
+            name: name, fileHash: file.finalizeHex(),
+            vocabularyHash: SHA256.hex(of: Array("table-vocabulary-\(table.count)".utf8)),
             vocabularySize: table.count)
     }
 

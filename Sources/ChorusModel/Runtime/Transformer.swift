@@ -135,7 +135,8 @@ public final class TransformerModel: LanguageModel, @unchecked Sendable {
         func matrix(_ name: String) -> WeightMatrix? {
             guard let info = gguf.tensorInfo(name), info.shape.count == 2 else { return nil }
             if let offset = offsets[name] {
-                return WeightMatrix(type: .f32, data: UnsafeRawPointer(floats + offset), inDim: info.shape[0], outDim: info.shape[1])
+                return WeightMatrix(
+                    type: .f32, data: UnsafeRawPointer(floats + offset), inDim: info.shape[0], outDim: info.shape[1])
             }
             guard let base = gguf.data(of: info).baseAddress else { return nil }
             return WeightMatrix(type: info.type, data: base, inDim: info.shape[0], outDim: info.shape[1])

@@ -87,7 +87,11 @@ public struct TransformerConfig: Sendable, Equatable {
 
         func positive(_ key: String, default fallback: Int? = nil) throws(ModelError) -> Int {
             let value: Int
-            if gguf.metadata[p + key] == nil, let fallback { value = fallback } else { value = try gguf.integer(p + key) }
+            if gguf.metadata[p + key] == nil, let fallback {
+                value = fallback
+            } else {
+                value = try gguf.integer(p + key)
+            }
             guard value > 0, value <= 1 << 24 else {
                 throw ModelError.wrongMetadataType(key: p + key, expected: "a positive integer", found: "\(value)")
             }
@@ -114,7 +118,8 @@ public struct TransformerConfig: Sendable, Equatable {
         let ropeDims = try positive("rope.dimension_count", default: headDim)
         guard ropeDims <= headDim, ropeDims % 2 == 0 else {
             throw ModelError.wrongMetadataType(
-                key: p + "rope.dimension_count", expected: "an even number ≤ head dimension \(headDim)", found: "\(ropeDims)")
+                key: p + "rope.dimension_count", expected: "an even number ≤ head dimension \(headDim)",
+                found: "\(ropeDims)")
         }
         let base = gguf.metadata[p + "rope.freq_base"] == nil ? 10000 : try gguf.float(p + "rope.freq_base")
         guard base > 1, base.isFinite else {
@@ -136,7 +141,9 @@ public struct TransformerConfig: Sendable, Equatable {
             throw ModelError.unsupportedArchitecture("\(archName) with rope_freqs.weight (Llama 3.1 rope scaling)")
         }
 
-        guard let embd = gguf.tensorInfo("token_embd.weight") else { throw ModelError.missingTensor("token_embd.weight") }
+        guard let embd = gguf.tensorInfo("token_embd.weight") else {
+            throw ModelError.missingTensor("token_embd.weight")
+        }
         guard embd.shape.count == 2, embd.shape[0] == d else {
             throw ModelError.shapeMismatch(tensor: embd.name, expected: [d, embd.shape.last ?? 0], found: embd.shape)
         }

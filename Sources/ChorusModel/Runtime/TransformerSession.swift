@@ -61,7 +61,8 @@ public final class TransformerSession: LanguageModelSession {
 
     public func append(_ tokens: [Int]) throws(ModelError) -> [Float] {
         let c = model.config
-        try SessionRules.checkAppend(tokens, length: length, vocabularySize: c.vocabularySize, contextLength: c.contextLength)
+        try SessionRules.checkAppend(
+            tokens, length: length, vocabularySize: c.vocabularySize, contextLength: c.contextLength)
         pendingTree = nil
         pendingDepths = []
         forward(tokens, parents: nil, depths: nil, logitsForAllRows: false)
@@ -338,7 +339,8 @@ public final class TransformerSession: LanguageModelSession {
             let v = values + g * hd  // rows of stride kvw
             let out = s.attention + h * hd  // rows of stride qw
             if n == 1 {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(total), Int32(hd), scale, k, Int32(kvw), q, 1, 0, s.scores, 1)
+                cblas_sgemv(
+                    CblasRowMajor, CblasNoTrans, Int32(total), Int32(hd), scale, k, Int32(kvw), q, 1, 0, s.scores, 1)
             } else {
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(total), Int32(hd),
@@ -351,7 +353,8 @@ public final class TransformerSession: LanguageModelSession {
                 Kernels.softmax(row, count: total)
             }
             if n == 1 {
-                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(total), Int32(hd), 1, v, Int32(kvw), s.scores, 1, 0, out, 1)
+                cblas_sgemv(
+                    CblasRowMajor, CblasTrans, Int32(total), Int32(hd), 1, v, Int32(kvw), s.scores, 1, 0, out, 1)
             } else {
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(hd), Int32(total),

@@ -57,7 +57,8 @@ public struct QuantizedDistribution: Sendable, Equatable, Hashable, CustomString
         for (t, mass) in zip(tokens, masses) {
             guard t > previous, Int(t) < vocabularySize else {
                 throw SamplingError.invalidSupport(
-                    "tokens must ascend strictly inside the vocabulary of \(vocabularySize) (token \(t) after \(previous))")
+                    "tokens must ascend strictly inside the vocabulary of \(vocabularySize) (token \(t) after \(previous))"
+                )
             }
             guard mass > 0 else { throw SamplingError.invalidSupport("token \(t) has mass 0 (leave it out)") }
             previous = t

@@ -26,7 +26,8 @@ extension GroupedOptimalSelection {
             var cumulative = [0.0]
             for x in w { cumulative.append(cumulative[cumulative.count - 1] + x) }
             let bounds = (0...selection.tables.m).map { selection.tables.bounds[$0] }
-            draftsInfo.append(Draft(weights: w, cumulative: cumulative, bounds: bounds, power: lcm / groupSize[groupOf[i]]))
+            draftsInfo.append(
+                Draft(weights: w, cumulative: cumulative, bounds: bounds, power: lcm / groupSize[groupOf[i]]))
         }
         let live = draftsInfo.indices.filter { draftsInfo[$0] != nil }
         guard !live.isEmpty else { return [(drafted[0], 1)] }

@@ -14,11 +14,17 @@ import Foundation
 /// ``GroupedOptimalSelection``: exact, optimal within each group, not optimal across groups.
 public struct OptimalScheme: SelectionScheme {
     public let name = "optimal"
-    public init() {}
+    /// Read at the build's phase boundaries (benchmarks pass a clock in nanoseconds; nil: not timed,
+    /// the sampling core reads no clock).
+    public var stopwatch: (@Sendable () -> UInt64)?
+
+    public init(stopwatch: (@Sendable () -> UInt64)? = nil) { self.stopwatch = stopwatch }
 
     public func prepare(target: TokenDistribution, drafts: [TokenDistribution]) throws -> any PreparedSelection {
         try checkLaws(target: target, drafts: drafts)
-        if drafts.areIdentical { return OptimalSelection(target: target, draft: drafts[0], drafts: drafts.count) }
+        if drafts.areIdentical {
+            return OptimalSelection(target: target, draft: drafts[0], drafts: drafts.count, stopwatch: stopwatch)
+        }
         return GroupedOptimalSelection(target: target, drafts: drafts)
     }
 }
@@ -46,17 +52,20 @@ public struct OptimalSelection: PreparedSelection {
     /// Number of mass transfers the two passes made (at most 2m).
     public var transferCount: Int { tables.entries }
     /// Where the build's time went, in nanoseconds: the ratio sort, the prefix scan (optimum and
-    /// greedy vertex), and the two stack passes with the final acceptance sum.
+    /// greedy vertex), and the two stack passes with the final acceptance sum. Zero without a stopwatch.
     public var buildNanoseconds: (sort: UInt64, scan: UInt64, passes: UInt64) { tables.split }
 
     let q: [Double]
     let tables: QuantileKeyTables
 
-    public init(target: TokenDistribution, draft: TokenDistribution, drafts k: Int) {
+    public init(
+        target: TokenDistribution, draft: TokenDistribution, drafts k: Int, stopwatch: (@Sendable () -> UInt64)? = nil
+    ) {
         vocabularySize = target.vocabularySize
         draftCount = k
         q = target.probabilities
-        tables = QuantileKeyTables(q: target.probabilities, p: draft.probabilities, support: draft.support, k: k)
+        tables = QuantileKeyTables(
+            q: target.probabilities, p: draft.probabilities, support: draft.support, k: k, stopwatch: stopwatch)
     }
 
     /// `p_I` of a token (0 off the draft's support).
@@ -95,7 +104,9 @@ public struct OptimalSelection: PreparedSelection {
     func speculativeStep<R: RandomNumberGenerator>(
         _ z: Int, drafted: [Int], using rng: inout R
     ) -> SelectionOutcome {
-        speculativeOutcome(z, drafted: drafted, target: q, acceptance: acceptance, using: &rng) { selectedProbability($0) }
+        speculativeOutcome(z, drafted: drafted, target: q, acceptance: acceptance, using: &rng) {
+            selectedProbability($0)
+        }
     }
 }
 
@@ -174,7 +185,7 @@ final class QuantileKeyTables: @unchecked Sendable {
     let receiverSnapshot: UnsafeMutablePointer<Int32>
     let receiverWeight: UnsafeMutablePointer<Double>
 
-    init(q: [Double], p: [Double], support: [Int], k: Int) {
+    init(q: [Double], p: [Double], support: [Int], k: Int, stopwatch: (@Sendable () -> UInt64)? = nil) {
         n = q.count
         m = support.count
         self.k = k
@@ -228,7 +239,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         q.withUnsafeBufferPointer { qb in
             p.withUnsafeBufferPointer { pb in
                 support.withUnsafeBufferPointer { sb in
-                    build(q: qb, p: pb, support: sb, stack: stack, packed: packed, counts: counts)
+                    build(q: qb, p: pb, support: sb, stack: stack, packed: packed, counts: counts, stopwatch: stopwatch)
                 }
             }
         }
@@ -240,15 +251,17 @@ final class QuantileKeyTables: @unchecked Sendable {
 
     private func build(
         q: UnsafeBufferPointer<Double>, p: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>,
-        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>, counts: UnsafeMutablePointer<Int>
+        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>, counts: UnsafeMutablePointer<Int>,
+        stopwatch: (@Sendable () -> UInt64)?
     ) {
+        let now = stopwatch ?? { 0 }
         // 1. Sort the support by q/p ascending (q = 0 first; ties harmless): radix sort of
         //    (float32 ratio bits << 32 | token id). The support ascends, so a stable sort on the high
         //    half leaves ties in token order (the order of the support index used before: same
         //    permutation). The packing loop also builds the three digit histograms, and the sorted
         //    keys are read where the last pass left them (no copy back). Carrying (p, q) through the
         //    passes instead of the gather below was measured slower (issue 13).
-        let t0 = monotonicNanoseconds()
+        let t0 = now()
         counts.initialize(repeating: 0, count: 3 * 2048)
         for i in 0..<m {
             let t = support[i]
@@ -268,7 +281,7 @@ final class QuantileKeyTables: @unchecked Sendable {
             pr[j] = p[t]
             qr[j] = q[t]
         }
-        let t1 = monotonicNanoseconds()
+        let t1 = now()
         // One fused scan over the rank-ordered values: prefix sums in float64 (c_m clamped to 1),
         // k* = argmin_j (Q_j − c_j^K), and the greedy vertex — rank j owns U(I_j),
         // ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
@@ -298,7 +311,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         receiverEnd.initialize(repeating: 0, count: m)
         optimum = 1 + best
         sStar = kStar
-        let t2 = monotonicNanoseconds()
+        let t2 = now()
 
         var top = 0
         var e = 0
@@ -374,7 +387,7 @@ final class QuantileKeyTables: @unchecked Sendable {
             acceptance += min(qr[j], x[j])
         }
         self.acceptance = acceptance
-        split = (t1 - t0, t2 - t1, monotonicNanoseconds() - t2)
+        split = (t1 - t0, t2 - t1, now() - t2)
     }
 
     /// Transfer e: donor i's measure becomes `(1 − θ) μ_i + θ U(I_j)`; receiver j trades weight
@@ -449,14 +462,6 @@ func supportSortedByRatio(q: [Double], p: [Double], support: [Int]) -> [Int32] {
     }
     radixSortHigh32(packed, scratch: packed + m, count: m)
     return (0..<m).map { Int32(support[Int(packed[$0] & 0xFFFF_FFFF)]) }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (for the build's time split).
-@inline(__always)
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// `x^k` for a small non-negative integer k by repeated squaring.

@@ -91,7 +91,9 @@ public struct WeightedImportanceRule: SelectionRule {
                         if mean > 0 {
                             if q[y] > 0 {
                                 let ratio = q[y] / mean
-                                b = ratio.significand >= 2.0.squareRoot() ? Int(ratio.exponent) + 1 : Int(ratio.exponent)
+                                b =
+                                    ratio.significand >= 2.0.squareRoot()
+                                    ? Int(ratio.exponent) + 1 : Int(ratio.exponent)
                                 b = min(levels, max(-levels, b))
                             } else {
                                 b = -levels

@@ -21,7 +21,9 @@ enum ScratchPool {
     /// A block of at least `bytes` bytes (uninitialised); give it back with ``give(_:bytes:)``.
     static func take(bytes: Int) -> UnsafeMutableRawPointer {
         let size = bucket(bytes)
-        if let address = idle.withLock({ $0[size]?.popLast() }), let block = UnsafeMutableRawPointer(bitPattern: address) {
+        if let address = idle.withLock({ $0[size]?.popLast() }),
+            let block = UnsafeMutableRawPointer(bitPattern: address)
+        {
             return block
         }
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)

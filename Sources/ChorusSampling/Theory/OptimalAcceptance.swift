@@ -1,3 +1,5 @@
+import Foundation
+
 /// Theory of the optimal multi-draft acceptance (Khisti et al. 2025; SAMPLING.md §2).
 public enum OptimalAcceptance {
     /// Tokens ordered by `q/p` ascending, tokens with `p = 0` last (ties by token id), and the
@@ -54,5 +56,3 @@ public enum OptimalAcceptance {
         return true
     }
 }
-
-import Foundation

@@ -56,8 +56,10 @@ struct CaseGenerator {
     }
 
     /// Softmax of Gaussian logits at a temperature: LM-like, heavy-headed distributions.
-    mutating func languageModelLike(n: Int, temperature: Double, correlatedWith base: [Double]? = nil,
-                                    noise: Double = 1) -> (distribution: TokenDistribution, logits: [Double]) {
+    mutating func languageModelLike(
+        n: Int, temperature: Double, correlatedWith base: [Double]? = nil,
+        noise: Double = 1
+    ) -> (distribution: TokenDistribution, logits: [Double]) {
         var logits = [Double](repeating: 0, count: n)
         for i in 0..<n {
             let g = gaussian() * 2
@@ -77,14 +79,6 @@ struct CaseGenerator {
     }
 }
 
-/// Where `../shared` is: `CHORUS_SHARED` if set, else beside the package root.
-func sharedDirectory() -> URL {
-    if let env = ProcessInfo.processInfo.environment["CHORUS_SHARED"] { return URL(fileURLWithPath: env) }
-    return URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-}
-
 /// Draws tokens from a fixed law in O(log n) (a cumulative table and binary search), consuming one
 /// uniform per draw like `TokenDistribution.sample`, for Monte Carlo tests at larger n.
 struct CumulativeSampler {
@@ -94,7 +88,9 @@ struct CumulativeSampler {
     init(_ law: TokenDistribution) {
         self.law = law
         var acc = 0.0
-        cumulative = law.probabilities.map { acc += $0; return acc }
+        cumulative = law.probabilities.map {
+            acc += $0; return acc
+        }
     }
 
     func sample<R: RandomNumberGenerator>(using rng: inout R) -> Int {

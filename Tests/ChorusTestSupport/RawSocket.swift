@@ -3,11 +3,11 @@
 #endif
 
 /// A plain TCP connection to 127.0.0.1:port that speaks whatever bytes the test writes, for feeding a
-/// process garbage below NNG. Every read and write is bounded by a socket timeout.
-final class RawSocket {
+/// server garbage below NNG. Every read and write is bounded by a socket timeout.
+public final class RawSocket {
     private let descriptor: Int32
 
-    init?(port: Int, timeoutSeconds: Int = 2) {
+    public init?(port: Int, timeoutSeconds: Int = 2) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -33,7 +33,7 @@ final class RawSocket {
 
     /// Writes everything; false when the peer closed the connection first.
     @discardableResult
-    func write(_ bytes: [UInt8]) -> Bool {
+    public func write(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -44,7 +44,7 @@ final class RawSocket {
     }
 
     /// Reads exactly `count` bytes; nil on end of stream, error or timeout.
-    func read(_ count: Int) -> [UInt8]? {
+    public func read(_ count: Int) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: count)
         var offset = 0
         while offset < count {
@@ -57,7 +57,7 @@ final class RawSocket {
 
     /// True when the peer closes the connection (end of stream or a reset) before the socket timeout;
     /// whatever it sends first (such as its SP header) is read and ignored.
-    func peerClosed() -> Bool {
+    public func peerClosed() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
@@ -67,42 +67,32 @@ final class RawSocket {
     }
 }
 
-/// SP over TCP (the scalability-protocols TCP mapping NNG speaks): an 8-byte connection header
+/// SP over TCP (nng_tcp(7), the scalability-protocols TCP mapping): an 8-byte connection header
 /// `00 'S' 'P' 00 proto(16) 00 00`, then messages framed by a 64-bit big-endian length.
-enum SP {
-    static let req: UInt16 = 0x30
-    static let rep: UInt16 = 0x31
+public enum SP {
+    /// The REQ protocol number (nng_req(7)) and REP's.
+    public static let req: UInt16 = 0x30
+    public static let rep: UInt16 = 0x31
 
-    static func header(_ proto: UInt16) -> [UInt8] {
+    public static func header(_ proto: UInt16) -> [UInt8] {
         [0x00, 0x53, 0x50, 0x00, UInt8(proto >> 8), UInt8(proto & 0xFF), 0, 0]
     }
 
-    static func length(_ n: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: n >> (56 - 8 * UInt64($0))) } }
+    /// A 64-bit big-endian length prefix.
+    public static func length(_ n: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: n >> (56 - 8 * UInt64($0))) }
+    }
 
     /// A REQ message: the 32-bit request id (high bit set) then the body.
-    static func request(id: UInt32, body: [UInt8]) -> [UInt8] {
+    public static func request(id: UInt32, body: [UInt8]) -> [UInt8] {
         let idBytes = (0..<4).map { UInt8(truncatingIfNeeded: (id | 0x8000_0000) >> (24 - 8 * UInt32($0))) }
         return length(UInt64(4 + body.count)) + idBytes + body
     }
 }
 
-/// SplitMix64: reproducible garbage.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) } }
-}
-
 /// A loopback TCP port that was free a moment ago (bound to 127.0.0.1:0, then released), for a
-/// process whose address other processes must know before it starts.
-func freeLoopbackPort() -> Int? {
+/// server whose address must be known before it starts.
+public func freeLoopbackPort() -> Int? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -117,4 +107,22 @@ func freeLoopbackPort() -> Int? {
         }
     }
     return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+}
+
+/// SplitMix64: a tiny seeded generator, so garbage is reproducible.
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    public mutating func bytes(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }
+    }
 }

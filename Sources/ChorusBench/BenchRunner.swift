@@ -1,6 +1,6 @@
+import ChorusCluster
 import ChorusModel
 import ChorusSampling
-import ChorusTransport
 import Synchronization
 
 /// Runs sweep points against draft workers that are already listening: one coordinator per point
@@ -8,7 +8,7 @@ import Synchronization
 /// prompt generated with a fixed seed and a fixed session id, so runs reproduce draw for draw.
 public struct BenchRunner: Sendable {
     public var target: any LanguageModel
-    public var connector: any DraftTransportConnector
+    public var network: ClusterNetwork
     /// Prompts as token ids (BOS included).
     public var prompts: [[Int]]
     public var tokensPerPrompt: Int
@@ -19,11 +19,11 @@ public struct BenchRunner: Sendable {
     public var truncation = SchemeCatalog.defaultTruncation
 
     public init(
-        target: any LanguageModel, connector: any DraftTransportConnector, prompts: [[Int]], tokensPerPrompt: Int,
+        target: any LanguageModel, network: ClusterNetwork, prompts: [[Int]], tokensPerPrompt: Int,
         targetSettings: SamplingSettings, seed: UInt64, deadline: Duration
     ) {
         self.target = target
-        self.connector = connector
+        self.network = network
         self.prompts = prompts
         self.tokensPerPrompt = tokensPerPrompt
         self.targetSettings = targetSettings
@@ -31,7 +31,8 @@ public struct BenchRunner: Sendable {
         self.deadline = deadline
     }
 
-    /// The session id of prompt `index` (workers seed their draws from it).
+    /// The session id of prompt `index` (fixed, so records and worker logs name the same sessions;
+    /// draft seeds derive from the generation seed `seed + index`).
     public func sessionID(prompt index: Int) -> UInt64 {
         (seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(index) &* 0x9E37_79B9) | 1
     }
@@ -45,9 +46,8 @@ public struct BenchRunner: Sendable {
         var options = Coordinator.Options()
         options.deadline = deadline
         options.probeInterval = .milliseconds(200)
-        options.truncation = truncation
         if let point {
-            options.scheme = point.scheme
+            options.scheme = try SchemeCatalog.scheme(named: point.scheme, truncation: truncation)
             options.draftLength = point.draftLength
             options.sequencesPerWorker = point.sequencesPerWorker
             options.draftSampling =
@@ -57,8 +57,8 @@ public struct BenchRunner: Sendable {
         let log = ClusterLog(component: "bench", minimum: .warning) { line in
             warnings.withLock { if $0.count < 20 { $0.append(line) } }
         }
-        let coordinator = try Coordinator(
-            target: target, tokenizer: nil, options: options, connector: connector, log: log)
+        let coordinator = Coordinator(
+            target: target, tokenizer: nil, options: options, connector: network.connector, log: log)
         for address in addresses { try await coordinator.addWorker(address: address) }
         var generations: [BenchGeneration] = []
         do {

@@ -1,7 +1,6 @@
 extension Coordinator {
-    /// Makes the next session ids deterministic. Workers derive their draft seeds from the session id
-    /// (and the round and worker index), so a benchmark that fixes the ids and the sampling seed
-    /// reproduces every draw, as long as every worker answers every round.
+    /// Makes the next session ids deterministic (benchmark records name their sessions). Draft seeds
+    /// derive from the generation's seed, not the session id.
     public func setNextSessionID(_ id: UInt64) {
         nextSession = id
     }

@@ -1,4 +1,6 @@
+import ChorusBench
 import ChorusCluster
+import ChorusTestSupport
 import ChorusWire
 import Foundation
 import Testing

@@ -1,11 +1,11 @@
 import ChorusCluster
-import ChorusTransport
+import ChorusModel
 import Foundation
 
 /// Draft-worker processes on this machine for `chorus bench`: started on demand (a model and, for
 /// non-identical mixes, a temperature each), registered with a small in-process registry so their
 /// bound addresses are known, reused across points, the least recently used stopped beyond a cap.
-final class LocalWorkerPool {
+public final class LocalWorkerPool {
     struct Worker {
         var spec: WorkerSpec
         var id: String
@@ -16,19 +16,18 @@ final class LocalWorkerPool {
     }
 
     let registry: CoordinatorService
-    let binary: String
     let maxWorkers: Int
     let logs: URL
     var workers: [Worker] = []
     var clock = 0
     var started = 0
 
-    init(target: LoadedModel, maxWorkers: Int) throws {
-        let coordinator = try Coordinator(
-            target: target.model, tokenizer: nil, options: Coordinator.Options(), connector: NNGConnector(),
+    /// `target`: the model the workers' vocabularies are checked against.
+    public init(target: any LanguageModel, maxWorkers: Int) throws {
+        let coordinator = Coordinator(
+            target: target, tokenizer: nil, options: Coordinator.Options(), connector: ClusterNetwork.nng().connector,
             log: ClusterLog(component: "bench-registry", minimum: .error))
-        registry = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", tls: nil)
-        binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        registry = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", network: .nng())
         self.maxWorkers = maxWorkers
         logs = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-\(getpid())")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
@@ -36,7 +35,7 @@ final class LocalWorkerPool {
 
     /// Addresses of one distinct worker per spec (a spec without a temperature takes any worker of its
     /// model: the coordinator overrides the temperature), starting workers that are missing.
-    func acquire(_ specs: [WorkerSpec]) async throws -> [String] {
+    public func acquire(_ specs: [WorkerSpec]) async throws -> [String] {
         clock += 1
         var ids: [String] = []
         var missing: [(slot: Int, spec: WorkerSpec)] = []
@@ -64,7 +63,7 @@ final class LocalWorkerPool {
         var addresses: [String] = []
         for id in ids {
             guard let i = workers.firstIndex(where: { $0.id == id }) else {
-                throw fail("worker \(id) vanished", code: 1)
+                throw ChildProcesses.Failure("worker \(id) vanished")
             }
             workers[i].lastUsed = clock
             addresses.append(workers[i].address)
@@ -88,16 +87,11 @@ final class LocalWorkerPool {
         started += 1
         let id = "bench-w\(started)"
         let log = logs.appendingPathComponent("\(id).log").path
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: binary)
-        child.arguments = [
-            "worker", "--listen", "tcp://127.0.0.1:0", "--model", spec.model, "--register", registry.address.url,
-            "--temperature", "\(spec.temperature ?? 1.0)", "--sequences", "1", "--id", id,
-        ]
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle(forWritingAtPath: log)
-        try child.run()
+        let child = try ChildProcesses.startChorus(
+            [
+                "worker", "--listen", "tcp://127.0.0.1:0", "--model", spec.model, "--register", registry.address.url,
+                "--temperature", "\(spec.temperature ?? 1.0)", "--sequences", "1", "--id", id,
+            ], log: log)
         return Worker(spec: spec, id: id, process: child, address: "", lastUsed: clock, log: log)
     }
 
@@ -115,15 +109,15 @@ final class LocalWorkerPool {
                     pending = true
                     if !workers[i].process.isRunning {
                         let tail = (try? String(contentsOfFile: workers[i].log, encoding: .utf8))?.suffix(800) ?? ""
-                        throw fail(
-                            "worker \(id) exited with status \(workers[i].process.terminationStatus) before registering:\n\(tail)",
-                            code: 1)
+                        throw ChildProcesses.Failure(
+                            "worker \(id) exited with status \(workers[i].process.terminationStatus) before registering:\n\(tail)"
+                        )
                     }
                 }
             }
             if !pending { return }
             if ContinuousClock.now - began > .seconds(60) {
-                throw fail("workers did not register within 60 s (logs in \(logs.path))", code: 1)
+                throw ChildProcesses.Failure("workers did not register within 60 s (logs in \(logs.path))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -134,7 +128,7 @@ final class LocalWorkerPool {
         worker.process.waitUntilExit()
     }
 
-    func shutdown() async {
+    public func shutdown() async {
         for w in workers where w.process.isRunning { w.process.terminate() }
         for w in workers { w.process.waitUntilExit() }
         workers = []
