@@ -207,6 +207,18 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
     public var tokensPerSecond: Double {
         elapsedMicroseconds == 0 ? 0 : Double(generatedTokens) / (Double(elapsedMicroseconds) / 1e6)
     }
+
+    /// What a client should be told about how the text was made: today, that no round used a draft (no worker
+    /// was ready, or none answered in time), so the text came from the target alone at plain decoding speed.
+    /// Empty when drafts were used.
+    public var warnings: [String] {
+        guard targetForwards > 0, draftsReceived == 0 else { return [] }
+        return [
+            "no drafts were used in any of the \(targetForwards) rounds (no worker ready, or none answered in "
+                + "time): this text is the target model's alone, at plain decoding speed; the coordinator's log "
+                + "says why each worker is not ready"
+        ]
+    }
 }
 
 public struct GenerateUpdate: Sendable, Equatable {

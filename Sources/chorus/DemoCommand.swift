@@ -96,6 +96,7 @@ struct DemoCommand: AsyncParsableCommand {
         report += "speedup:      \(fixed(clusterRate / max(baseline.rate, 1e-9), 2))× (same machine, same run; "
         report +=
             "this target is tiny, so round trips and drafting weigh more than the saved target passes — see docs/benchmarks.md)\n"
+        for warning in s.warnings { report += "warning: \(warning)\n" }
         FileHandleOutput.standardError.write(report)
         await service.close()
     }

@@ -132,6 +132,7 @@ extension GenerateCommand {
                 + "\(fixed(s.tokensPerSecond, 1)) tokens/s, block efficiency \(fixed(s.blockEfficiency, 3)), "
                 + "acceptance rate \(fixed(s.acceptanceRate, 3)), drafts per round \(fixed(s.draftsPerRound, 2)) "
                 + "(\(s.targetForwards) target forwards; stop: \(last.finishReason))\n")
+        for warning in s.warnings { FileHandleOutput.standardError.write("warning: \(warning)\n") }
     }
 }
 

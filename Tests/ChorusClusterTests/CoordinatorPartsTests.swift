@@ -129,4 +129,32 @@ final class ForwardCountingModel: LanguageModel {
         for await _ in stream.changes() { Issue.record("a finished stream yielded") }
         await stream.wait(beyond: 2, timeout: .seconds(3600), clock: .continuous)
     }
+
+    /// No silent fallback (issue 1/4): a configured worker that never answers is logged with the reason, the
+    /// session's rounds say they run on the target alone, and the result carries a warning for the client.
+    @Test func aClusterWithoutReadyWorkersSaysSo() async throws {
+        let table = try tableModel(n: 10, seed: 41, name: "target")
+        let network = InProcessNetwork()
+        let lines = Mutex<[String]>([])
+        var options = Coordinator.Options()
+        options.deadline = .milliseconds(200)
+        options.probeInterval = .milliseconds(50)
+        let coordinator = Coordinator(
+            target: table, tokenizer: nil, options: options, connector: network,
+            log: ClusterLog(component: "test", minimum: .warning) { line in lines.withLock { $0.append(line) } })
+        try await coordinator.addWorker(address: "inproc://nobody")  // nothing listens there
+        let logged = await eventually(within: .seconds(30)) {
+            lines.withLock { $0.contains { $0.contains("worker inproc://nobody not ready: describe failed") } }
+        }
+        #expect(logged, "\(lines.withLock { $0 })")
+        let result = try await coordinator.generate(prompt: [1, 2], maxTokens: 5, settings: .greedy, seed: 3)
+        await coordinator.close()
+        #expect(result.statistics.draftsReceived == 0)
+        #expect(result.statistics.warnings.count == 1)
+        #expect(result.statistics.warnings.first?.contains("no drafts were used") == true)
+        let sessionLines = lines.withLock { $0.filter { $0.contains("no worker ready (1 known)") } }
+        #expect(sessionLines.count == 1, "said once per session: \(sessionLines)")
+        // The reason is logged once, not at every probe.
+        #expect(lines.withLock { $0.filter { $0.contains("inproc://nobody not ready") }.count } == 1)
+    }
 }

@@ -95,6 +95,7 @@ func runGeneration(
                 workerSettings: [.init(temperature: 1), .init(temperature: 1)], seed: UInt64(run) &* 104_729)
             let g = session.generated
             counts[g[0] * n + g[1]] += 1
+            #expect(session.statistics.warnings.isEmpty)  // drafts were used: nothing to warn about
             await worker.forget(session: UInt64(run))
         }
         let expected = try expectedPairCounts(target, after: 5, settings: settings, runs: runs)
@@ -115,6 +116,7 @@ func runGeneration(
         #expect(session.generated.count == 10)
         #expect(session.statistics.targetForwards == 10)
         #expect(session.statistics.blockEfficiency == 1)
+        #expect(session.statistics.warnings.count == 1)  // the client is told the target ran alone
     }
 
     @Test func workerRefusesWrongContextAndLateRequests() async throws {

@@ -50,6 +50,8 @@ public actor Coordinator {
         let stream: SessionStream
         var rounds: [RoundRecord] = []
         var warnedSingleGroup = false
+        /// Said once per session when a round found no worker ready.
+        var warnedNoWorkers = false
 
         init(session: GenerationSession, stream: SessionStream) {
             self.session = session
@@ -150,6 +152,13 @@ public actor Coordinator {
             var collected = DraftCollector.Collection()
             if length >= 1 {
                 let workers = await registry.ready(session: session.id)
+                if workers.isEmpty, !entry.warnedNoWorkers {
+                    let (_, known) = await registry.readiness()
+                    log.warning(
+                        "session \(session.id): no worker ready (\(known) known); its rounds use the target alone "
+                            + "until one is")
+                    entry.warnedNoWorkers = true
+                }
                 collected = await collector.collect(
                     .init(
                         session: session.id, round: round, context: session.context, seed: session.seed, length: length),

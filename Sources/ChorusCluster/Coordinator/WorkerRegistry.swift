@@ -60,6 +60,8 @@ public actor WorkerRegistry {
         /// missing the deadline waits longer (doubling, up to 8 s) before probes let it back in.
         var consecutiveMisses = 0
         var lastMiss: Duration?
+        /// Why the last describe failed, logged once per distinct reason (no silent fallback, no log flood).
+        var notReadyReason: String?
 
         var backoff: Duration {
             guard consecutiveMisses > 1 else { return .zero }
@@ -226,6 +228,19 @@ public actor WorkerRegistry {
         }
     }
 
+    /// Logs why a configured worker is not ready, once per distinct reason, so a coordinator that runs
+    /// without drafts says why.
+    func noteNotReady(_ entry: Entry, _ reason: String) {
+        guard entry.notReadyReason != reason else { return }
+        entry.notReadyReason = reason
+        log.warning("worker \(entry.address) not ready: \(reason); retrying every \(probeInterval)")
+    }
+
+    /// How many workers are configured or registered, and how many of them are ready.
+    public func readiness() -> (ready: Int, known: Int) {
+        (entries.filter { $0.state == .ready }.count, entries.count)
+    }
+
     /// One describe round trip; returns true when probing can stop.
     func probeOnce(address: String) async -> Bool {
         guard !closed, let entry = entries.first(where: { $0.address == address }) else { return true }
@@ -234,12 +249,13 @@ public actor WorkerRegistry {
             let reply = try await entry.transport.request(WireMessage.describe.encoded(), timeout: describeTimeout)
             if case let .register(registration) = try WireMessage.decode(reply) {
                 admit(entry, registration)
+                entry.notReadyReason = nil
                 entry.probing = false
                 return true
             }
-            log.warning("worker \(entry.address) answered describe with something else")
+            noteNotReady(entry, "it answered describe with something else")
         } catch {
-            log.debug("probe of \(entry.address) failed: \(error)")
+            noteNotReady(entry, "describe failed: \(error)")
         }
         if entry.state == .ready { entry.state = .suspect }
         return false
