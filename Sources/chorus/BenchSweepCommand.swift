@@ -46,6 +46,8 @@ struct BenchSweepCommand: AsyncParsableCommand {
     @Option(name: .customLong("fixed-temperature"), help: "Draft 1's temperature in the temperature mix.")
     var fixedTemperature = 1.2
     @Option(name: .customLong("target-temperature"), help: "Target sampling temperature.") var targetTemperature = 1.0
+    @Option(name: .long, help: "Target model file (default: the shipped chorus-kjv-target-f32.gguf).")
+    var target: String?
     @Option(name: .long, help: "Primary draft model: small or medium (or a GGUF path).") var draft = "small"
     @Option(name: .customLong("second-draft"), help: "The other model of the model mix.") var secondDraft = "medium"
     @Option(name: .long, help: "Sequences per worker in local mode (K must be a multiple).") var sequences = 1
@@ -143,7 +145,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let directory = try modelsDirectory(models)
         let primary = try draftPath(draft, directory)
         let secondary = try draftPath(secondDraft, directory)
-        let loaded = try loadModel(directory + "/chorus-kjv-target-f32.gguf", threads: 1, quiet: true)
+        let loaded = try loadModel(target ?? directory + "/chorus-kjv-target-f32.gguf", threads: 1, quiet: true)
         let promptTexts = try loadPrompts(prompts, limit: axes.promptCount)
         let promptTokens = promptTexts.map { loaded.tokenizer.encode($0, addSpecial: true) }
         if let long = promptTokens.first(where: { $0.count + axes.tokens >= loaded.model.contextLength }) {
