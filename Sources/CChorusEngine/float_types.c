@@ -87,13 +87,7 @@ CHORUS_FLOAT_DOT_AVX2(chorus_dot_f16_avx2, F16_LOAD8, F16_LOAD1)
 CHORUS_FLOAT_DOT_AVX2(chorus_dot_bf16_avx2, BF16_LOAD8, BF16_LOAD1)
 
 #else
-void chorus_dot_f32_avx2(int n, const void *w, const void *a, size_t s, int r, float *o, size_t os) {
-    chorus_dot_f32(n, w, a, s, r, o, os);
-}
-void chorus_dot_f16_avx2(int n, const void *w, const void *a, size_t s, int r, float *o, size_t os) {
-    chorus_dot_f16(n, w, a, s, r, o, os);
-}
-void chorus_dot_bf16_avx2(int n, const void *w, const void *a, size_t s, int r, float *o, size_t os) {
-    chorus_dot_bf16(n, w, a, s, r, o, os);
-}
+CHORUS_AVX2_FALLBACK(f32)
+CHORUS_AVX2_FALLBACK(f16)
+CHORUS_AVX2_FALLBACK(bf16)
 #endif

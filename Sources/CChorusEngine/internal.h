@@ -78,6 +78,12 @@ static inline void chorus_scales_q3k(const uint8_t *s, int8_t out[16]) {
 
 #define CHORUS_QK 256
 
+/// Off x86 the "AVX2" entry of a type is its portable dot product (the table stays one shape).
+#define CHORUS_AVX2_FALLBACK(T)                                                                       \
+    void chorus_dot_##T##_avx2(int n, const void *w, const void *a, size_t s, int r, float *o, size_t os) { \
+        chorus_dot_##T(n, w, a, s, r, o, os);                                                          \
+    }
+
 #if CHORUS_X86
 /// Σ of the eight lanes of v.
 CHORUS_AVX2 static inline float chorus_hsum_ps(__m256 v) {

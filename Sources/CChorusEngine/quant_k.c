@@ -417,13 +417,9 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q2_k_av
 CHORUS_TILES(chorus_dot_q2_k_avx2)
 
 #else
-#define K_FALLBACK(T)                                                                                 \
-    void chorus_dot_##T##_avx2(int n, const void *w, const void *a, size_t s, int r, float *o, size_t os) { \
-        chorus_dot_##T(n, w, a, s, r, o, os);                                                          \
-    }
-K_FALLBACK(q2_k)
-K_FALLBACK(q3_k)
-K_FALLBACK(q4_k)
-K_FALLBACK(q5_k)
-K_FALLBACK(q6_k)
+CHORUS_AVX2_FALLBACK(q2_k)
+CHORUS_AVX2_FALLBACK(q3_k)
+CHORUS_AVX2_FALLBACK(q4_k)
+CHORUS_AVX2_FALLBACK(q5_k)
+CHORUS_AVX2_FALLBACK(q6_k)
 #endif

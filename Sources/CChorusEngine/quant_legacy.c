@@ -249,13 +249,9 @@ LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, v = _mm256_or_si256(nibbles32(b + 8), 
 LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, v = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0, 0)
 
 #else
-#define LEGACY_FALLBACK(T)                                                                            \
-    void chorus_dot_##T##_avx2(int n, const void *w, const void *a, size_t s, int r, float *o, size_t os) { \
-        chorus_dot_##T(n, w, a, s, r, o, os);                                                          \
-    }
-LEGACY_FALLBACK(q4_0)
-LEGACY_FALLBACK(q4_1)
-LEGACY_FALLBACK(q5_0)
-LEGACY_FALLBACK(q5_1)
-LEGACY_FALLBACK(q8_0)
+CHORUS_AVX2_FALLBACK(q4_0)
+CHORUS_AVX2_FALLBACK(q4_1)
+CHORUS_AVX2_FALLBACK(q5_0)
+CHORUS_AVX2_FALLBACK(q5_1)
+CHORUS_AVX2_FALLBACK(q8_0)
 #endif
