@@ -8,7 +8,8 @@ import CBLAS
 
 /// The numeric building blocks of the forward pass, on raw row-major Float32 buffers.
 ///
-/// Heavy work (anything O(rows · in · out)) goes through OpenBLAS; the rest are short loops over one row.
+/// The reference precision's matrix products go through OpenBLAS (the fast precision's through the engine's
+/// `chorus_matmul`); the rest are short loops over one row, shared by both.
 /// No function allocates: callers own every buffer (per-session scratch, see `TransformerSession`).
 enum Kernels {
     /// y = x · Wᵀ: `y` [n][outDim], `x` [n][inDim], `w` [outDim][inDim] (a GGUF weight of ggml shape

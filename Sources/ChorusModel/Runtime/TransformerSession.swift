@@ -8,11 +8,12 @@ import CChorusEngine
 #endif
 
 /// One sequence on a ``TransformerModel``: a KV cache with rollback, and a batched forward pass over a chain
-/// (``append(_:)``) or a tree (``scoreTree(tokens:parents:)``) of new tokens.
+/// (``append(_:)``), a tree (``scoreTree(tokens:parents:)``) or more nodes of a pending tree
+/// (``extendTree(tokens:parents:)``); several sessions also batch together (``TransformerModel/appendBatch(_:tokens:)``).
 ///
 /// Cache layout: `keys`, `values`: [blocks][contextLength][kvHeads·hd]. Rows 0..<length hold the sequence; a
 /// forward over n new tokens writes their rows at length..<length+n (in request order, whatever the tree
-/// shape). Every row stores k after RoPE at the token's position, so moving a row (``keepTreePath(_:)``) is
+/// shape; after the pending tree's rows when extending it). Every row stores k after RoPE at the token's position, so moving a row (``keepTreePath(_:)``) is
 /// valid exactly when it lands at the index equal to its position — which a kept root-to-node path does.
 ///
 /// While a scored tree is pending, ``length`` is still the prefix length; the request rules shared with
