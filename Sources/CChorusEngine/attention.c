@@ -1,4 +1,6 @@
 // Attention over the KV cache, one (row, head) pair at a time, each on one thread.
+#include <stdatomic.h>
+
 #include "internal.h"
 
 typedef struct {
@@ -15,6 +17,8 @@ typedef struct {
     const float *const *row_keys, *const *row_values;
     const int *lengths;
     int scratch_stride;
+    /// The next (row, head) item to take (threads take items until none are left).
+    _Atomic int next_item;
 } attention_job;
 
 static float dot_portable(const float *a, const float *b, int n) {
@@ -96,19 +100,22 @@ static void attend(const attention_job *j, int row, int head, float *scores) {
 }
 
 static void attention_part(void *context, int index, int count) {
-    const attention_job *j = context;
+    (void)count;
+    attention_job *j = context;
     int items = j->rows * j->heads;
-    int per = (items + count - 1) / count;
-    int begin = index * per, end = begin + per < items ? begin + per : items;
     float *scores = j->scratch + (size_t)index * j->scratch_stride;
-    for (int item = begin; item < end; item++) attend(j, item / j->heads, item % j->heads, scores);
+    for (;;) {
+        int item = atomic_fetch_add_explicit(&j->next_item, 1, memory_order_relaxed);
+        if (item >= items) break;
+        attend(j, item / j->heads, item % j->heads, scores);
+    }
 }
 
 void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int q_stride, const float *keys,
                       const float *values, int kv_stride, int heads, int kv_heads, int head_dim, int prefix,
                       int tree_offset, const uint8_t *mask, float *out, int out_stride, float *scratch) {
     attention_job j = {isa, q, rows, q_stride, keys, values, kv_stride, heads, kv_heads, head_dim, prefix, tree_offset,
-                       mask, out, out_stride, scratch, NULL, NULL, NULL, prefix + tree_offset + rows};
+                       mask, out, out_stride, scratch, NULL, NULL, NULL, prefix + tree_offset + rows, 0};
     // Short contexts are not worth waking the workers for.
     if ((size_t)rows * heads * (prefix + tree_offset + rows) * head_dim < 32768)
         attention_part(&j, 0, 1);
@@ -121,7 +128,7 @@ void chorus_attention_batch(chorus_pool *pool, int isa, const float *q, int rows
                             int heads, int kv_heads, int head_dim, float *out, int out_stride, float *scratch,
                             int scratch_stride) {
     attention_job j = {isa, q, rows, q_stride, NULL, NULL, kv_stride, heads, kv_heads, head_dim, 0, 0, NULL, out,
-                       out_stride, scratch, keys, values, lengths, scratch_stride};
+                       out_stride, scratch, keys, values, lengths, scratch_stride, 0};
     size_t work = 0;
     for (int r = 0; r < rows; r++) work += (size_t)heads * (lengths[r] + 1) * head_dim;
     if (work < 32768)

@@ -1,4 +1,6 @@
 // The multi-row matrix product: every weight row is read once for (up to 4 at a time) all rows.
+#include <stdatomic.h>
+
 #include "internal.h"
 
 typedef struct {
@@ -12,6 +14,10 @@ typedef struct {
     int rows, out_dim, in_dim;
     float *y;
     size_t y_stride;
+    /// The next chunk of output rows to take: threads take chunks until none are left, so a thread that
+    /// starts late (woken from sleep, descheduled) does less, and nobody waits for it.
+    _Atomic int next_chunk;
+    int chunk_rows;
 } matmul_job;
 
 /// The outliers of activation row r (see chorus_engine.h): count, positions, values.
@@ -48,12 +54,16 @@ static void run_rows(const matmul_job *j, int begin, int end) {
 }
 
 static void matmul_part(void *context, int index, int count) {
-    const matmul_job *j = context;
-    // Contiguous slices, rounded to 8 output rows so neighbours share cache lines rarely.
-    int per = ((j->out_dim + count - 1) / count + 7) & ~7;
-    int begin = index * per, end = begin + per;
-    if (end > j->out_dim) end = j->out_dim;
-    if (begin < end) run_rows(j, begin, end);
+    (void)index;
+    (void)count;
+    matmul_job *j = context;
+    for (;;) {
+        int chunk = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
+        int begin = chunk * j->chunk_rows;
+        if (begin >= j->out_dim) break;
+        int end = begin + j->chunk_rows < j->out_dim ? begin + j->chunk_rows : j->out_dim;
+        run_rows(j, begin, end);
+    }
 }
 
 void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim, const void *act,
@@ -73,6 +83,8 @@ void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weight
     j.out_dim = out_dim;
     j.y = y;
     j.y_stride = y_stride;
+    atomic_init(&j.next_chunk, 0);
+    j.chunk_rows = 32;
     // Small products are not worth waking the workers for.
     if ((size_t)out_dim * in_dim * rows < 65536)
         run_rows(&j, 0, out_dim);

@@ -43,9 +43,9 @@ static void *worker_main(void *arg) {
         int spins = 0;
         while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
             if (atomic_load(&pool->stop)) return NULL;
-            // About 10–50 µs of spinning covers the gap between two products of one forward pass; then
-            // sleep, so an idle model (or an oversubscribed machine) does not burn a core.
-            if (++spins < 4000) {
+            // A few hundred microseconds of spinning covers the gaps between the products of a forward pass
+            // (norms, attention, sampling); then sleep, so an idle model does not burn a core.
+            if (++spins < 50000) {
                 relax();
                 continue;
             }
