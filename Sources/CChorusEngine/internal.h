@@ -102,7 +102,7 @@ CHORUS_AVX2 static inline __m256i chorus_sum8(const __m256i p[8]) {
 }
 
 /// A dot function from an inlined tile taking the row count as a compile-time constant (1–4), so the
-/// accumulators stay in registers.
+/// accumulators stay in registers (the float kernels, whose every FMA feeds a row's accumulator).
 #define CHORUS_TILES(NAME)                                                                                \
     CHORUS_AVX2 void NAME(int blocks, const void *w, const void *a, size_t s, int rows, float *o, size_t os) { \
         switch (rows) {                                                                                   \
@@ -111,6 +111,20 @@ CHORUS_AVX2 static inline __m256i chorus_sum8(const __m256i p[8]) {
             case 3: NAME##_tile(blocks, w, a, s, 3, o, os); break;                                        \
             default: NAME##_tile(blocks, w, a, s, 4, o, os); break;                                       \
         }                                                                                                 \
+    }
+
+/// Rows a quantized dot call takes at once: each weight block is unpacked once for all of them.
+#define CHORUS_QUANT_ROWS 16
+
+/// A dot function for the quantized kernels: one row (decode) as a compile-time constant, more rows (up to
+/// CHORUS_QUANT_ROWS) in one loop whose accumulators live in memory — each is touched once per block group, and
+/// the weights are unpacked once for every row.
+#define CHORUS_QUANT_TILES(NAME)                                                                          \
+    CHORUS_AVX2 void NAME(int blocks, const void *w, const void *a, size_t s, int rows, float *o, size_t os) { \
+        if (rows == 1)                                                                                    \
+            NAME##_tile(blocks, w, a, s, 1, o, os);                                                       \
+        else                                                                                              \
+            NAME##_tile(blocks, w, a, s, rows, o, os);                                                    \
     }
 #endif
 

@@ -192,9 +192,8 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
     CHORUS_AVX2 static inline __attribute__((always_inline)) void NAME##_tile(                          \
         int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out, \
         size_t out_stride) {                                                                            \
-        chorus_q8_row x[4];                                                                             \
-        __m256 acc[4];                                                                                  \
-        _Pragma("clang loop unroll(full)") \
+        chorus_q8_row x[CHORUS_QUANT_ROWS];                                                                             \
+        __m256 acc[CHORUS_QUANT_ROWS];                                                                                  \
         for (int r = 0; r < rows; r++) {                                                                \
             x[r] = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, blocks);               \
             acc[r] = _mm256_setzero_ps();                                                               \
@@ -216,7 +215,6 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
             __m256 dw = halves8(b0, BYTES, count);                                                      \
             __m256 mw = HAS_MIN ? halves8(b0 + 2, BYTES, count) : _mm256_setzero_ps();                 \
             __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); \
-            _Pragma("clang loop unroll(full)") \
             for (int r = 0; r < rows; r++) {                                                            \
                 __m256i p[8];                                                                           \
                 for (int j = 0; j < 8; j++) {                                                           \
@@ -237,10 +235,9 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
                 if (HAS_MIN) acc[r] = _mm256_fmadd_ps(mw, _mm256_maskload_ps(x[r].ds + k0, lanes), acc[r]); \
             }                                                                                           \
         }                                                                                               \
-        _Pragma("clang loop unroll(full)") \
         for (int r = 0; r < rows; r++) out[r * out_stride] = chorus_hsum_ps(acc[r]);                    \
     }                                                                                                   \
-    CHORUS_TILES(NAME)
+    CHORUS_QUANT_TILES(NAME)
 
 LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, v = nibbles32(b + 2);, 0, 8, 0)
 LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, v = nibbles32(b + 4);, 0, 0, 1)
