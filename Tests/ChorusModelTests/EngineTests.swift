@@ -234,4 +234,18 @@ import Testing
             #expect(maxAbsDiff(logits, expected) <= 1e-4, "path \(path)")
         }
     }
+
+    /// A prompt longer than one chunk (64 rows) gives the logits and cache of appending it token by token.
+    @Test func aLongPromptInChunksEqualsTokenByToken() throws {
+        let model = try TransformerModel(path: modelPath("chorus-kjv-target-q8_0.gguf"))
+        let prompt = [0] + (0..<150).map { ($0 * 37 + 11) % model.vocabularySize }
+        let session = try model.makeSession()
+        let chunked = try session.append(prompt)
+        let expected = try Self.sequential(model, prefix: Array(prompt.dropLast()), then: [prompt.last ?? 0])
+        #expect(chunked.map(\.bitPattern) == expected.map(\.bitPattern))
+        #expect(session.length == prompt.count)
+        let next = try session.append([5])
+        let expectedNext = try Self.sequential(model, prefix: prompt, then: [5])
+        #expect(next.map(\.bitPattern) == expectedNext.map(\.bitPattern))
+    }
 }

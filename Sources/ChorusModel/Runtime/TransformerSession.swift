@@ -66,10 +66,21 @@ public final class TransformerSession: LanguageModelSession {
             tokens, length: length, vocabularySize: c.vocabularySize, contextLength: c.contextLength)
         pendingTree = nil
         pendingDepths = []
-        forward(tokens, parents: nil, depths: nil, logitsForAllRows: false)
-        length += tokens.count
+        // A long prompt goes through in chunks, so the scratch stays small (a 152k vocabulary's logits are
+        // 0.6 MB a row; activations, scores and logits for a 30k-token prompt in one pass would be tens of GB).
+        // In fast precision a row's arithmetic does not depend on its chunk: the result is that of one pass.
+        var start = 0
+        while start < tokens.count {
+            let end = min(start + Self.chunkRows, tokens.count)
+            forward(Array(tokens[start..<end]), parents: nil, depths: nil, logitsForAllRows: false)
+            length += end - start
+            start = end
+        }
         return Array(UnsafeBufferPointer(start: scratch.logits, count: c.vocabularySize))
     }
+
+    /// Rows of one forward pass when appending a long prompt.
+    static let chunkRows = 64
 
     public func scoreTree(tokens: [Int], parents: [Int]) throws(ModelError) -> [[Float]] {
         let c = model.config
