@@ -12,6 +12,8 @@ typedef struct {
     const uint8_t *act;
     size_t act_stride;
     int rows, out_dim, in_dim;
+    /// Whether any activation row has outliers (checked once per product, not per output row).
+    int has_outliers;
     float *y;
     size_t y_stride;
     /// The next chunk of output rows to take: threads take chunks until none are left, so a thread that
@@ -44,7 +46,7 @@ static void run_rows(const matmul_job *j, int begin, int end) {
                    j->y_stride);
         }
         // Outliers left out of their activation blocks: weight (dequantized) × exact value, in position order.
-        for (int r = 0; r < j->rows; r++) {
+        for (int r = 0; j->has_outliers && r < j->rows; r++) {
             const int32_t *positions;
             const float *values;
             int count = row_outliers(j, r, &positions, &values);
@@ -84,6 +86,13 @@ void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weight
     j.act_stride = t->activation == CHORUS_ACT_Q8 ? chorus_q8_row_bytes(in_dim) : (size_t)in_dim * 4;
     j.rows = rows;
     j.in_dim = in_dim;
+    int any = 0;
+    for (int r = 0; r < rows && !any; r++) {
+        const int32_t *positions;
+        const float *values;
+        any = row_outliers(&j, r, &positions, &values) > 0;
+    }
+    j.has_outliers = any;
     j.out_dim = out_dim;
     j.y = y;
     j.y_stride = y_stride;

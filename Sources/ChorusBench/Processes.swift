@@ -36,6 +36,22 @@ public enum ChildProcesses {
         return child
     }
 
+    /// Runs `executable ARGUMENTS` to completion with standard error discarded; returns its exit status and
+    /// standard output (for tools that print results there, such as llama.cpp's `llama-bench -o json`).
+    public static func capture(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: Data) {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: executable)
+        child.arguments = arguments
+        child.standardInput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        let pipe = Pipe()
+        child.standardOutput = pipe
+        do { try child.run() } catch { throw Failure("cannot start \(executable): \(error)") }
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        child.waitUntilExit()
+        return (child.terminationStatus, output)
+    }
+
     /// Terminates `children` (SIGTERM) and waits for each.
     public static func stop(_ children: [Process]) {
         for child in children where child.isRunning { child.terminate() }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusBench
 import ChorusModel
 import ChorusSampling
 import Foundation
@@ -133,18 +134,11 @@ enum LlamaBench {
     }
 
     static func run(_ path: String, model: String, threads: Int) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["-m", model, "-t", "\(threads)", "-p", "16", "-n", "64", "-r", "3", "-o", "json"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { throw fail("--llama-bench \(path): \(error)") }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-            let rows = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]
-        else { throw fail("llama-bench exited with \(process.terminationStatus) or printed no JSON") }
+        let arguments = ["-m", model, "-t", "\(threads)", "-p", "16", "-n", "64", "-r", "3", "-o", "json"]
+        let run: (status: Int32, output: Data)
+        do { run = try ChildProcesses.capture(path, arguments) } catch { throw fail("--llama-bench: \(error)") }
+        guard run.status == 0, let rows = try? JSONSerialization.jsonObject(with: run.output) as? [[String: Any]]
+        else { throw fail("llama-bench exited with \(run.status) or printed no JSON") }
         var result = Result(decodeTokensPerSecond: .nan, score16Microseconds: .nan)
         for row in rows {
             let prompt = row["n_prompt"] as? Int ?? 0, generated = row["n_gen"] as? Int ?? 0

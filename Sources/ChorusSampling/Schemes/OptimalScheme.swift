@@ -576,27 +576,7 @@ func radixSortHigh32(_ values: UnsafeMutablePointer<UInt64>, scratch: UnsafeMuta
         counts[2048 + Int((v >> 43) & 0x7FF)] += 1
         counts[4096 + Int(v >> 54)] += 1
     }
-    for pass in 0..<3 {
-        var total = 0
-        for d in 0..<2048 {
-            let c = counts[pass * 2048 + d]
-            counts[pass * 2048 + d] = total
-            total += c
-        }
-    }
-    var source = values, destination = scratch
-    var shift: UInt64 = 32
-    for pass in 0..<3 {
-        let offsets = counts + pass * 2048
-        for i in 0..<count {
-            let v = source[i]
-            let digit = Int((v >> shift) & 0x7FF)
-            destination[offsets[digit]] = v
-            offsets[digit] += 1
-        }
-        swap(&source, &destination)
-        shift += 11
-    }
+    let source = radixSortHigh32(values, scratch: scratch, count: count, histograms: counts)
     // After three passes the sorted data is in `scratch`; copy back.
     values.update(from: source, count: count)
 }
