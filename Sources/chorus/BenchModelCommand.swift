@@ -118,7 +118,11 @@ struct BenchModelCommand: ParsableCommand {
                             + "(\(fixed(theirs.score16Microseconds / theirDecode, 2))× its decode step)")
                     print(
                         "  Chorus ÷ llama.cpp: decode \(fixed((1e6 / decode) / theirs.decodeTokensPerSecond, 2))×, "
-                            + "16-token scoring \(fixed(theirs.score16Microseconds / ours16, 2))× (above 1: Chorus faster)"
+                            + "16-token scoring "
+                            + (tree16 == nil
+                                ? "not measured (add 16 to --trees)"
+                                : "\(fixed(theirs.score16Microseconds / ours16, 2))×")
+                            + " (above 1: Chorus faster)"
                     )
                 }
             }
