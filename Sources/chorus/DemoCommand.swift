@@ -26,6 +26,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Token-level scheme.") var scheme = "optimal"
     @Option(name: .customLong("draft-length"), help: "Draft length L.") var draftLength = 4
     @Option(name: .long, help: "Sequences per worker per round.") var sequences = 1
+    @Option(name: .customLong("ahead-branches"), help: "Branches each worker drafts ahead (0 = off).")
+    var aheadBranches = 8
     @Option(name: .long, help: "Directory with the chorus-kjv-*.gguf models (default: ./models or beside the binary).")
     var models: String?
 
@@ -34,6 +36,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard tokens >= 1 else { throw ValidationError("-n must be ≥ 1") }
         guard SchemeCatalog.names.contains(scheme) else { throw ValidationError("unknown scheme \(scheme)") }
         guard (1...16).contains(draftLength) else { throw ValidationError("--draft-length must be in 1…16") }
+        guard (0...64).contains(aheadBranches) else { throw ValidationError("--ahead-branches must be in 0…64") }
     }
 
     func run() async throws {
@@ -52,7 +55,6 @@ struct DemoCommand: AsyncParsableCommand {
         var options = Coordinator.Options()
         options.scheme = try SchemeCatalog.scheme(named: scheme)
         options.draftLength = draftLength
-        options.deadline = .milliseconds(500)
         let log = ClusterLog(component: "coordinator", minimum: .warning)
         let network = ClusterNetwork.nng()
         let coordinator = Coordinator(
@@ -67,7 +69,7 @@ struct DemoCommand: AsyncParsableCommand {
                 try ChildProcesses.startChorus([
                     "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
                     service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)",
-                    "--id", "demo-w\(w + 1)",
+                    "--id", "demo-w\(w + 1)", "--ahead-branches", "\(aheadBranches)",
                 ]))
         }
         let started = ContinuousClock.now
@@ -96,9 +98,26 @@ struct DemoCommand: AsyncParsableCommand {
         report += "speedup:      \(fixed(clusterRate / max(baseline.rate, 1e-9), 2))× (same machine, same run; "
         report +=
             "this target is tiny, so round trips and drafting weigh more than the saved target passes — see docs/benchmarks.md)\n"
+        report += timeSplit(result.rounds)
         for warning in s.warnings { report += "warning: \(warning)\n" }
         FileHandleOutput.standardError.write(report)
         await service.close()
+    }
+
+    /// Where a round's time went, averaged over the rounds: what decides whether speculation pays.
+    func timeSplit(_ rounds: [Coordinator.RoundRecord]) -> String {
+        guard !rounds.isEmpty else { return "" }
+        let n = Double(rounds.count)
+        func mean(_ key: KeyPath<Coordinator.RoundRecord, Int64>) -> Double {
+            Double(rounds.reduce(0) { $0 + $1[keyPath: key] }) / n / 1000
+        }
+        var line = "round (mean of \(rounds.count)): waiting for drafts \(fixed(mean(\.draftWait), 2)) ms "
+        line += "(workers drafted \(fixed(mean(\.workerDraftTime), 2)) ms), "
+        line += "target forward \(fixed(mean(\.targetForward), 2)) ms, verification \(fixed(mean(\.verification), 2)) ms; "
+        let replies = rounds.reduce(0) { $0 + $1.replies }
+        let hits = rounds.reduce(0) { $0 + $1.aheadHits }
+        line += "\(hits) of \(replies) replies drafted ahead\n"
+        return line
     }
 
     func plainDecode(_ loaded: LoadedModel, prompt: [Int], settings: SamplingSettings) throws -> (
