@@ -23,6 +23,8 @@ struct WorkerCommand: AsyncParsableCommand {
         name: .customLong("ahead-branches"),
         help: "Likely next contexts drafted ahead while the coordinator verifies (default 8; 0 = off).")
     var aheadBranches: Int?
+    @Option(name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
+    var pinCPU: Int?
     @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
         String?
     @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
@@ -59,6 +61,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
         guard (0...64).contains(c.aheadBranches) else { throw ConfigurationError("--ahead-branches must be in 0…64") }
+        if let pinCPU, pinCPU < 0 { throw ConfigurationError("--pin-cpu must be ≥ 0") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
         try ClusterNetwork.validate(address: c.listen)
@@ -73,6 +76,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "worker")
+        if let pinCPU { try CPUAffinity.pinProcess(toCPU: pinCPU) }
         let loaded = try loadModel(
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         let name = c.id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"

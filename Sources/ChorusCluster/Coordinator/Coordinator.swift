@@ -21,6 +21,9 @@ public actor Coordinator {
         public var deadline: Duration?
         /// nil: each worker drafts with its own settings; otherwise every worker uses these.
         public var draftSampling: SamplingSettings?
+        /// Verify each round to the depth that maximises expected tokens per second (``TreeSizer``), at most
+        /// `draftLength`; false: always `draftLength` (workers draft `draftLength` either way).
+        public var adaptiveDepth = true
         /// Sequences per worker per round; 0: each worker's own setting.
         public var sequencesPerWorker = 0
         /// How often a worker that missed a deadline is probed.
@@ -47,6 +50,9 @@ public actor Coordinator {
         public var aheadHits: Int = 0
         /// Replies used this round.
         public var replies: Int = 0
+        /// The depth L verified and the tree's nodes (root included; 1 without drafts).
+        public var depth: Int = 0
+        public var nodes: Int = 1
     }
 
     /// A running or recently finished generation.
@@ -71,6 +77,8 @@ public actor Coordinator {
     let collector: DraftCollector
     /// The round deadline, learned from the replies of every session.
     var deadline: ReplyDeadline
+    /// The depth each round verifies, learned from the rounds of every session.
+    var sizer = TreeSizer()
     let clock: ClusterClock
     let log: ClusterLog
     var sessions: [UInt64: SessionEntry] = [:]
@@ -165,10 +173,17 @@ public actor Coordinator {
             if options.scheme.needsIdenticalDrafts, !drafts.haveIdenticalLaws {
                 drafts = onlyFirstGroup(drafts, entry)
             }
+            if options.adaptiveDepth, let longest = drafts.first?.tokens.count {
+                drafts = drafts.trimmed(to: sizer.length(drafts: drafts.count, limit: longest))
+            }
             do {
                 // 3. The tree, once; ONE target forward over it; verification.
                 let tree = drafts.isEmpty ? nil : try DraftTree(drafts: drafts, vocabularySize: target.vocabularySize)
                 let result = try session.runRound(tree: tree)
+                sizer.record(
+                    offered: result.draftPositions, acceptedCount: result.acceptedDraftTokens,
+                    nodes: tree?.nodeCount ?? 1, forwardMicroseconds: result.targetMicroseconds,
+                    roundMicroseconds: (clock.now - roundStart).microseconds)
                 // 4. The next round's requests, then the tokens (and the correction or bonus token) to the clients.
                 round += 1
                 if !session.isFinished, !closed { next = requestDrafts(entry, round: round) }
@@ -178,7 +193,8 @@ public actor Coordinator {
                         verification: result.verifyMicroseconds, tokens: result.tokens.count,
                         drafts: result.draftsUsed, requestBytes: collected.requestBytes,
                         replyBytes: collected.replyBytes, workerDraftTime: collected.workerDraftTime,
-                        aheadHits: collected.aheadHits, replies: collected.replyTimes.count))
+                        aheadHits: collected.aheadHits, replies: collected.replyTimes.count,
+                        depth: result.draftPositions, nodes: tree?.nodeCount ?? 1))
                 session.record(replies: collected.replyTimes.count, aheadHits: collected.aheadHits, wait: draftWait)
                 session.setElapsed(clock.now - started)
                 entry.stream.publish(result.tokens, statistics: session.statistics)

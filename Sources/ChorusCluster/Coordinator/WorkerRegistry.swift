@@ -68,9 +68,13 @@ public actor WorkerRegistry {
         /// Why the last describe failed, logged once per distinct reason (no silent fallback, no log flood).
         var notReadyReason: String?
 
+        /// No wait for the first probe after a worker is first skipped (a worker that was only late answers it
+        /// at once and is back for the next round); then doubling from 250 ms.
         var backoff: Duration {
-            guard consecutiveMisses > 1 else { return .zero }
-            return min(.milliseconds(250) * (1 << min(consecutiveMisses - 2, 5)), .seconds(8))
+            guard consecutiveMisses > WorkerRegistry.lateRoundsBeforeSuspect else { return .zero }
+            return min(
+                .milliseconds(250) * (1 << min(consecutiveMisses - WorkerRegistry.lateRoundsBeforeSuspect - 1, 5)),
+                .seconds(8))
         }
 
         init(address: String, transport: any DraftTransport, group: Int) {
