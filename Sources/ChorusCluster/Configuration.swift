@@ -23,6 +23,8 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// `truncated-lp`'s s.
     public var truncation = 5
     public var draftLength = 4
+    /// Verify `draftLength` every round instead of the depth that maximises expected tokens per second.
+    public var fixedDepth = false
     /// Round deadline for worker replies in milliseconds; nil: learned from recent reply times.
     public var deadlineMilliseconds: Int?
     public var threads = 1
@@ -47,7 +49,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var topP = 1.0
     public var sequences = 1
     /// Likely next contexts drafted ahead per session while the coordinator verifies; 0: off.
-    public var aheadBranches = 8
+    public var aheadBranches = 4
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
@@ -146,6 +148,16 @@ struct MappingReader {
         return v
     }
 
+    /// `true` or `false` (YAML's other spellings are refused: one way to write a setting).
+    func bool(_ key: String) throws -> Bool? {
+        guard let node = mapping[key] else { return nil }
+        switch node.scalar?.string {
+        case "true": return true
+        case "false": return false
+        default: throw ConfigurationError("\(path).\(key): expected true or false")
+        }
+    }
+
     func double(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let node = mapping[key] else { return nil }
         guard let s = node.scalar?.string, let v = Double(s), v.isFinite else {
@@ -189,7 +201,7 @@ struct MappingReader {
 
 extension CoordinatorConfiguration {
     static let keys = [
-        "model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "precision",
+        "model", "listen", "workers", "scheme", "truncation", "draft_length", "fixed_depth", "deadline_ms", "threads", "precision",
         "tls",
     ]
 
@@ -202,6 +214,7 @@ extension CoordinatorConfiguration {
         scheme = try r.string("scheme") ?? scheme
         truncation = try r.int("truncation", in: 1...1024) ?? truncation
         draftLength = try r.int("draft_length", in: 1...64) ?? draftLength
+        fixedDepth = try r.bool("fixed_depth") ?? fixedDepth
         deadlineMilliseconds = try r.int("deadline_ms", in: 1...600_000) ?? deadlineMilliseconds
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision

@@ -21,7 +21,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
     @Option(
         name: .customLong("ahead-branches"),
-        help: "Likely next contexts drafted ahead while the coordinator verifies (default 8; 0 = off).")
+        help: "Likely next contexts drafted ahead while the coordinator verifies (default 4; 0 = off).")
     var aheadBranches: Int?
     @Option(name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
     var pinCPU: Int?
@@ -124,6 +124,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var scheme: String?
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
+    @Flag(
+        name: .customLong("fixed-depth"),
+        help: "Verify the full draft length every round (default: the depth that maximises tokens per second).")
+    var fixedDepth = false
     @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
     var deadlineMs: Int?
     @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen:
@@ -147,6 +151,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let scheme { c.scheme = scheme }
         if let truncation { c.truncation = truncation }
         if let draftLength { c.draftLength = draftLength }
+        if fixedDepth { c.fixedDepth = true }
         if let deadlineMs { c.deadlineMilliseconds = deadlineMs }
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
@@ -177,12 +182,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let loaded = try loadModel(
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         log.info(
-            "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength), "
+            "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength) (\(c.fixedDepth ? "fixed" : "adaptive") depth), "
                 + "deadline \(c.deadlineMilliseconds.map { "\($0) ms" } ?? "learned"), threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         var options = Coordinator.Options()
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
+        options.adaptiveDepth = !c.fixedDepth
         options.deadline = c.deadlineMilliseconds.map { .milliseconds($0) }
         let network = ClusterNetwork.nng(tls: c.tls)
         let coordinator = Coordinator(
