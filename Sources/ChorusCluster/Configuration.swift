@@ -28,6 +28,11 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
     public var tls: TLSConfiguration?
+    /// The cluster key file (``ClusterKeyFile``): every message to and from workers and clients is
+    /// authenticated with it.
+    public var keyFile: String?
+    /// Listen and dial without authentication on addresses others can reach (``ClusterSecurity``).
+    public var insecure = false
 
     public init() {}
 }
@@ -49,6 +54,10 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
     public var tls: TLSConfiguration?
+    /// The cluster key file (``ClusterKeyFile``), the same as the coordinator's.
+    public var keyFile: String?
+    /// Listen and register without authentication on addresses others can reach (``ClusterSecurity``).
+    public var insecure = false
 
     public init() {}
 }
@@ -163,6 +172,15 @@ struct MappingReader {
         return value
     }
 
+    func bool(_ key: String) throws -> Bool? {
+        guard let node = mapping[key] else { return nil }
+        switch node.scalar?.string {
+        case "true": return true
+        case "false": return false
+        default: throw ConfigurationError("\(path).\(key): expected true or false")
+        }
+    }
+
     func strings(_ key: String) throws -> [String]? {
         guard let node = mapping[key] else { return nil }
         guard let items = node.sequence else { throw ConfigurationError("\(path).\(key): expected a list") }
@@ -187,7 +205,7 @@ struct MappingReader {
 extension CoordinatorConfiguration {
     static let keys = [
         "model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "precision",
-        "tls",
+        "tls", "key_file", "insecure",
     ]
 
     init(node: Node, path: String) throws {
@@ -203,6 +221,8 @@ extension CoordinatorConfiguration {
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
+        keyFile = try r.string("key_file")
+        insecure = try r.bool("insecure") ?? insecure
     }
 }
 
@@ -210,7 +230,7 @@ extension WorkerConfiguration {
     static let keys = [
         "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads",
         "precision",
-        "tls",
+        "tls", "key_file", "insecure",
     ]
 
     init(node: Node, path: String) throws {
@@ -228,6 +248,8 @@ extension WorkerConfiguration {
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
+        keyFile = try r.string("key_file")
+        insecure = try r.bool("insecure") ?? insecure
     }
 }
 
