@@ -68,6 +68,9 @@ public struct MessageAuthenticator: Sendable {
 
     public var counts: Counters { counters.withLock { $0 } }
 
+    /// Request nonces remembered now (bounded by the request rate times the freshness window).
+    public var rememberedNonces: Int { replays.count }
+
     /// The key's public fingerprint (``PresharedKey/fingerprint``).
     public var keyFingerprint: String { fingerprint }
 
