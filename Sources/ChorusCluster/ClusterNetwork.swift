@@ -83,7 +83,9 @@ public struct ClusterNetwork: Sendable {
         let limiter = RejectionLog(log: log, address: address)
         return try listener(
             parsed, concurrency,
-            authenticator.guarding(handler) { failure, request in limiter.note(failure, connection: request.connectionID) }
+            authenticator.guarding(handler) { failure, request in
+                limiter.note(failure, connection: request.connectionID)
+            }
         )
     }
 

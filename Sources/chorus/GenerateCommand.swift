@@ -47,7 +47,8 @@ struct GenerateCommand: AsyncParsableCommand {
         do {
             let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
             if tls != nil || security.keyFile != nil || security.insecure, coordinator == nil {
-                throw ConfigurationError("--tls-cert, --tls-key, --tls-ca, --key-file and --insecure are for --coordinator")
+                throw ConfigurationError(
+                    "--tls-cert, --tls-key, --tls-ca, --key-file and --insecure are for --coordinator")
             }
             if let coordinator {
                 try clusterSecurity(tls: tls, keyFile: security.keyFile, insecure: security.insecure)

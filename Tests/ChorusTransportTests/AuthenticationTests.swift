@@ -164,7 +164,8 @@ struct AuthenticationTests {
         let server = testAuthenticator(wallClock: { now })
         let old = testAuthenticator(wallClock: { now - 120_000 }).sealRequest([1]).message
         #expect(
-            server.openRequest(old).map(\.body) == .failure(.stale(skewMilliseconds: 120_000, allowedMilliseconds: 60_000))
+            server.openRequest(old).map(\.body)
+                == .failure(.stale(skewMilliseconds: 120_000, allowedMilliseconds: 60_000))
         )
         let slightlyAhead = testAuthenticator(wallClock: { now + 59_000 }).sealRequest([2]).message
         #expect(server.openRequest(slightlyAhead).map(\.body) == .success([2]))
@@ -192,7 +193,9 @@ struct AuthenticationTests {
         let now = Mutex<Int64>(1_000_000)
         let server = MessageAuthenticator(key: testKey(), replayCapacity: 3, wallClock: { now.withLock { $0 } })
         let sender = MessageAuthenticator(key: testKey(), wallClock: { now.withLock { $0 } })
-        for i in 0..<3 { #expect(server.openRequest(sender.sealRequest([UInt8(i)]).message).map(\.body) == .success([UInt8(i)])) }
+        for i in 0..<3 {
+            #expect(server.openRequest(sender.sealRequest([UInt8(i)]).message).map(\.body) == .success([UInt8(i)]))
+        }
         #expect(server.openRequest(sender.sealRequest([9]).message).map(\.body) == .failure(.replayCacheFull(3)))
         // 60 s later the first three are past their window: forgotten, and room again.
         now.withLock { $0 += 60_001 }

@@ -21,7 +21,8 @@ public enum AuthenticationFailure: Error, Sendable, Hashable, CustomStringConver
             return "message without an authentication envelope: the peer runs without the cluster key; "
                 + "give every coordinator, worker and client the same --key-file"
         case .malformedEnvelope(let detail):
-            return "malformed authentication envelope (\(detail)): the peer runs another Chorus version, or sent garbage"
+            return "malformed authentication envelope (\(detail)): the peer runs another Chorus version, "
+                + "or sent garbage"
         case .badTag:
             return "authentication tag does not match: the peer holds a different cluster key (compare the key "
                 + "fingerprints in both logs) or the message was altered"

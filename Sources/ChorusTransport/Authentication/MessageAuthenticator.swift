@@ -171,8 +171,9 @@ public struct MessageAuthenticator: Sendable {
             return .malformedEnvelope("version \(message[4]), this build speaks \(Self.version)")
         }
         guard message[5] == kind else {
-            return .malformedEnvelope("a \(message[5] == Self.requestKind ? "request" : "reply") where a "
-                + "\(kind == Self.requestKind ? "request" : "reply") belongs")
+            return .malformedEnvelope(
+                "a \(message[5] == Self.requestKind ? "request" : "reply") where a "
+                    + "\(kind == Self.requestKind ? "request" : "reply") belongs")
         }
         guard message.count >= headerLength + HMACSHA256.tagLength else {
             return .malformedEnvelope("\(message.count) bytes, shorter than its header and tag")
