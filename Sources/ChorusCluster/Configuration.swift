@@ -17,7 +17,9 @@ public struct TLSConfiguration: Sendable, Equatable {
 /// The coordinator's settings (config file section `coordinator:`; every field also a CLI flag).
 public struct CoordinatorConfiguration: Sendable, Equatable {
     public var model: String?
-    public var listen = "tcp://0.0.0.0:7100"
+    /// Loopback by default: other hosts can reach the coordinator only once it has a key or TLS
+    /// (``ClusterSecurity``).
+    public var listen = "tcp://127.0.0.1:7100"
     public var workers: [String] = []
     public var scheme = "optimal"
     /// `truncated-lp`'s s.
@@ -40,7 +42,8 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
 /// A worker's settings (config file section `worker:`).
 public struct WorkerConfiguration: Sendable, Equatable {
     public var model: String?
-    public var listen = "tcp://0.0.0.0:7101"
+    /// Loopback by default, as the coordinator's.
+    public var listen = "tcp://127.0.0.1:7101"
     /// The address the coordinator should dial (default: `listen`, which must then be reachable).
     public var advertise: String?
     /// The coordinator's endpoint to register with.

@@ -13,7 +13,9 @@ struct WorkerCommand: AsyncParsableCommand {
     )
 
     @Option(name: .long, help: "YAML config file (section `worker:`).") var config: String?
-    @Option(name: .long, help: "Address to listen on (default tcp://0.0.0.0:7101).") var listen: String?
+    @Option(
+        name: .long, help: "Address to listen on (default tcp://127.0.0.1:7101; other hosts need --key-file or TLS).")
+    var listen: String?
     @Option(name: .long, help: "Draft model (GGUF).") var model: String?
     @Option(name: .long, help: "Draft temperature (default 1).") var temperature: Double?
     @Option(name: .customLong("top-k"), help: "Top-k of the draft law (0 = off).") var topK: Int?
@@ -122,8 +124,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
     @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).")
     var deadlineMs: Int?
-    @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen:
-        String?
+    @Option(
+        name: .long,
+        help: "Address for clients and registrations (default tcp://127.0.0.1:7100; others need --key-file or TLS).")
+    var listen: String?
     @Option(name: .long, help: "Threads for the target model.") var threads: Int?
     @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
         Precision?

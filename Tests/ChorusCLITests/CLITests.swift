@@ -126,18 +126,26 @@ final class DataBox: @unchecked Sendable {
     }()
 
     @Test(arguments: [
-        (["worker", "--model", "m.gguf", "--listen", "tcp://0.0.0.0:7101"], "refusing to listen on tcp://0.0.0.0:7101"),
-        (["worker", "--model", "m.gguf"], "refusing to listen on tcp://0.0.0.0:7101"),  // the default address
+        (
+            ["worker", "--model", "m.gguf", "--listen", "tcp://0.0.0.0:7101"],
+            "refusing to listen on tcp://0.0.0.0:7101"
+        ),
         (
             ["worker", "--model", "m.gguf", "--listen", "tcp://127.0.0.1:0", "--register", "tcp://10.1.2.3:7100"],
             "refusing to register with tcp://10.1.2.3:7100"
         ),
-        (["coordinator", "--model", "t.gguf"], "refusing to listen on tcp://0.0.0.0:7100"),
+        (
+            ["coordinator", "--model", "t.gguf", "--listen", "tcp://0.0.0.0:7100"],
+            "refusing to listen on tcp://0.0.0.0:7100"
+        ),
         (
             ["coordinator", "--model", "t.gguf", "--listen", "tcp://127.0.0.1:0", "--worker", "tcp://node1:7101"],
             "refusing to dial tcp://node1:7101"
         ),
-        (["generate", "--coordinator", "tcp://10.0.0.9:7100", "--prompt", "x"], "refusing to dial tcp://10.0.0.9:7100"),
+        (
+            ["generate", "--coordinator", "tcp://10.0.0.9:7100", "--prompt", "x"],
+            "refusing to dial tcp://10.0.0.9:7100"
+        ),
     ])
     func unprotectedAddressesAreRefused(_ arguments: [String], _ reason: String) async throws {
         let result = try await runChorus(arguments)
@@ -175,6 +183,13 @@ final class DataBox: @unchecked Sendable {
         let loose = try await runChorus(["worker", "--model", "m.gguf", "--key-file", path])
         #expect(loose.status == 64, "\(loose.error)")
         #expect(loose.error.contains("chmod 600 \(path)"), "\(loose.error)")
+
+        // The default addresses are loopback: no key needed.
+        for command in [["worker", "--model", "/nonexistent.gguf"], ["coordinator", "--model", "/nonexistent.gguf"]] {
+            let plain = try await runChorus(command)
+            #expect(!plain.error.contains("refusing"), "\(plain.error)")
+            #expect(plain.error.contains("nonexistent"), "\(plain.error)")
+        }
 
         // --insecure: validation passes without a key.
         let insecure = try await runChorus(["worker", "--model", "/nonexistent.gguf", "--insecure"])

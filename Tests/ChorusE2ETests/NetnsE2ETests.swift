@@ -140,7 +140,8 @@ extension E2ETests {
             }
             try await E2ETests.waitReady(coordinator, hosts.hosts.map { "tcp://\($0.address):7101" })
 
-            let generation = try await processes.generate("netns-greedy", greedyThrough(address, tokens: 100, extra: ["--key-file", key]))
+            let generation = try await processes.generate(
+                "netns-greedy", greedyThrough(address, tokens: 100, extra: ["--key-file", key]))
             #expect(generation.status == 0, "\(generation)")
             #expect(try await Reference.matches(generation, tokens: 100), "\(generation)")
             #expect(generation.generatedTokens == 100)
