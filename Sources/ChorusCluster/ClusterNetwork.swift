@@ -1,4 +1,5 @@
 import ChorusTransport
+import ChorusWire
 import Synchronization
 
 /// Where the cluster's sockets come from: NNG in production, an in-process network in tests. The
@@ -85,8 +86,22 @@ public struct ClusterNetwork: Sendable {
             parsed, concurrency,
             authenticator.guarding(handler) { failure, request in
                 limiter.note(failure, connection: request.connectionID)
+                return Self.refusal(failure, request)
             }
         )
+    }
+
+    /// The answer to a refused request: a plain Chorus message (a peer without the key) gets a plain error
+    /// saying so, so that it fails at once with the reason instead of at its deadline; anything else
+    /// (a wrong key, a replay, garbage) gets nothing. The refusal is unauthenticated, like the request.
+    static func refusal(_ failure: AuthenticationFailure, _ request: ReceivedRequest) -> [UInt8]? {
+        guard failure == .notAuthenticated, request.body.starts(with: WireMessage.magic) else { return nil }
+        return WireMessage.error(
+            ErrorReply(
+                code: .invalidRequest,
+                message: "this endpoint authenticates every message with the cluster key: give this process the "
+                    + "same --key-file (or `key_file:`) as the cluster")
+        ).encoded()
     }
 
     /// Checks an address (`tcp://HOST:PORT`, `tls+tcp://…`, `ipc://…`, `inproc://…`) without

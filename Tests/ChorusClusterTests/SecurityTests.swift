@@ -172,7 +172,8 @@ struct SecurityTests {
     }
 
     /// Registration with a keyed coordinator needs the key: a worker with it registers and is used; a
-    /// plain registration (no key) is dropped unanswered and the coordinator never lists that worker.
+    /// plain registration (no key) is refused with an error that names `--key-file`, a registration
+    /// under another key is dropped unanswered, and the coordinator never lists either.
     @Test func registrationNeedsTheKey() async throws {
         let target = try Self.target()
         let key = try PresharedKey(bytes: Array(repeating: 0x17, count: 40))
@@ -189,10 +190,20 @@ struct SecurityTests {
                 name: "m", fileHash: "", vocabularyHash: target.identity.vocabularyHash,
                 vocabularySize: Self.vocabulary),
             sampling: .standard, sequences: 1)
+        let answer = try await plain.request(WireMessage.register(registration).encoded(), timeout: .seconds(5))
+        guard case let .error(refusal) = try WireMessage.decode(answer) else {
+            Issue.record("a plain registration was answered with \(try WireMessage.decode(answer))")
+            return
+        }
+        #expect(refusal.message.contains("--key-file"), "\(refusal.message)")
+
+        let wrongKey = try PresharedKey(bytes: Array(repeating: 0x18, count: 40))
+        let stranger = try ClusterNetwork.inProcess(raw, security: ClusterSecurity(key: wrongKey), log: Self.quiet)
+            .connect(to: "inproc://coordinator")
         let refused: Result<[UInt8], TransportError>
         do {
             refused = .success(
-                try await plain.request(WireMessage.register(registration).encoded(), timeout: .milliseconds(300)))
+                try await stranger.request(WireMessage.register(registration).encoded(), timeout: .milliseconds(300)))
         } catch {
             refused = .failure(error)
         }

@@ -71,6 +71,13 @@ extension E2ETests {
                 within: .seconds(60))
             #expect(stranger.status != 0 && stranger.status != nil, "\(stranger)")
             #expect(stranger.generatedTokens == nil, "\(stranger)")
+            // Without a key at all it is told why at once (a plain refusal), not at its deadline.
+            let started = ContinuousClock.now
+            let keyless = try await processes.generate(
+                "key-none", greedyThrough(address, tokens: 5, extra: ["--timeout", "30"]), within: .seconds(60))
+            #expect(keyless.status != 0 && keyless.status != nil, "\(keyless)")
+            #expect(keyless.log.contains("--key-file"), "\(keyless)")
+            #expect(ContinuousClock.now - started < .seconds(20), "\(keyless)")
         }
     }
 }

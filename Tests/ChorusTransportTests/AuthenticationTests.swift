@@ -39,7 +39,10 @@ struct AuthenticationTests {
             let guarded = authenticator.guarding({ request in
                 handled.increment()
                 return Array("re:") + request.body
-            }) { failure, _ in rejections.add(failure) }
+            }) { failure, _ in
+                rejections.add(failure)
+                return nil
+            }
             server = try network.listen(on: "inproc://guarded", handler: wrap(guarded))
         }
 

@@ -44,19 +44,18 @@ extension MessageAuthenticator {
     }
 
     /// A server's handler behind the key: a request that fails the check (no envelope, bad tag, stale,
-    /// replayed) never reaches `handler`, gets no reply (the client sees a timeout, as for a lost
-    /// message) and is reported to `onReject`; the server keeps serving. Replies are sealed to the
-    /// request's nonce.
+    /// replayed) never reaches `handler` and is reported to `onReject`, which may return an unsealed
+    /// refusal to send back (nil: no reply, and the client sees a timeout as for a lost message); the
+    /// server keeps serving. Replies are sealed to the request's nonce.
     public func guarding(
         _ handler: @escaping RequestHandler,
-        onReject: @escaping @Sendable (AuthenticationFailure, ReceivedRequest) -> Void = { _, _ in }
+        onReject: @escaping @Sendable (AuthenticationFailure, ReceivedRequest) -> [UInt8]? = { _, _ in nil }
     ) -> RequestHandler {
         { request in
             switch openRequest(request.body) {
             case .failure(let failure):
                 countRejected(request: true)
-                onReject(failure, request)
-                return nil
+                return onReject(failure, request)
             case .success(let (body, nonce)):
                 var inner = request
                 inner.body = body

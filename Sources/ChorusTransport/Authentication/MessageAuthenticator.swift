@@ -119,8 +119,9 @@ public struct MessageAuthenticator: Sendable {
             return .failure(problem)
         }
         let signed = message.count - HMACSHA256.tagLength
-        guard ConstantTime.equals(mac.authenticationCode(for: Array(message[..<signed])), Array(message[signed...]))
-        else { return .failure(.badTag) }
+        var tagger = mac.tagger()
+        message.withUnsafeBytes { tagger.update(UnsafeRawBufferPointer(rebasing: $0[..<signed])) }
+        guard ConstantTime.equals(tagger.finalize(), Array(message[signed...])) else { return .failure(.badTag) }
         let nonce = Array(message[Self.prefixLength..<(Self.prefixLength + Self.nonceLength)])
         var sent: UInt64 = 0
         for byte in message[(Self.prefixLength + Self.nonceLength)..<Self.requestHeaderLength] {
@@ -160,7 +161,7 @@ public struct MessageAuthenticator: Sendable {
         let signed = message.count - HMACSHA256.tagLength
         var tagger = mac.tagger()
         tagger.update(nonce)
-        tagger.update(Array(message[..<signed]))
+        message.withUnsafeBytes { tagger.update(UnsafeRawBufferPointer(rebasing: $0[..<signed])) }
         guard ConstantTime.equals(tagger.finalize(), Array(message[signed...])) else { return .failure(.badTag) }
         return .success(Array(message[Self.prefixLength..<signed]))
     }
