@@ -53,6 +53,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var topK = 0
     public var topP = 1.0
     public var sequences = 1
+    /// Likely next contexts drafted ahead per session while the coordinator verifies; 0: off.
+    public var aheadBranches = 8
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
@@ -231,7 +233,7 @@ extension CoordinatorConfiguration {
 
 extension WorkerConfiguration {
     static let keys = [
-        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads",
+        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "ahead_branches", "threads",
         "precision",
         "tls", "key_file", "insecure",
     ]
@@ -248,6 +250,7 @@ extension WorkerConfiguration {
         topK = try r.int("top_k", in: 0...10_000_000) ?? topK
         topP = try r.double("top_p", in: 0.000001...1) ?? topP
         sequences = try r.int("sequences", in: 1...64) ?? sequences
+        aheadBranches = try r.int("ahead_branches", in: 0...64) ?? aheadBranches
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")

@@ -21,6 +21,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("top-k"), help: "Top-k of the draft law (0 = off).") var topK: Int?
     @Option(name: .customLong("top-p"), help: "Top-p of the draft law (1 = off).") var topP: Double?
     @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
+    @Option(
+        name: .customLong("ahead-branches"),
+        help: "Likely next contexts drafted ahead while the coordinator verifies (default 8; 0 = off).")
+    var aheadBranches: Int?
+    @Option(name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
+    var pinCPU: Int?
     @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
         String?
     @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
@@ -46,6 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let topK { c.topK = topK }
         if let topP { c.topP = topP }
         if let sequences { c.sequences = sequences }
+        if let aheadBranches { c.aheadBranches = aheadBranches }
         if let register { c.register = register }
         if let advertise { c.advertise = advertise }
         if let id { c.id = id }
@@ -58,6 +65,8 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)")
         }
         guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
+        guard (0...64).contains(c.aheadBranches) else { throw ConfigurationError("--ahead-branches must be in 0…64") }
+        if let pinCPU, pinCPU < 0 { throw ConfigurationError("--pin-cpu must be ≥ 0") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
         try ClusterNetwork.validate(address: c.listen)
@@ -75,18 +84,21 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "worker")
+        if let pinCPU { try CPUAffinity.pinProcess(toCPU: pinCPU) }
         let loaded = try loadModel(
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         let name = c.id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let sampling = SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP)
         log.info(
             "configuration: id \(name), listen \(c.listen), advertise \(c.advertise ?? "the bound address"), model \(c.model ?? ""), "
-                + "\(sampling), \(c.sequences) sequence(s), threads \(c.threads), register \(c.register ?? "off"), "
+                + "\(sampling), \(c.sequences) sequence(s), \(c.aheadBranches) branch(es) ahead, threads \(c.threads), register \(c.register ?? "off"), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
         log.info("authentication: \(security.summary)")
         let worker = DraftWorker(
-            model: loaded.model, configuration: .init(workerID: name, sampling: sampling, sequences: c.sequences))
+            model: loaded.model,
+            configuration: .init(
+                workerID: name, sampling: sampling, sequences: c.sequences, aheadBranches: c.aheadBranches))
         let service: WorkerService
         do {
             service = try await WorkerService(
@@ -101,8 +113,8 @@ struct WorkerCommand: AsyncParsableCommand {
         service.close()
         let counters = await worker.counters
         log.info(
-            "served \(counters.served) requests (\(counters.expired) expired, \(counters.contextMismatches) context resets, \(counters.malformed) malformed)"
-        )
+            "served \(counters.served) requests (\(counters.aheadHits) drafted ahead, \(counters.expired) expired, "
+                + "\(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
     }
 }
 

@@ -217,7 +217,8 @@ struct CoordinatorFaultTests {
         return try TableLanguageModel(table: table, contextLength: 64, name: "draft\(seed)")
     }
 
-    /// A worker slower than the deadline: its drafts are dropped (it is marked suspect and skipped), the
+    /// A worker slower than the deadline: its drafts are dropped (it is marked suspect and skipped once late
+    /// twice in a row), the
     /// other worker's drafts are used, and the text is exact.
     @Test func workerSlowerThanTheDeadline() async throws {
         var options = Coordinator.Options()
@@ -235,8 +236,9 @@ struct CoordinatorFaultTests {
         let slow = try #require(await cluster.status(0))
         let fast = try #require(await cluster.status(1))
         #expect(slow.repliesUsed == 0)
-        // Asked in the first round only: then suspect, skipped, and its probes (500 ms) keep failing.
-        #expect(slow.failures == 1)
+        // Late in the first two rounds (once is noise, twice in a row a pattern): then suspect, skipped, and its
+        // probes (500 ms) keep failing.
+        #expect(slow.failures == WorkerRegistry.lateRoundsBeforeSuspect)
         #expect(slow.state == .suspect)
         #expect(fast.repliesUsed > 0)
         // Every draft in the statistics came from the fast worker (2 sequences per reply).
