@@ -25,7 +25,8 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// `truncated-lp`'s s.
     public var truncation = 5
     public var draftLength = 4
-    public var deadlineMilliseconds = 250
+    /// Round deadline for worker replies in milliseconds; nil: learned from recent reply times.
+    public var deadlineMilliseconds: Int?
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"

@@ -134,7 +134,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var scheme: String?
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
-    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).")
+    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
     var deadlineMs: Int?
     @Option(
         name: .long,
@@ -175,7 +175,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 "unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
         }
         guard (1...64).contains(c.draftLength) else { throw ConfigurationError("--draft-length must be in 1…64") }
-        guard c.deadlineMilliseconds >= 1 else { throw ConfigurationError("--deadline-ms must be ≥ 1") }
+        if let d = c.deadlineMilliseconds, d < 1 { throw ConfigurationError("--deadline-ms must be ≥ 1") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try ClusterNetwork.validate(address: c.listen)
         for w in c.workers { try ClusterNetwork.validate(address: w) }
@@ -196,12 +196,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         log.info(
             "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength), "
-                + "deadline \(c.deadlineMilliseconds) ms, threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
+                + "deadline \(c.deadlineMilliseconds.map { "\($0) ms" } ?? "learned"), threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         var options = Coordinator.Options()
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
-        options.deadline = .milliseconds(c.deadlineMilliseconds)
+        options.deadline = c.deadlineMilliseconds.map { .milliseconds($0) }
         let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
         log.info("authentication: \(security.summary)")
         let network = ClusterNetwork.nng(security, log: log)
