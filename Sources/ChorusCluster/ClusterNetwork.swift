@@ -73,7 +73,8 @@ public struct ClusterNetwork: Sendable {
 
     /// Listens on `address` (`tcp://host:0`: a free port) and answers requests with `handler`,
     /// `concurrency` at a time. With a key, requests that fail authentication never reach `handler`:
-    /// they are dropped (no reply) and logged, at most one line per 10 s.
+    /// they are dropped (no reply; a plain Chorus message gets ``refusal(_:_:)``) and logged, at most one
+    /// line per 10 s.
     ///
     /// - Throws: ``ClusterSecurityError/unprotected(address:use:)`` for an address others can reach
     ///   without a key, TLS or `insecure`; `TransportError`s from the transport.
