@@ -17,7 +17,9 @@ public struct TLSConfiguration: Sendable, Equatable {
 /// The coordinator's settings (config file section `coordinator:`; every field also a CLI flag).
 public struct CoordinatorConfiguration: Sendable, Equatable {
     public var model: String?
-    public var listen = "tcp://0.0.0.0:7100"
+    /// Loopback by default: other hosts can reach the coordinator only once it has a key or TLS
+    /// (``ClusterSecurity``).
+    public var listen = "tcp://127.0.0.1:7100"
     public var workers: [String] = []
     public var scheme = "optimal"
     /// `truncated-lp`'s s.
@@ -31,6 +33,11 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
     public var tls: TLSConfiguration?
+    /// The cluster key file (``ClusterKeyFile``): every message to and from workers and clients is
+    /// authenticated with it.
+    public var keyFile: String?
+    /// Listen and dial without authentication on addresses others can reach (``ClusterSecurity``).
+    public var insecure = false
 
     public init() {}
 }
@@ -38,7 +45,8 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
 /// A worker's settings (config file section `worker:`).
 public struct WorkerConfiguration: Sendable, Equatable {
     public var model: String?
-    public var listen = "tcp://0.0.0.0:7101"
+    /// Loopback by default, as the coordinator's.
+    public var listen = "tcp://127.0.0.1:7101"
     /// The address the coordinator should dial (default: `listen`, which must then be reachable).
     public var advertise: String?
     /// The coordinator's endpoint to register with.
@@ -54,6 +62,10 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
     public var tls: TLSConfiguration?
+    /// The cluster key file (``ClusterKeyFile``), the same as the coordinator's.
+    public var keyFile: String?
+    /// Listen and register without authentication on addresses others can reach (``ClusterSecurity``).
+    public var insecure = false
 
     public init() {}
 }
@@ -178,6 +190,15 @@ struct MappingReader {
         return value
     }
 
+    func bool(_ key: String) throws -> Bool? {
+        guard let node = mapping[key] else { return nil }
+        switch node.scalar?.string {
+        case "true": return true
+        case "false": return false
+        default: throw ConfigurationError("\(path).\(key): expected true or false")
+        }
+    }
+
     func strings(_ key: String) throws -> [String]? {
         guard let node = mapping[key] else { return nil }
         guard let items = node.sequence else { throw ConfigurationError("\(path).\(key): expected a list") }
@@ -201,8 +222,8 @@ struct MappingReader {
 
 extension CoordinatorConfiguration {
     static let keys = [
-        "model", "listen", "workers", "scheme", "truncation", "draft_length", "fixed_depth", "deadline_ms", "threads", "precision",
-        "tls",
+        "model", "listen", "workers", "scheme", "truncation", "draft_length", "fixed_depth", "deadline_ms", "threads",
+        "precision", "tls", "key_file", "insecure",
     ]
 
     init(node: Node, path: String) throws {
@@ -219,14 +240,15 @@ extension CoordinatorConfiguration {
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
+        keyFile = try r.string("key_file")
+        insecure = try r.bool("insecure") ?? insecure
     }
 }
 
 extension WorkerConfiguration {
     static let keys = [
-        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "ahead_branches", "threads",
-        "precision",
-        "tls",
+        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "ahead_branches",
+        "threads", "precision", "tls", "key_file", "insecure",
     ]
 
     init(node: Node, path: String) throws {
@@ -245,6 +267,8 @@ extension WorkerConfiguration {
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
+        keyFile = try r.string("key_file")
+        insecure = try r.bool("insecure") ?? insecure
     }
 }
 
