@@ -25,7 +25,8 @@ struct WorkerCommand: AsyncParsableCommand {
         name: .customLong("ahead-branches"),
         help: "Likely next contexts drafted ahead while the coordinator verifies (default 4; 0 = off).")
     var aheadBranches: Int?
-    @Option(name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
+    @Option(
+        name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
     var pinCPU: Int?
     @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
         String?
@@ -138,7 +139,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         name: .customLong("fixed-depth"),
         help: "Verify the full draft length every round (default: the depth that maximises tokens per second).")
     var fixedDepth = false
-    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
+    @Option(
+        name: .customLong("deadline-ms"),
+        help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
     var deadlineMs: Int?
     @Option(
         name: .long,

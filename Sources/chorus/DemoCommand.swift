@@ -20,7 +20,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "Number of worker processes (default: one per core beside the target's, at most 2; here \(defaultWorkers)).")
+        help:
+            "Number of worker processes (default: one per core beside the target's, at most 2; here \(defaultWorkers))."
+    )
     var workers = defaultWorkers
     /// One worker per core the target does not use (workers sharing a core wait for each other), 1 to 2.
     static var defaultWorkers: Int { min(2, max(1, ProcessInfo.processInfo.activeProcessorCount - 1)) }
@@ -78,11 +80,12 @@ struct DemoCommand: AsyncParsableCommand {
             "starting \(workers) worker process(es), registering with \(service.address)…\n")
         for w in 0..<workers {
             children.append(
-                try ChildProcesses.startChorus([
-                    "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
-                    service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)",
-                    "--id", "demo-w\(w + 1)", "--ahead-branches", "\(aheadBranches)",
-                ] + (pin ? ["--pin-cpu", "1"] : [])))
+                try ChildProcesses.startChorus(
+                    [
+                        "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
+                        service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)",
+                        "--id", "demo-w\(w + 1)", "--ahead-branches", "\(aheadBranches)",
+                    ] + (pin ? ["--pin-cpu", "1"] : [])))
         }
         let started = ContinuousClock.now
         while await coordinator.workerStatuses.filter({ $0.state == .ready }).count < workers {
@@ -124,12 +127,15 @@ struct DemoCommand: AsyncParsableCommand {
             Double(rounds.reduce(0) { $0 + $1[keyPath: key] }) / n / 1000
         }
         let total = Double(elapsedMicroseconds) / n / 1000
-        var line = "round (mean of \(rounds.count)): \(fixed(total, 2)) ms: waiting for drafts \(fixed(mean(\.draftWait), 2)) ms "
+        var line =
+            "round (mean of \(rounds.count)): \(fixed(total, 2)) ms: waiting for drafts \(fixed(mean(\.draftWait), 2)) ms "
         line += "(workers drafted \(fixed(mean(\.workerDraftTime), 2)) ms), "
-        line += "target forward \(fixed(mean(\.targetForward), 2)) ms, verification \(fixed(mean(\.verification), 2)) ms; "
+        line +=
+            "target forward \(fixed(mean(\.targetForward), 2)) ms, verification \(fixed(mean(\.verification), 2)) ms; "
         let replies = rounds.reduce(0) { $0 + $1.replies }
         let hits = rounds.reduce(0) { $0 + $1.aheadHits }
-        line += "\(hits) of \(replies) replies drafted ahead; depth verified \(fixed(Double(rounds.reduce(0) { $0 + $1.depth }) / n, 2)) "
+        line +=
+            "\(hits) of \(replies) replies drafted ahead; depth verified \(fixed(Double(rounds.reduce(0) { $0 + $1.depth }) / n, 2)) "
         line += "of \(draftLength)\n"
         return line
     }

@@ -38,7 +38,8 @@ import Testing
         var hits = 0
         for ahead in [0, 8] {
             let cluster = try await FaultCluster.make(
-                target: target, workers: try Self.workers(ahead: ahead, target: target), options: options, targetModel: slow)
+                target: target, workers: try Self.workers(ahead: ahead, target: target), options: options,
+                targetModel: slow)
             #expect(await cluster.waitReady([0, 1]))
             var runs: [[Int]] = []
             for seed in 1...12 {

@@ -100,7 +100,8 @@ public actor Coordinator {
             probeInterval: options.probeInterval, describeTimeout: max(options.deadline ?? .zero, .milliseconds(500)))
         deadline = ReplyDeadline(fixed: options.deadline)
         collector = DraftCollector(
-            vocabularySize: target.vocabularySize, sequencesPerWorker: options.sequencesPerWorker, draftSampling: options.draftSampling)
+            vocabularySize: target.vocabularySize, sequencesPerWorker: options.sequencesPerWorker,
+            draftSampling: options.draftSampling)
         nextSession = UInt64.random(in: 1...(1 << 40))
     }
 
