@@ -190,15 +190,6 @@ struct MappingReader {
         return value
     }
 
-    func bool(_ key: String) throws -> Bool? {
-        guard let node = mapping[key] else { return nil }
-        switch node.scalar?.string {
-        case "true": return true
-        case "false": return false
-        default: throw ConfigurationError("\(path).\(key): expected true or false")
-        }
-    }
-
     func strings(_ key: String) throws -> [String]? {
         guard let node = mapping[key] else { return nil }
         guard let items = node.sequence else { throw ConfigurationError("\(path).\(key): expected a list") }
