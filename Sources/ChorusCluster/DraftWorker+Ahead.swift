@@ -158,6 +158,7 @@ extension DraftWorker {
         while let entry = sessions[session], let plan = entry.ahead, plan.generation == generation, !plan.isDone {
             do {
                 try aheadStep(entry, plan)
+                counters.aheadSteps += 1
             } catch {
                 try? entry.dropAhead()
                 return

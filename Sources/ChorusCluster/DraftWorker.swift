@@ -41,6 +41,8 @@ public actor DraftWorker {
         /// Requests answered from drafts made ahead, and requests that found drafts ahead for other contexts.
         public var aheadHits = 0
         public var aheadMisses = 0
+        /// Forward passes spent drafting ahead.
+        public var aheadSteps = 0
     }
 
     /// One generation session's state on this worker: its model session (KV cache), the context the cache holds,
@@ -151,7 +153,7 @@ public actor DraftWorker {
     let model: any LanguageModel
     var sessions: [UInt64: Entry] = [:]
     var clock: UInt64 = 0
-    public private(set) var counters = Counters()
+    public internal(set) var counters = Counters()
     /// Numbers drafting-ahead plans, so a plan's background loop stops once a newer plan replaces it.
     var aheadGeneration: UInt64 = 0
 

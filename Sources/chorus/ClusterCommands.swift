@@ -114,7 +114,7 @@ struct WorkerCommand: AsyncParsableCommand {
         service.close()
         let counters = await worker.counters
         log.info(
-            "served \(counters.served) requests (\(counters.aheadHits) drafted ahead, \(counters.expired) expired, "
+            "served \(counters.served) requests (\(counters.aheadHits) drafted ahead in \(counters.aheadSteps) steps, \(counters.expired) expired, "
                 + "\(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
     }
 }
