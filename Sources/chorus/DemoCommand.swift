@@ -172,17 +172,9 @@ struct DemoCommand: AsyncParsableCommand {
         tokens: Int, rate: Double
     ) {
         var rng = ChorusRandom(seed: seed)
-        let session = try loaded.model.makeSession()
-        var logits = try session.append(prompt)
-        let start = ContinuousClock.now
-        var produced = 0
-        while produced < tokens, session.length + 1 < loaded.model.contextLength {
-            let token = try TokenDistribution(logits: logits, settings: settings).sample(using: &rng)
-            produced += 1
-            if token == loaded.tokenizer.eos { break }
-            logits = try session.append([token])
-        }
-        return (produced, Double(produced) / max(microseconds(ContinuousClock.now - start) / 1e6, 1e-9))
+        let result = try TargetDecoder(model: loaded.model, settings: settings, stopToken: loaded.tokenizer.eos)
+            .generate(prompt: prompt, maxTokens: tokens, rng: &rng)
+        return (result.tokens.count, result.tokensPerSecond)
     }
 }
 

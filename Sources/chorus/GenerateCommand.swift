@@ -78,33 +78,18 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         var rng = ChorusRandom(seed: seed)
-        let session = try loaded.model.makeSession()
-        let start = ContinuousClock.now
-        var logits = try session.append(promptTokens)
-        let prefill = ContinuousClock.now - start
         var decoder = Tokenizer.StreamingDecoder(tokenizer: tokenizer)
         FileHandleOutput.standardOutput.write(prompt)
-        var produced = 0
-        var reason = "length"
-        let decodeStart = ContinuousClock.now
-        while produced < tokens {
-            let law = try TokenDistribution(logits: logits, settings: settings)
-            let token = law.sample(using: &rng)
-            produced += 1
+        let result = try TargetDecoder(
+            model: loaded.model, settings: settings, stopToken: ignoreEOS ? nil : tokenizer.eos
+        ).generate(prompt: promptTokens, maxTokens: tokens, rng: &rng) { token in
             FileHandleOutput.standardOutput.write(decoder.append(token))
-            if !ignoreEOS, token == tokenizer.eos {
-                reason = "eos"
-                break
-            }
-            if produced == tokens { break }
-            if session.length + 1 >= loaded.model.contextLength {
-                reason = "context"
-                break
-            }
-            logits = try session.append([token])
         }
+        let produced = result.tokens.count
+        let reason = result.finishReason
+        let prefill = result.prefill
         FileHandleOutput.standardOutput.write(decoder.finish() + "\n")
-        let seconds = microseconds(ContinuousClock.now - decodeStart) / 1e6
+        let seconds = microseconds(result.decoding) / 1e6
         FileHandleOutput.standardError.write(
             "generated \(produced) tokens in \(fixed(seconds, 3)) s: \(fixed(Double(produced) / max(seconds, 1e-9), 1)) tokens/s "
                 + "(prompt \(promptTokens.count) tokens in \(fixed(microseconds(prefill) / 1000, 1)) ms; stop: \(reason); seed \(seed))\n"
@@ -144,31 +129,17 @@ extension GenerateCommand {
     }
 }
 
-/// A model file opened for use: the transformer and its tokenizer.
-struct LoadedModel {
-    let model: TransformerModel
-    let tokenizer: Tokenizer
-}
-
-/// Loads a GGUF model with progress on standard error; errors name the file.
 func loadModel(_ path: String, threads: Int, precision: Precision = .fast, quiet: Bool = false) throws -> LoadedModel {
     let start = ContinuousClock.now
     if !quiet { FileHandleOutput.standardError.write("loading \(path)…\n") }
     do {
-        let gguf = try GGUFFile(path: path)
-        let tokenizer = try Tokenizer(gguf: gguf)
-        let model = try TransformerModel(gguf: gguf, threads: threads, precision: precision, tokenizer: tokenizer)
+        let loaded = try LoadedModel.load(path, threads: threads, precision: precision)
         if !quiet {
-            let c = model.config
             FileHandleOutput.standardError.write(
-                "loaded \(model.identity.name): \(c.blockCount) layers, d \(c.embeddingLength), vocabulary \(c.vocabularySize), "
-                    + "context \(c.contextLength), \(model.weightBytes / 1_000_000) MB of weights "
-                    + "(\(model.copiedWeightBytes / 1_000_000) MB copied, the rest mapped), \(model.precision.rawValue) "
-                    + "precision, \(model.kernels) kernels, \(model.threads) thread(s), in "
-                    + "\(fixed(microseconds(ContinuousClock.now - start) / 1000, 0)) ms\n")
+                "loaded \(loaded.summary), in \(fixed(microseconds(ContinuousClock.now - start) / 1000, 0)) ms\n")
         }
-        return LoadedModel(model: model, tokenizer: tokenizer)
+        return loaded
     } catch {
-        throw fail("\(path): \(error)")
+        throw fail("\(error)")
     }
 }
