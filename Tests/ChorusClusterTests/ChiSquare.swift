@@ -1,6 +1,7 @@
 import ChorusModel
 import ChorusSampling
 import Foundation
+import Testing
 
 /// Pearson's chi-square goodness-of-fit test of observed counts against expected counts, shared by the
 /// exactness tests (rounds without transport, and the whole coordinator + transport stack).
@@ -45,6 +46,20 @@ struct ChiSquareTest {
 
     /// The normal quantile of 1 − 1e-6: a false-failure probability of about one in a million.
     static let zOneInAMillion = 4.753
+
+    /// Records a test issue when an impossible pair was generated or the statistic exceeds the 1 − 1e-6
+    /// quantile (false-failure probability about 1e-6).
+    static func expectFits(
+        observed: [Int], expected: [Double], sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        let test = ChiSquareTest(observed: observed, expected: expected)
+        #expect(test.impossibleObserved == 0, "an impossible pair was generated", sourceLocation: sourceLocation)
+        let threshold = test.threshold(z: zOneInAMillion)
+        #expect(
+            test.statistic < threshold,
+            "chi2 \(test.statistic) over \(threshold) with \(test.degreesOfFreedom) degrees of freedom",
+            sourceLocation: sourceLocation)
+    }
 }
 
 /// Expected counts of the first two generated tokens `(a, b)` (index `a·n + b`) in `runs`
