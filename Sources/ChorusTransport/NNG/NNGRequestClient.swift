@@ -176,7 +176,7 @@ public final class NNGRequestClient: DraftTransport {
     }
 
     /// How long ``close()`` waits for nng_close before it goes on.
-    static let closeWait: DispatchTimeInterval = .seconds(2)
+    static let closeWait: DispatchTimeInterval = .seconds(5)
 }
 
 /// Dials workers over NNG: the production `DraftTransportConnector`.
