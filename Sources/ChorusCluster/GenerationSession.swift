@@ -114,8 +114,20 @@ public final class GenerationSession {
             let start = clock.now
             let logits = try targetSession.scoreTree(tokens: tokens, parents: parents)
             let afterForward = clock.now
-            let targets = try logits.map { try TokenDistribution(logits: $0, settings: settings) }
-            let outcome = try verifier.verify(tree: tree, targetDistributions: targets, using: &rng)
+            guard logits.count == tree.nodeCount else {
+                throw ModelError.invalidRequest("the target scored \(logits.count) rows for \(tree.nodeCount) nodes")
+            }
+            // The target law of a node is built when the walk reaches it, once (at most L + 1 of them).
+            var targets: [Int: TokenDistribution] = [:]
+            let settings = settings
+            let outcome = try verifier.verify(
+                tree: tree,
+                targetLaw: { node in
+                    if let law = targets[node] { return law }
+                    let law = try TokenDistribution(logits: logits[node], settings: settings)
+                    targets[node] = law
+                    return law
+                }, using: &rng)
             try targetSession.keepTreePath([0] + outcome.acceptedNodes)
             round.targetMicroseconds = (afterForward - start).microseconds
             round.verifyMicroseconds = (clock.now - afterForward).microseconds
