@@ -32,6 +32,15 @@ public struct TokenDistribution: Sendable, Equatable, CustomStringConvertible {
         return false
     }
 
+    /// True when a dense vector of n entries exists for this law: always for a dense law, and for a
+    /// sparse one only once something asked for ``probabilities`` (tests check the coordinator never does).
+    var hasDenseVector: Bool {
+        switch storage {
+        case .dense: return true
+        case let .sparse(_, cache): return cache.isBuilt
+        }
+    }
+
     /// probabilities: [vocabularySize], summing to 1. O(1) for a dense law; for a sparse law the
     /// vector is built on first use (O(n), once) — hot paths use ``supportProbabilities`` instead.
     public var probabilities: [Double] {
@@ -219,6 +228,8 @@ public struct TokenDistribution: Sendable, Equatable, CustomStringConvertible {
 /// tasks). Only code that asks for ``TokenDistribution/probabilities`` pays for it.
 final class DenseVectorCache: Sendable {
     private let vectorStorage = Mutex<[Double]?>(nil)
+
+    var isBuilt: Bool { vectorStorage.withLock { $0 != nil } }
 
     func vector(support: [Int], values: [Double], count: Int) -> [Double] {
         vectorStorage.withLock { cached in
