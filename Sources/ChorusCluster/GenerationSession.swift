@@ -38,6 +38,8 @@ public final class GenerationSession {
         /// Time of the target forward pass and of the verification, in microseconds.
         public var targetMicroseconds: Int64
         public var verifyMicroseconds: Int64
+        /// Thread CPU time of the verification (target laws of the walked nodes, schemes), microseconds.
+        public var verifyCPUMicroseconds: Int64 = 0
     }
 
     public init(
@@ -114,6 +116,7 @@ public final class GenerationSession {
             let start = clock.now
             let logits = try targetSession.scoreTree(tokens: tokens, parents: parents)
             let afterForward = clock.now
+            let cpuStart = ThreadCPUTime.microseconds()
             guard logits.count == tree.nodeCount else {
                 throw ModelError.invalidRequest("the target scored \(logits.count) rows for \(tree.nodeCount) nodes")
             }
@@ -131,6 +134,7 @@ public final class GenerationSession {
             try targetSession.keepTreePath([0] + outcome.acceptedNodes)
             round.targetMicroseconds = (afterForward - start).microseconds
             round.verifyMicroseconds = (clock.now - afterForward).microseconds
+            round.verifyCPUMicroseconds = ThreadCPUTime.microseconds() - cpuStart
             round.tokens = outcome.tokens
             round.acceptedDraftTokens = outcome.acceptedCount
             round.draftPositions = tree.length
@@ -175,6 +179,14 @@ public final class GenerationSession {
             finishReason = "context"
         }
         return round
+    }
+
+    /// Adds a round's draft traffic and the coordinator's CPU time outside the target forward to the
+    /// statistics (the round loop knows the replies; ``runRound(tree:)`` the verification).
+    public func recordDraftTraffic(replyBytes: Int, draftTokens: Int, coordinatorMicroseconds: Int64) {
+        statistics.draftReplyBytes += replyBytes
+        statistics.draftTokensReceived += draftTokens
+        statistics.coordinatorMicroseconds += UInt64(max(0, coordinatorMicroseconds))
     }
 
     /// Ends the session early (an error or a client that left).

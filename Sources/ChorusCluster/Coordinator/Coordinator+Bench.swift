@@ -10,10 +10,11 @@ extension Coordinator.RoundRecord {
     /// A round's record built by hand (tests, replayed results). Times in microseconds.
     public static func made(
         draftWait: Int64, targetForward: Int64, verification: Int64, tokens: Int, drafts: Int, requestBytes: Int,
-        replyBytes: Int, workerDraftTime: Int64
+        replyBytes: Int, workerDraftTime: Int64, draftTokens: Int = 0, coordinatorCPU: Int64 = 0
     ) -> Coordinator.RoundRecord {
         Coordinator.RoundRecord(
             draftWait: draftWait, targetForward: targetForward, verification: verification, tokens: tokens,
-            drafts: drafts, requestBytes: requestBytes, replyBytes: replyBytes, workerDraftTime: workerDraftTime)
+            drafts: drafts, requestBytes: requestBytes, replyBytes: replyBytes, workerDraftTime: workerDraftTime,
+            draftTokens: draftTokens, coordinatorCPU: coordinatorCPU)
     }
 }

@@ -42,6 +42,10 @@ public actor Coordinator {
         public var requestBytes: Int
         public var replyBytes: Int
         public var workerDraftTime: Int64
+        /// Drafted tokens (with laws) in the valid replies.
+        public var draftTokens: Int = 0
+        /// Coordinator thread CPU time outside the target forward: replies, tree, verification (µs).
+        public var coordinatorCPU: Int64 = 0
     }
 
     /// A running or recently finished generation.
@@ -167,6 +171,7 @@ public actor Coordinator {
             }
             let draftWait = (clock.now - roundStart).microseconds
             // 2. One length, and drafts the scheme can take, before the target pays for a forward.
+            let treeCPUStart = ThreadCPUTime.microseconds()
             var drafts = session.trimmed(collected.drafts)
             if options.scheme.needsIdenticalDrafts, !drafts.haveIdenticalLaws {
                 drafts = onlyFirstGroup(drafts, entry)
@@ -174,13 +179,19 @@ public actor Coordinator {
             do {
                 // 3. The tree, once; ONE target forward over it; verification.
                 let tree = drafts.isEmpty ? nil : try DraftTree(drafts: drafts, vocabularySize: target.vocabularySize)
+                let treeCPU = ThreadCPUTime.microseconds() - treeCPUStart
                 let result = try session.runRound(tree: tree)
+                let coordinatorCPU = collected.validationCPU + treeCPU + result.verifyCPUMicroseconds
+                session.recordDraftTraffic(
+                    replyBytes: collected.replyBytes, draftTokens: collected.draftTokens,
+                    coordinatorMicroseconds: coordinatorCPU)
                 entry.rounds.append(
                     RoundRecord(
                         draftWait: draftWait, targetForward: result.targetMicroseconds,
                         verification: result.verifyMicroseconds, tokens: result.tokens.count,
                         drafts: result.draftsUsed, requestBytes: collected.requestBytes,
-                        replyBytes: collected.replyBytes, workerDraftTime: collected.workerDraftTime))
+                        replyBytes: collected.replyBytes, workerDraftTime: collected.workerDraftTime,
+                        draftTokens: collected.draftTokens, coordinatorCPU: coordinatorCPU))
                 session.setElapsed(clock.now - started)
                 // 4. The accepted tokens (and the correction or bonus token) to the clients.
                 entry.stream.publish(result.tokens, statistics: session.statistics)

@@ -34,6 +34,10 @@ struct DraftCollector: Sendable {
         var replyBytes = 0
         /// The longest drafting time a worker reported, in microseconds.
         var workerDraftTime: Int64 = 0
+        /// Drafted tokens (each with its law) in the valid replies.
+        var draftTokens = 0
+        /// Thread CPU time spent decoding and checking the replies, in microseconds.
+        var validationCPU: Int64 = 0
     }
 
     /// The seed of worker `i`'s draft request in a round, from the generation's seed (not the session
@@ -68,10 +72,13 @@ struct DraftCollector: Sendable {
                 collection.outcomes.append((worker.address, .missed(error)))
             case let .success(bytes):
                 collection.replyBytes += bytes.count
+                let cpuStart = ThreadCPUTime.microseconds()
+                defer { collection.validationCPU += ThreadCPUTime.microseconds() - cpuStart }
                 switch validate(bytes, group: worker.group, request: request) {
                 case let .success((drafts, micros)):
                     collection.outcomes.append((worker.address, .used(context: request.context)))
                     collection.drafts += drafts
+                    collection.draftTokens += drafts.reduce(0) { $0 + $1.tokens.count }
                     collection.workerDraftTime = max(collection.workerDraftTime, micros)
                 case let .failure(problem):
                     collection.outcomes.append((worker.address, .dropped(problem.message)))
@@ -151,6 +158,7 @@ struct DraftCollector: Sendable {
                     guard wire.vocabularySize == vocabularySize, t >= 0, t < vocabularySize else {
                         return .failure(ReplyProblem(message: "token \(t) or law over \(wire.vocabularySize) tokens"))
                     }
+                    // A quantized law decodes to a sparse law (its support only): no vector of n entries.
                     guard let law = try? wire.decoded(), law[t] > 0 else {
                         return .failure(ReplyProblem(message: "token \(t) is impossible under the law sent with it"))
                     }

@@ -201,7 +201,9 @@ public struct TokenDistribution: Sendable, Equatable, CustomStringConvertible {
         case let (.sparse(a, _), .sparse(b, _)):
             return a == b
         default:
-            return lhs.support.indices.allSatisfy { lhs.probability(atSupportIndex: $0) == rhs.probability(atSupportIndex: $0) }
+            return lhs.support.indices.allSatisfy {
+                lhs.probability(atSupportIndex: $0) == rhs.probability(atSupportIndex: $0)
+            }
         }
     }
 

@@ -65,7 +65,8 @@ public struct GroupedOptimalSelection: PreparedSelection {
             }
             if next == Int.max { break }
             var value = 0.0
-            for g in 0..<groupCount where cursor[g] < groups[g].tables.m && groups[g].tables.support[cursor[g]] == next {
+            for g in 0..<groupCount where cursor[g] < groups[g].tables.m && groups[g].tables.support[cursor[g]] == next
+            {
                 value += contributions[g][cursor[g]]
                 cursor[g] += 1
             }

@@ -168,8 +168,10 @@ final class QuantileKeyTables: @unchecked Sendable {
     let support: [Int]
     /// rankOfIndex: [m], the rank of `support[i]`.
     let rankOfIndex: UnsafeMutablePointer<Int32>
-    /// tokenAt: [m]; pr, qr: [m] p and q by rank; bounds: [m + 1]; meanWeight: [m] ā_j; x: [m] p_I by rank.
-    let tokenAt: UnsafeMutablePointer<Int32>
+    /// indexAt: [m], the support index at each rank (the token is `support[indexAt[j]]`; keeping the
+    /// index, which the sorted records carry, spares the scan a random read of the support per rank);
+    /// pr, qr: [m] p and q by rank; bounds: [m + 1]; meanWeight: [m] ā_j; x: [m] p_I by rank.
+    let indexAt: UnsafeMutablePointer<Int32>
     let pr: UnsafeMutablePointer<Double>
     let qr: UnsafeMutablePointer<Double>
     let bounds: UnsafeMutablePointer<Double>
@@ -225,7 +227,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         block = base
         func at<T>(_ offset: Int, _ type: T.Type) -> UnsafeMutablePointer<T> { carve(base, offset, type) }
         rankOfIndex = at(oRank, Int32.self)
-        tokenAt = at(oToken, Int32.self)
+        indexAt = at(oToken, Int32.self)
         pr = at(oP, Double.self)
         qr = at(oQ, Double.self)
         bounds = at(oBounds, Double.self)
@@ -261,9 +263,9 @@ final class QuantileKeyTables: @unchecked Sendable {
                             sparse: sparse ? vb.baseAddress : nil)
                     }
                 }
-                build(support: sb, scratch: scratch, stack: stack, sortStarted: sortStarted, stopwatch: stopwatch)
             }
         }
+        build(scratch: scratch, stack: stack, sortStarted: sortStarted, stopwatch: stopwatch)
     }
 
     deinit {
@@ -272,8 +274,8 @@ final class QuantileKeyTables: @unchecked Sendable {
 
     /// Steps 2–4 after step 1 (``RatioSort/sort(count:q:support:dense:sparse:)``, done by the caller).
     private func build(
-        support: UnsafeBufferPointer<Int>, scratch: RatioSort, stack: UnsafeMutablePointer<Int32>,
-        sortStarted t0: UInt64, stopwatch: (@Sendable () -> UInt64)?
+        scratch: RatioSort, stack: UnsafeMutablePointer<Int32>, sortStarted t0: UInt64,
+        stopwatch: (@Sendable () -> UInt64)?
     ) {
         let now = stopwatch ?? { 0 }
         let records = scratch.records
@@ -290,7 +292,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         scratch.forEachInOrder(count: m) { r in
             let record = records[r]
             let i = Int(record.index)
-            tokenAt[j] = Int32(truncatingIfNeeded: support[i])
+            indexAt[j] = Int32(truncatingIfNeeded: i)
             rankOfIndex[i] = Int32(j)
             let pj = record.p, qj = record.q
             pr[j] = pj
