@@ -170,12 +170,12 @@ final class QuantileKeyTables: @unchecked Sendable {
     let rankOfIndex: UnsafeMutablePointer<Int32>
     /// indexAt: [m], the support index at each rank (the token is `support[indexAt[j]]`; keeping the
     /// index, which the sorted records carry, spares the scan a random read of the support per rank);
-    /// pr, qr: [m] p and q by rank; bounds: [m + 1]; meanWeight: [m] ā_j; x: [m] p_I by rank.
+    /// pr, qr: [m] p and q by rank; bounds: [m + 1]; x: [m] p_I by rank. (The cell weight ā_j is
+    /// recomputed from the bounds where a pass needs it, for receivers only: one stream fewer to write.)
     let indexAt: UnsafeMutablePointer<Int32>
     let pr: UnsafeMutablePointer<Double>
     let qr: UnsafeMutablePointer<Double>
     let bounds: UnsafeMutablePointer<Double>
-    let meanWeight: UnsafeMutablePointer<Double>
     let x: UnsafeMutablePointer<Double>
     /// Donor list entries: [2m].
     let entryTheta: UnsafeMutablePointer<Double>
@@ -205,7 +205,6 @@ final class QuantileKeyTables: @unchecked Sendable {
         let oP = layout.reserve(Double.self, m)
         let oQ = layout.reserve(Double.self, m)
         let oBounds = layout.reserve(Double.self, m + 1)
-        let oMean = layout.reserve(Double.self, m)
         let oX = layout.reserve(Double.self, m)
         let oTheta = layout.reserve(Double.self, 2 * m)
         let oCell = layout.reserve(Int32.self, 2 * m)
@@ -231,7 +230,6 @@ final class QuantileKeyTables: @unchecked Sendable {
         pr = at(oP, Double.self)
         qr = at(oQ, Double.self)
         bounds = at(oBounds, Double.self)
-        meanWeight = at(oMean, Double.self)
         x = at(oX, Double.self)
         entryTheta = at(oTheta, Double.self)
         entryCell = at(oCell, Int32.self)
@@ -307,14 +305,9 @@ final class QuantileKeyTables: @unchecked Sendable {
                 best = value
                 kStar = j + 1
             }
-            meanWeight[j] = mean
             x[j] = pj * mean
             j += 1
         }
-        donorHead.initialize(repeating: -1, count: m)
-        ownWeight.initialize(repeating: 1, count: m)
-        receiverStart.initialize(repeating: 0, count: m)
-        receiverEnd.initialize(repeating: 0, count: m)
         optimum = 1 + best
         sStar = kStar
         let t2 = now()
@@ -322,9 +315,22 @@ final class QuantileKeyTables: @unchecked Sendable {
         var top = 0
         var e = 0
 
+        // Every rank is visited once by one of the passes below, before any transfer can touch it (a
+        // receiver at its visit, donors after theirs): its measure starts empty there.
+        @inline(__always) func startMeasure(_ j: Int) {
+            donorHead[j] = -1
+            ownWeight[j] = 1
+            receiverStart[j] = 0
+            receiverEnd[j] = 0
+        }
+        @inline(__always) func cellMeanWeight(_ j: Int) -> Double {
+            factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
+        }
+
         // 3. T* pass, ascending: a token over its target (excess) mixes pieces of its own cell into
         //    donors with slack (last in, first out); the donor's old measure moves to the token.
         for j in kStar..<m {
+            startMeasure(j)
             if x[j] <= qr[j] {
                 if x[j] < qr[j] {
                     stack[top] = Int32(j)
@@ -333,12 +339,13 @@ final class QuantileKeyTables: @unchecked Sendable {
                 continue
             }
             var excess = x[j] - qr[j]
+            let meanJ = cellMeanWeight(j)
             receiverStart[j] = Int32(e)
             while excess > 0, top > 0 {
                 let i = Int(stack[top - 1])
                 let slack = qr[i] - x[i]
                 let d = min(slack, excess)
-                let theta = d / (pr[i] * (meanWeight[j] - x[i] / pr[i]))
+                let theta = d / (pr[i] * (meanJ - x[i] / pr[i]))
                 record(transfer: e, receiver: j, donor: i, theta: theta)
                 e += 1
                 if slack <= excess {
@@ -358,6 +365,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         j = kStar - 1
         while j >= 0 {
             defer { j -= 1 }
+            startMeasure(j)
             if x[j] >= qr[j] {
                 if x[j] > qr[j] {
                     stack[top] = Int32(j)
@@ -366,12 +374,13 @@ final class QuantileKeyTables: @unchecked Sendable {
                 continue
             }
             var deficit = qr[j] - x[j]
+            let meanJ = cellMeanWeight(j)
             receiverStart[j] = Int32(e)
             while deficit > 0, top > 0 {
                 let i = Int(stack[top - 1])
                 let surplus = x[i] - qr[i]
                 let d = min(surplus, deficit)
-                let theta = d / (pr[i] * (x[i] / pr[i] - meanWeight[j]))
+                let theta = d / (pr[i] * (x[i] / pr[i] - meanJ))
                 record(transfer: e, receiver: j, donor: i, theta: theta)
                 e += 1
                 if surplus <= deficit {
