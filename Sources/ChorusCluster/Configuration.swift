@@ -23,7 +23,8 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// `truncated-lp`'s s.
     public var truncation = 5
     public var draftLength = 4
-    public var deadlineMilliseconds = 250
+    /// Round deadline for worker replies in milliseconds; nil: learned from recent reply times.
+    public var deadlineMilliseconds: Int?
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
@@ -45,6 +46,8 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var topK = 0
     public var topP = 1.0
     public var sequences = 1
+    /// Likely next contexts drafted ahead per session while the coordinator verifies; 0: off.
+    public var aheadBranches = 8
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
@@ -208,7 +211,7 @@ extension CoordinatorConfiguration {
 
 extension WorkerConfiguration {
     static let keys = [
-        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "threads",
+        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "ahead_branches", "threads",
         "precision",
         "tls",
     ]
@@ -225,6 +228,7 @@ extension WorkerConfiguration {
         topK = try r.int("top_k", in: 0...10_000_000) ?? topK
         topP = try r.double("top_p", in: 0.000001...1) ?? topP
         sequences = try r.int("sequences", in: 1...64) ?? sequences
+        aheadBranches = try r.int("ahead_branches", in: 0...64) ?? aheadBranches
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")

@@ -189,6 +189,13 @@ public final class GenerationSession {
         statistics.coordinatorMicroseconds += UInt64(max(0, coordinatorMicroseconds))
     }
 
+    /// Counts a round's used replies, those drafted ahead, and how long the target waited for them.
+    public func record(replies: Int, aheadHits: Int, wait microseconds: Int64) {
+        statistics.repliesUsed += replies
+        statistics.draftAheadHits += aheadHits
+        statistics.draftWaitMicroseconds += UInt64(max(0, microseconds))
+    }
+
     /// Ends the session early (an error or a client that left).
     public func abort(_ reason: String) { finishReason = reason }
 

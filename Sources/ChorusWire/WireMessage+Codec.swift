@@ -40,6 +40,7 @@ extension WireMessage {
                 for law in laws { law.encode(into: &w) }
             }
             w.u64(m.draftMicroseconds)
+            w.bool(m.fromDraftAhead)
         case let .error(m):
             w.u16(m.code.rawValue)
             w.string(m.message)
@@ -151,10 +152,11 @@ extension WireMessage {
                 laws.append(row)
             }
             let micros = try r.u64("draft time")
+            let ahead = try r.bool("from draft-ahead")
             message = .draftReply(
                 DraftReply(
                     session: session, round: round, workerID: worker, sequences: sequences, distributions: laws,
-                    draftMicroseconds: micros))
+                    draftMicroseconds: micros, fromDraftAhead: ahead))
         case 5:
             let raw = try r.u16("error code")
             guard let code = WireErrorCode(rawValue: raw) else {
@@ -250,6 +252,9 @@ extension GenerationStatistics {
             w.u64(UInt64(clamping: v))
         }
         w.u64(elapsedMicroseconds)
+        w.u64(UInt64(clamping: repliesUsed))
+        w.u64(UInt64(clamping: draftAheadHits))
+        w.u64(draftWaitMicroseconds)
     }
 
     static func decode(from r: inout WireReader) throws(WireError) -> GenerationStatistics {
@@ -265,6 +270,9 @@ extension GenerationStatistics {
         s.acceptedDraftTokens = try count("accepted draft tokens")
         s.draftsReceived = try count("drafts received")
         s.elapsedMicroseconds = try r.u64("elapsed")
+        s.repliesUsed = try count("replies used")
+        s.draftAheadHits = try count("draft-ahead hits")
+        s.draftWaitMicroseconds = try r.u64("draft wait")
         return s
     }
 }

@@ -78,6 +78,15 @@ public struct DraftRequest: Sendable, Equatable {
     /// The worker drops the request if it cannot start within this many milliseconds of receipt.
     public var deadlineMilliseconds: Int
 
+    /// The seed of a worker's next request in the same session, when it answered this one: a fixed function of
+    /// this request's seed, so the worker knows it before the round is verified and can draft ahead with exactly
+    /// the randomness the next request will carry (DESIGN.md: "its randomness is fixed before the verification
+    /// outcome is known"). Drafts made ahead are then the drafts a fresh request would make, token for token.
+    public static func nextSeed(after seed: UInt64) -> UInt64 {
+        var rng = ChorusRandom(seed: seed).derived(0x6E65_7874)  // "next"
+        return rng.next()
+    }
+
     public init(
         session: UInt64, round: UInt64, keepLength: Int, newTokens: [Int], contextHash: UInt64, draftLength: Int,
         sequences: Int, useWorkerSampling: Bool = false, sampling: SamplingSettings, seed: UInt64,
@@ -109,10 +118,13 @@ public struct DraftReply: Sendable, Equatable {
     public var distributions: [[WireDistribution]]
     /// Time the worker spent drafting, in microseconds.
     public var draftMicroseconds: UInt64
+    /// True when the drafts were made ahead, while the previous round was being verified (a draft-ahead cache
+    /// hit): the same tokens and laws a fresh draft with this request's seed gives, ready at once.
+    public var fromDraftAhead: Bool
 
     public init(
         session: UInt64, round: UInt64, workerID: String, sequences: [[Int]], distributions: [[WireDistribution]],
-        draftMicroseconds: UInt64
+        draftMicroseconds: UInt64, fromDraftAhead: Bool = false
     ) {
         self.session = session
         self.round = round
@@ -120,6 +132,7 @@ public struct DraftReply: Sendable, Equatable {
         self.sequences = sequences
         self.distributions = distributions
         self.draftMicroseconds = draftMicroseconds
+        self.fromDraftAhead = fromDraftAhead
     }
 }
 
@@ -190,10 +203,11 @@ public struct GeneratePoll: Sendable, Equatable {
 public struct GenerationStatistics: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case generatedTokens, targetForwards, draftedTokens, acceptedDraftTokens, draftsReceived, elapsedMicroseconds
+        case repliesUsed, draftAheadHits, draftWaitMicroseconds
         case draftReplyBytes, draftTokensReceived, coordinatorMicroseconds
     }
 
-    /// Decodes JSON written before the coordinator-side fields existed (they default to 0).
+    /// Decodes JSON written before the later fields existed (they default to 0).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         generatedTokens = try c.decode(Int.self, forKey: .generatedTokens)
@@ -202,6 +216,9 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
         acceptedDraftTokens = try c.decode(Int.self, forKey: .acceptedDraftTokens)
         draftsReceived = try c.decode(Int.self, forKey: .draftsReceived)
         elapsedMicroseconds = try c.decode(UInt64.self, forKey: .elapsedMicroseconds)
+        repliesUsed = try c.decodeIfPresent(Int.self, forKey: .repliesUsed) ?? 0
+        draftAheadHits = try c.decodeIfPresent(Int.self, forKey: .draftAheadHits) ?? 0
+        draftWaitMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .draftWaitMicroseconds) ?? 0
         draftReplyBytes = try c.decodeIfPresent(Int.self, forKey: .draftReplyBytes) ?? 0
         draftTokensReceived = try c.decodeIfPresent(Int.self, forKey: .draftTokensReceived) ?? 0
         coordinatorMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .coordinatorMicroseconds) ?? 0
@@ -215,6 +232,12 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
     /// Sum over rounds of the number of drafts that arrived in time.
     public var draftsReceived: Int = 0
     public var elapsedMicroseconds: UInt64 = 0
+    /// Worker replies used, and how many of them came from drafting ahead (a draft-ahead cache hit).
+    public var repliesUsed: Int = 0
+    public var draftAheadHits: Int = 0
+    /// Time the target sat idle waiting for drafts, summed over the rounds (microseconds).
+    public var draftWaitMicroseconds: UInt64 = 0
+
     /// Bytes of the draft replies the coordinator received, and the drafted tokens they carried (each
     /// with its law; counted before the round trims the drafts to one length). Coordinator-side only:
     /// not sent to NNG clients (the wire form of these statistics is unchanged).
@@ -226,6 +249,9 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
     public var coordinatorMicroseconds: UInt64 = 0
 
     public init() {}
+
+    /// Share of the used replies that were drafted ahead.
+    public var draftAheadHitRate: Double { repliesUsed == 0 ? 0 : Double(draftAheadHits) / Double(repliesUsed) }
 
     /// Reply bytes per drafted token received (issue 13's "bytes per drafted token"); 0 without drafts.
     public var bytesPerDraftedToken: Double {
@@ -302,7 +328,7 @@ public enum WireMessage: Sendable, Equatable {
     public static let magic: [UInt8] = [0x43, 0x48, 0x52, 0x53]
     /// 2: draft laws may travel quantized (``WireDistribution/Storage/quantized(_:)``, form 2).
     /// Both sides must speak the same version; the decoder refuses any other.
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
 
     var kind: UInt8 {
         switch self {

@@ -19,6 +19,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("top-k"), help: "Top-k of the draft law (0 = off).") var topK: Int?
     @Option(name: .customLong("top-p"), help: "Top-p of the draft law (1 = off).") var topP: Double?
     @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
+    @Option(
+        name: .customLong("ahead-branches"),
+        help: "Likely next contexts drafted ahead while the coordinator verifies (default 8; 0 = off).")
+    var aheadBranches: Int?
+    @Option(name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
+    var pinCPU: Int?
     @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
         String?
     @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
@@ -43,6 +49,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let topK { c.topK = topK }
         if let topP { c.topP = topP }
         if let sequences { c.sequences = sequences }
+        if let aheadBranches { c.aheadBranches = aheadBranches }
         if let register { c.register = register }
         if let advertise { c.advertise = advertise }
         if let id { c.id = id }
@@ -53,6 +60,8 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)")
         }
         guard (1...64).contains(c.sequences) else { throw ConfigurationError("--sequences must be in 1…64") }
+        guard (0...64).contains(c.aheadBranches) else { throw ConfigurationError("--ahead-branches must be in 0…64") }
+        if let pinCPU, pinCPU < 0 { throw ConfigurationError("--pin-cpu must be ≥ 0") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
         try ClusterNetwork.validate(address: c.listen)
@@ -67,16 +76,19 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "worker")
+        if let pinCPU { try CPUAffinity.pinProcess(toCPU: pinCPU) }
         let loaded = try loadModel(
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         let name = c.id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let sampling = SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP)
         log.info(
             "configuration: id \(name), listen \(c.listen), advertise \(c.advertise ?? "the bound address"), model \(c.model ?? ""), "
-                + "\(sampling), \(c.sequences) sequence(s), threads \(c.threads), register \(c.register ?? "off"), "
+                + "\(sampling), \(c.sequences) sequence(s), \(c.aheadBranches) branch(es) ahead, threads \(c.threads), register \(c.register ?? "off"), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         let worker = DraftWorker(
-            model: loaded.model, configuration: .init(workerID: name, sampling: sampling, sequences: c.sequences))
+            model: loaded.model,
+            configuration: .init(
+                workerID: name, sampling: sampling, sequences: c.sequences, aheadBranches: c.aheadBranches))
         let service: WorkerService
         do {
             service = try await WorkerService(
@@ -91,8 +103,8 @@ struct WorkerCommand: AsyncParsableCommand {
         service.close()
         let counters = await worker.counters
         log.info(
-            "served \(counters.served) requests (\(counters.expired) expired, \(counters.contextMismatches) context resets, \(counters.malformed) malformed)"
-        )
+            "served \(counters.served) requests (\(counters.aheadHits) drafted ahead, \(counters.expired) expired, "
+                + "\(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
     }
 }
 
@@ -112,7 +124,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var scheme: String?
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
-    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default 250).")
+    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
     var deadlineMs: Int?
     @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen:
         String?
@@ -148,7 +160,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 "unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
         }
         guard (1...64).contains(c.draftLength) else { throw ConfigurationError("--draft-length must be in 1…64") }
-        guard c.deadlineMilliseconds >= 1 else { throw ConfigurationError("--deadline-ms must be ≥ 1") }
+        if let d = c.deadlineMilliseconds, d < 1 { throw ConfigurationError("--deadline-ms must be ≥ 1") }
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try ClusterNetwork.validate(address: c.listen)
         for w in c.workers { try ClusterNetwork.validate(address: w) }
@@ -166,12 +178,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         log.info(
             "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength), "
-                + "deadline \(c.deadlineMilliseconds) ms, threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
+                + "deadline \(c.deadlineMilliseconds.map { "\($0) ms" } ?? "learned"), threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         var options = Coordinator.Options()
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
-        options.deadline = .milliseconds(c.deadlineMilliseconds)
+        options.deadline = c.deadlineMilliseconds.map { .milliseconds($0) }
         let network = ClusterNetwork.nng(tls: c.tls)
         let coordinator = Coordinator(
             target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)

@@ -18,7 +18,14 @@ struct DemoCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Number of worker processes.") var workers = 2
+    @Option(
+        name: .long,
+        help:
+            "Number of worker processes (default: one per core beside the target's, at most 2; here \(defaultWorkers))."
+    )
+    var workers = defaultWorkers
+    /// One worker per core the target does not use (workers sharing a core wait for each other), 1 to 2.
+    static var defaultWorkers: Int { min(2, max(1, ProcessInfo.processInfo.activeProcessorCount - 1)) }
     @Option(name: .long, help: "Prompt text.") var prompt = "And God said"
     @Option(name: [.customShort("n"), .long], help: "Tokens to generate.") var tokens = 128
     @Option(name: .long, help: "Target (and draft) temperature; 0 is greedy.") var temperature = 1.0
@@ -26,6 +33,12 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Token-level scheme.") var scheme = "optimal"
     @Option(name: .customLong("draft-length"), help: "Draft length L.") var draftLength = 4
     @Option(name: .long, help: "Sequences per worker per round.") var sequences = 1
+    @Option(name: .customLong("ahead-branches"), help: "Branches each worker drafts ahead (0 = off).")
+    var aheadBranches = 8
+    @Flag(
+        name: .customLong("no-pin"),
+        help: "Do not pin the coordinator to CPU 0 and the workers to CPU 1 (done when there are ≥ 2 CPUs).")
+    var noPin = false
     @Option(name: .long, help: "Directory with the chorus-kjv-*.gguf models (default: ./models or beside the binary).")
     var models: String?
 
@@ -34,6 +47,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard tokens >= 1 else { throw ValidationError("-n must be ≥ 1") }
         guard SchemeCatalog.names.contains(scheme) else { throw ValidationError("unknown scheme \(scheme)") }
         guard (1...16).contains(draftLength) else { throw ValidationError("--draft-length must be in 1…16") }
+        guard (0...64).contains(aheadBranches) else { throw ValidationError("--ahead-branches must be in 0…64") }
     }
 
     func run() async throws {
@@ -42,6 +56,9 @@ struct DemoCommand: AsyncParsableCommand {
         let drafts = ["chorus-kjv-draft-small-f32.gguf", "chorus-kjv-draft-medium-f32.gguf"].map {
             directory + "/" + $0
         }
+        // Target and drafts on different cores, as on different machines; the target alone runs on the same core.
+        let pin = !noPin && ProcessInfo.processInfo.activeProcessorCount >= 2
+        if pin { try CPUAffinity.pinProcess(toCPU: 0) }
         let loaded = try loadModel(targetPath, threads: 1)
         let settings = SamplingSettings(temperature: temperature)
         let promptTokens = loaded.tokenizer.encode(prompt, addSpecial: true)
@@ -52,7 +69,6 @@ struct DemoCommand: AsyncParsableCommand {
         var options = Coordinator.Options()
         options.scheme = try SchemeCatalog.scheme(named: scheme)
         options.draftLength = draftLength
-        options.deadline = .milliseconds(500)
         let log = ClusterLog(component: "coordinator", minimum: .warning)
         let network = ClusterNetwork.nng()
         let coordinator = Coordinator(
@@ -64,11 +80,12 @@ struct DemoCommand: AsyncParsableCommand {
             "starting \(workers) worker process(es), registering with \(service.address)…\n")
         for w in 0..<workers {
             children.append(
-                try ChildProcesses.startChorus([
-                    "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
-                    service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)",
-                    "--id", "demo-w\(w + 1)",
-                ]))
+                try ChildProcesses.startChorus(
+                    [
+                        "worker", "--listen", "tcp://127.0.0.1:0", "--model", drafts[w % drafts.count], "--register",
+                        service.address.url, "--temperature", "\(temperature)", "--sequences", "\(sequences)",
+                        "--id", "demo-w\(w + 1)", "--ahead-branches", "\(aheadBranches)",
+                    ] + (pin ? ["--pin-cpu", "1"] : [])))
         }
         let started = ContinuousClock.now
         while await coordinator.workerStatuses.filter({ $0.state == .ready }).count < workers {
@@ -96,9 +113,31 @@ struct DemoCommand: AsyncParsableCommand {
         report += "speedup:      \(fixed(clusterRate / max(baseline.rate, 1e-9), 2))× (same machine, same run; "
         report +=
             "this target is tiny, so round trips and drafting weigh more than the saved target passes — see docs/benchmarks.md)\n"
+        report += timeSplit(result.rounds, elapsedMicroseconds: s.elapsedMicroseconds)
         for warning in s.warnings { report += "warning: \(warning)\n" }
         FileHandleOutput.standardError.write(report)
         await service.close()
+    }
+
+    /// Where a round's time went, averaged over the rounds: what decides whether speculation pays.
+    func timeSplit(_ rounds: [Coordinator.RoundRecord], elapsedMicroseconds: UInt64) -> String {
+        guard !rounds.isEmpty else { return "" }
+        let n = Double(rounds.count)
+        func mean(_ key: KeyPath<Coordinator.RoundRecord, Int64>) -> Double {
+            Double(rounds.reduce(0) { $0 + $1[keyPath: key] }) / n / 1000
+        }
+        let total = Double(elapsedMicroseconds) / n / 1000
+        var line =
+            "round (mean of \(rounds.count)): \(fixed(total, 2)) ms: waiting for drafts \(fixed(mean(\.draftWait), 2)) ms "
+        line += "(workers drafted \(fixed(mean(\.workerDraftTime), 2)) ms), "
+        line +=
+            "target forward \(fixed(mean(\.targetForward), 2)) ms, verification \(fixed(mean(\.verification), 2)) ms; "
+        let replies = rounds.reduce(0) { $0 + $1.replies }
+        let hits = rounds.reduce(0) { $0 + $1.aheadHits }
+        line +=
+            "\(hits) of \(replies) replies drafted ahead; depth verified \(fixed(Double(rounds.reduce(0) { $0 + $1.depth }) / n, 2)) "
+        line += "of \(draftLength)\n"
+        return line
     }
 
     func plainDecode(_ loaded: LoadedModel, prompt: [Int], settings: SamplingSettings) throws -> (

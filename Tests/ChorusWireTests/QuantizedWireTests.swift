@@ -31,6 +31,7 @@ import Testing
         w.u8(2)
         body(&w)
         w.u64(0)
+        w.bool(false)  // not drafted ahead
         return w.bytes
     }
 

@@ -18,6 +18,9 @@ let sampleMessages: [WireMessage] = {
     stats.acceptedDraftTokens = 130
     stats.draftsReceived = 240
     stats.elapsedMicroseconds = 1_234_567
+    stats.repliesUsed = 90
+    stats.draftAheadHits = 61
+    stats.draftWaitMicroseconds = 45_678
     let model = ModelDescriptor(name: "draft", fileHash: "ab12", vocabularyHash: "cd34", vocabularySize: 4)
     return [
         .register(
@@ -92,9 +95,11 @@ let sampleMessages: [WireMessage] = {
         #expect(throws: WireError.badMagic(found: [0x58, 0x48, 0x52, 0x53])) { try WireMessage.decode(bytes) }
         bytes = sampleMessages[0].encoded()
         bytes[4] = 1
-        #expect(throws: WireError.unsupportedVersion(found: 1, supported: 2)) { try WireMessage.decode(bytes) }
-        bytes[4] = 3
-        #expect(throws: WireError.unsupportedVersion(found: 3, supported: 2)) { try WireMessage.decode(bytes) }
+        #expect(throws: WireError.unsupportedVersion(found: 1, supported: 3)) { try WireMessage.decode(bytes) }
+        bytes[4] = 2
+        #expect(throws: WireError.unsupportedVersion(found: 2, supported: 3)) { try WireMessage.decode(bytes) }
+        bytes[4] = 4
+        #expect(throws: WireError.unsupportedVersion(found: 4, supported: 3)) { try WireMessage.decode(bytes) }
         bytes = sampleMessages[0].encoded()
         bytes[6] = 200
         #expect(throws: WireError.unknownKind(200)) { try WireMessage.decode(bytes) }

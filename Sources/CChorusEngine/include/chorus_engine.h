@@ -158,6 +158,10 @@ void chorus_attention_batch(chorus_pool *pool, int isa, const float *q, int rows
                             int heads, int kv_heads, int head_dim, float *out, int out_stride, float *scratch,
                             int scratch_stride);
 
+/// Pins every thread of this process, and so the threads it starts later, to CPU `cpu` (Linux; for benchmarks
+/// and the demo, which put the coordinator and the workers on different cores). Returns 0, or an errno value.
+int chorus_pin_process(int cpu);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,9 +17,13 @@ public actor Coordinator {
         /// The token-level selection scheme (``SchemeCatalog/scheme(named:truncation:)`` from a name).
         public var scheme: any SelectionScheme = OptimalScheme()
         public var draftLength = 4
-        public var deadline: Duration = .milliseconds(250)
+        /// How long a round waits for draft replies; nil: learned from recent reply times (``ReplyDeadline``).
+        public var deadline: Duration?
         /// nil: each worker drafts with its own settings; otherwise every worker uses these.
         public var draftSampling: SamplingSettings?
+        /// Verify each round to the depth that maximises expected tokens per second (``TreeSizer``), at most
+        /// `draftLength`; false: always `draftLength` (workers draft `draftLength` either way).
+        public var adaptiveDepth = true
         /// Sequences per worker per round; 0: each worker's own setting.
         public var sequencesPerWorker = 0
         /// How often a worker that missed a deadline is probed.
@@ -42,6 +46,13 @@ public actor Coordinator {
         public var requestBytes: Int
         public var replyBytes: Int
         public var workerDraftTime: Int64
+        /// Replies answered from drafts made ahead while the previous round was verified.
+        public var aheadHits: Int = 0
+        /// Replies used this round.
+        public var replies: Int = 0
+        /// The depth L verified and the tree's nodes (root included; 1 without drafts).
+        public var depth: Int = 0
+        public var nodes: Int = 1
         /// Drafted tokens (with laws) in the valid replies.
         public var draftTokens: Int = 0
         /// Coordinator thread CPU time outside the target forward: replies, tree, verification (µs).
@@ -68,6 +79,10 @@ public actor Coordinator {
     let target: any LanguageModel
     let tokenizer: Tokenizer?
     let collector: DraftCollector
+    /// The round deadline, learned from the replies of every session.
+    var deadline: ReplyDeadline
+    /// The depth each round verifies, learned from the rounds of every session.
+    var sizer = TreeSizer()
     let clock: ClusterClock
     let log: ClusterLog
     var sessions: [UInt64: SessionEntry] = [:]
@@ -86,10 +101,11 @@ public actor Coordinator {
         self.log = log
         registry = WorkerRegistry(
             target: target.identity, connector: connector, log: log, clock: self.clock,
-            probeInterval: options.probeInterval, describeTimeout: max(options.deadline, .milliseconds(500)))
+            probeInterval: options.probeInterval, describeTimeout: max(options.deadline ?? .zero, .milliseconds(500)))
+        deadline = ReplyDeadline(fixed: options.deadline)
         collector = DraftCollector(
-            vocabularySize: target.vocabularySize, deadline: options.deadline,
-            sequencesPerWorker: options.sequencesPerWorker, draftSampling: options.draftSampling)
+            vocabularySize: target.vocabularySize, sequencesPerWorker: options.sequencesPerWorker,
+            draftSampling: options.draftSampling)
         nextSession = UInt64.random(in: 1...(1 << 40))
     }
 
@@ -138,43 +154,33 @@ public actor Coordinator {
         return (entry.session.generated, entry.session.statistics, entry.rounds, entry.session.acceptedAtPosition)
     }
 
-    /// The round loop of one generation.
+    /// The round loop of one generation. Round r + 1's requests go out the moment round r's tokens are known,
+    /// before they are published: workers that drafted ahead answer at once (DESIGN.md "the pipelined round").
     func runSession(_ entry: SessionEntry) async {
         let session = entry.session
         let started = clock.now
-        var round: UInt64 = 0
+        var round: UInt64 = 1
         var failure: String?
+        var next: Task<DraftCollector.Collection, Never>? = requestDrafts(entry, round: round)
         while !session.isFinished {
-            round += 1
             if closed {
                 session.abort("shutdown")
                 break
             }
-            // 1. Drafts: every ready worker is asked for L tokens; valid replies by the deadline count.
+            // 1. Drafts: every ready worker was asked for L tokens; valid replies by the deadline count.
             let roundStart = clock.now
-            let length = min(options.draftLength, session.usefulDraftLength)
-            var collected = DraftCollector.Collection()
-            if length >= 1 {
-                let workers = await registry.ready(session: session.id)
-                if workers.isEmpty, !entry.warnedNoWorkers {
-                    let (_, known) = await registry.readiness()
-                    log.warning(
-                        "session \(session.id): no worker ready (\(known) known); its rounds use the target alone "
-                            + "until one is")
-                    entry.warnedNoWorkers = true
-                }
-                collected = await collector.collect(
-                    .init(
-                        session: session.id, round: round, context: session.context, seed: session.seed, length: length),
-                    from: workers)
-                await registry.record(collected.outcomes, session: session.id, round: round)
-            }
+            let collected = await next?.value ?? DraftCollector.Collection()
+            next = nil
             let draftWait = (clock.now - roundStart).microseconds
+            for time in collected.replyTimes { deadline.record(microseconds: time) }
             // 2. One length, and drafts the scheme can take, before the target pays for a forward.
             let treeCPUStart = ThreadCPUTime.microseconds()
             var drafts = session.trimmed(collected.drafts)
             if options.scheme.needsIdenticalDrafts, !drafts.haveIdenticalLaws {
                 drafts = onlyFirstGroup(drafts, entry)
+            }
+            if options.adaptiveDepth, let longest = drafts.first?.tokens.count {
+                drafts = drafts.trimmed(to: sizer.length(drafts: drafts.count, limit: longest))
             }
             do {
                 // 3. The tree, once; ONE target forward over it; verification.
@@ -185,15 +191,24 @@ public actor Coordinator {
                 session.recordDraftTraffic(
                     replyBytes: collected.replyBytes, draftTokens: collected.draftTokens,
                     coordinatorMicroseconds: coordinatorCPU)
+                sizer.record(
+                    offered: result.draftPositions, acceptedCount: result.acceptedDraftTokens,
+                    nodes: tree?.nodeCount ?? 1, forwardMicroseconds: result.targetMicroseconds,
+                    roundMicroseconds: (clock.now - roundStart).microseconds)
+                // 4. The next round's requests, then the tokens (and the correction or bonus token) to the clients.
+                round += 1
+                if !session.isFinished, !closed { next = requestDrafts(entry, round: round) }
                 entry.rounds.append(
                     RoundRecord(
                         draftWait: draftWait, targetForward: result.targetMicroseconds,
                         verification: result.verifyMicroseconds, tokens: result.tokens.count,
                         drafts: result.draftsUsed, requestBytes: collected.requestBytes,
                         replyBytes: collected.replyBytes, workerDraftTime: collected.workerDraftTime,
+                        aheadHits: collected.aheadHits, replies: collected.replyTimes.count,
+                        depth: result.draftPositions, nodes: tree?.nodeCount ?? 1,
                         draftTokens: collected.draftTokens, coordinatorCPU: coordinatorCPU))
+                session.record(replies: collected.replyTimes.count, aheadHits: collected.aheadHits, wait: draftWait)
                 session.setElapsed(clock.now - started)
-                // 4. The accepted tokens (and the correction or bonus token) to the clients.
                 entry.stream.publish(result.tokens, statistics: session.statistics)
             } catch {
                 log.error("session \(session.id) round \(round) failed: \(error)")
@@ -202,6 +217,7 @@ public actor Coordinator {
             }
             await Task.yield()
         }
+        _ = await next?.value
         session.setElapsed(clock.now - started)
         await registry.forget(session: session.id)
         finishedOrder.append(session.id)
@@ -209,6 +225,33 @@ public actor Coordinator {
             sessions[finishedOrder.removeFirst()] = nil
         }
         entry.stream.finish(reason: session.finishReason ?? "", statistics: session.statistics, error: failure)
+    }
+
+    /// Sends round `round`'s draft requests to the ready workers (in the background) and records what became
+    /// of each; nil when no draft position is useful.
+    func requestDrafts(_ entry: SessionEntry, round: UInt64) -> Task<DraftCollector.Collection, Never>? {
+        let session = entry.session
+        let length = min(options.draftLength, session.usefulDraftLength)
+        guard length >= 1 else { return nil }
+        let request = DraftCollector.Request(
+            session: session.id, round: round, context: session.context, seed: session.seed, length: length,
+            deadline: deadline)
+        return Task { await self.collect(request, for: entry) }
+    }
+
+    /// One round's fan-out and what became of each worker.
+    func collect(_ request: DraftCollector.Request, for entry: SessionEntry) async -> DraftCollector.Collection {
+        let workers = await registry.ready(session: request.session)
+        if workers.isEmpty, !entry.warnedNoWorkers {
+            let (_, known) = await registry.readiness()
+            log.warning(
+                "session \(request.session): no worker ready (\(known) known); its rounds use the target alone "
+                    + "until one is")
+            entry.warnedNoWorkers = true
+        }
+        let collected = await collector.collect(request, from: workers)
+        await registry.record(collected.outcomes, session: request.session, round: request.round)
+        return collected
     }
 
     /// A scheme that needs identical drafts (SpecTr) cannot mix workers: the first worker's drafts

@@ -3,12 +3,11 @@ import ChorusTransport
 import ChorusWire
 
 /// One round's fan-out: sends the draft request to every ready worker, keeps the valid replies that
-/// arrive before the deadline (late requests time out), and returns their sequences as
+/// arrive before the round's deadline (``ReplyDeadline``; late requests time out), and returns their sequences as
 /// ``DraftSequence``s, one law group per worker. Validation happens here, once, so the round loop
 /// builds its tree from drafts that are known to fit.
 struct DraftCollector: Sendable {
     var vocabularySize: Int
-    var deadline: Duration
     /// Sequences per worker per round; 0: each worker's own setting.
     var sequencesPerWorker: Int
     /// nil: each worker drafts with its own settings; otherwise every worker uses these.
@@ -24,6 +23,8 @@ struct DraftCollector: Sendable {
         var seed: UInt64
         /// L: tokens per sequence (replies may be shorter, never longer).
         var length: Int
+        /// How long each worker's reply may take.
+        var deadline: ReplyDeadline
     }
 
     /// A round's drafts, what happened to each worker, and the traffic.
@@ -34,6 +35,10 @@ struct DraftCollector: Sendable {
         var replyBytes = 0
         /// The longest drafting time a worker reported, in microseconds.
         var workerDraftTime: Int64 = 0
+        /// Replies answered from drafts made ahead (draft-ahead cache hits).
+        var aheadHits = 0
+        /// Round-trip times of the used replies, microseconds (what the deadline learns from).
+        var replyTimes: [Int64] = []
         /// Drafted tokens (each with its law) in the valid replies.
         var draftTokens = 0
         /// Thread CPU time spent decoding and checking the replies, in microseconds.
@@ -51,14 +56,13 @@ struct DraftCollector: Sendable {
         var collection = Collection()
         guard !workers.isEmpty else { return collection }
         let hash = ContextHash(request.context).value
-        let messages = workers.enumerated().map { i, worker in
-            WireMessage.draftRequest(draftRequest(request, to: worker, index: i, hash: hash)).encoded()
-        }
-        let deadline = deadline
+        let requests = workers.enumerated().map { i, worker in draftRequest(request, to: worker, index: i, hash: hash) }
+        let messages = requests.map { WireMessage.draftRequest($0).encoded() }
         let answers = await withTaskGroup(of: Answer.self) { group in
             for (i, worker) in workers.enumerated() {
                 let bytes = messages[i]
-                group.addTask { await Answer.ask(worker.transport, bytes, timeout: deadline, index: i) }
+                let timeout = request.deadline.request(newTokens: requests[i].newTokens.count)
+                group.addTask { await Answer.ask(worker.transport, bytes, timeout: timeout, index: i) }
             }
             var collected: [Answer] = []
             for await answer in group { collected.append(answer) }
@@ -75,11 +79,14 @@ struct DraftCollector: Sendable {
                 let cpuStart = ThreadCPUTime.microseconds()
                 defer { collection.validationCPU += ThreadCPUTime.microseconds() - cpuStart }
                 switch validate(bytes, group: worker.group, request: request) {
-                case let .success((drafts, micros)):
-                    collection.outcomes.append((worker.address, .used(context: request.context)))
+                case let .success((drafts, micros, ahead)):
+                    collection.outcomes.append(
+                        (worker.address, .used(context: request.context, seed: requests[answer.index].seed)))
                     collection.drafts += drafts
                     collection.draftTokens += drafts.reduce(0) { $0 + $1.tokens.count }
                     collection.workerDraftTime = max(collection.workerDraftTime, micros)
+                    if ahead { collection.aheadHits += 1 }
+                    collection.replyTimes.append(answer.elapsed.microseconds)
                 case let .failure(problem):
                     collection.outcomes.append((worker.address, .dropped(problem.message)))
                 }
@@ -92,14 +99,18 @@ struct DraftCollector: Sendable {
     struct Answer: Sendable {
         var index: Int
         var result: Result<[UInt8], TransportError>
+        /// From sending the request to the answer (or the failure).
+        var elapsed: Duration
 
         static func ask(_ transport: any DraftTransport, _ bytes: [UInt8], timeout: Duration, index: Int) async
             -> Answer
         {
+            let sent = ContinuousClock.now
             do throws(TransportError) {
-                return Answer(index: index, result: .success(try await transport.request(bytes, timeout: timeout)))
+                let reply = try await transport.request(bytes, timeout: timeout)
+                return Answer(index: index, result: .success(reply), elapsed: .now - sent)
             } catch {
-                return Answer(index: index, result: .failure(error))
+                return Answer(index: index, result: .failure(error), elapsed: .now - sent)
             }
         }
     }
@@ -114,8 +125,8 @@ struct DraftCollector: Sendable {
             session: request.session, round: request.round, keepLength: keep, newTokens: Array(context[keep...]),
             contextHash: hash, draftLength: request.length, sequences: sequencesPerWorker,
             useWorkerSampling: draftSampling == nil, sampling: draftSampling ?? .standard,
-            seed: Self.draftSeed(request.seed, round: request.round, worker: i),
-            deadlineMilliseconds: Int(deadline.microseconds / 1000))
+            seed: worker.nextSeed ?? Self.draftSeed(request.seed, round: request.round, worker: i),
+            deadlineMilliseconds: Int(request.deadline.request(newTokens: context.count - keep).microseconds / 1000))
     }
 
     struct ReplyProblem: Error {
@@ -126,7 +137,9 @@ struct DraftCollector: Sendable {
     /// vocabulary, each with one law per token under which the token is possible; and sequences
     /// that share a prefix agree on the law after it (the promise of one law group, checked here
     /// with ``DraftTree/lawTolerance`` so the round's tree never fails on it).
-    func validate(_ bytes: [UInt8], group: Int, request: Request) -> Result<([DraftSequence], Int64), ReplyProblem> {
+    func validate(_ bytes: [UInt8], group: Int, request: Request) -> Result<
+        ([DraftSequence], Int64, Bool), ReplyProblem
+    > {
         let message: WireMessage
         do {
             message = try WireMessage.decode(bytes)
@@ -169,7 +182,7 @@ struct DraftCollector: Sendable {
             if let problem = drafts.lawGroupProblem() {
                 return .failure(ReplyProblem(message: "inconsistent drafts: \(problem)"))
             }
-            return .success((drafts, Int64(reply.draftMicroseconds)))
+            return .success((drafts, Int64(reply.draftMicroseconds), reply.fromDraftAhead))
         default:
             return .failure(ReplyProblem(message: "unexpected message kind"))
         }

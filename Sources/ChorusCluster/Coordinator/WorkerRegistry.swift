@@ -33,12 +33,15 @@ public actor WorkerRegistry {
         let transport: any DraftTransport
         /// The context this worker's cache is known to hold for the round's session (empty: none).
         let cachedContext: [Int]
+        /// The seed of this worker's next request in the session when it answered the last one
+        /// (``DraftRequest/nextSeed(after:)``, what it drafts ahead with); nil: a seed of the round's own.
+        let nextSeed: UInt64?
     }
 
     /// What became of one worker's reply in a round.
     enum Outcome: Sendable {
-        /// Drafts kept; the worker's cache now holds `context`.
-        case used(context: [Int])
+        /// Drafts kept; the worker's cache now holds `context`; the request carried `seed`.
+        case used(context: [Int], seed: UInt64)
         /// No reply by the deadline (or a transport error).
         case missed(TransportError)
         /// A reply that failed validation.
@@ -53,6 +56,8 @@ public actor WorkerRegistry {
         var state: WorkerStatus.State = .unknown
         /// Per session: the context this worker's cache is known to hold.
         var cachedContext: [UInt64: [Int]] = [:]
+        /// Per session: the seed of the worker's next request (it answered the last one).
+        var nextSeed: [UInt64: UInt64] = [:]
         var repliesUsed = 0
         var failures = 0
         var probing = false
@@ -63,9 +68,13 @@ public actor WorkerRegistry {
         /// Why the last describe failed, logged once per distinct reason (no silent fallback, no log flood).
         var notReadyReason: String?
 
+        /// No wait for the first probe after a worker is first skipped (a worker that was only late answers it
+        /// at once and is back for the next round); then doubling from 250 ms.
         var backoff: Duration {
-            guard consecutiveMisses > 1 else { return .zero }
-            return min(.milliseconds(250) * (1 << min(consecutiveMisses - 2, 5)), .seconds(8))
+            guard consecutiveMisses > WorkerRegistry.lateRoundsBeforeSuspect else { return .zero }
+            return min(
+                .milliseconds(250) * (1 << min(consecutiveMisses - WorkerRegistry.lateRoundsBeforeSuspect - 1, 5)),
+                .seconds(8))
         }
 
         init(address: String, transport: any DraftTransport, group: Int) {
@@ -75,6 +84,8 @@ public actor WorkerRegistry {
         }
     }
 
+    /// Rounds in a row a worker may answer late before it is skipped until a probe answers.
+    static let lateRoundsBeforeSuspect = 2
     let target: ModelIdentity
     let connector: any DraftTransportConnector
     let log: ClusterLog
@@ -140,7 +151,7 @@ public actor WorkerRegistry {
         entries.filter { $0.state == .ready }.map {
             Worker(
                 address: $0.address, group: $0.group, transport: $0.transport,
-                cachedContext: $0.cachedContext[session] ?? [])
+                cachedContext: $0.cachedContext[session] ?? [], nextSeed: $0.nextSeed[session])
         }
     }
 
@@ -150,23 +161,33 @@ public actor WorkerRegistry {
         for (address, outcome) in outcomes {
             guard let entry = entries.first(where: { $0.address == address }) else { continue }
             switch outcome {
-            case let .used(context):
+            case let .used(context, seed):
                 entry.consecutiveMisses = 0
                 entry.cachedContext[session] = context
+                entry.nextSeed[session] = DraftRequest.nextSeed(after: seed)
                 entry.repliesUsed += 1
             case let .missed(error):
                 entry.failures += 1
                 entry.consecutiveMisses += 1
                 entry.lastMiss = clock.now
-                entry.cachedContext[session] = nil
+                entry.nextSeed[session] = nil
+                // A late reply is noise once (the deadline is learned at the 90th percentile), a pattern twice
+                // in a row: only then is the worker skipped until a probe answers. Its cache still holds at
+                // least the context it was last known to hold (a late request only extends it), so that stays.
+                let late: Bool
+                if case .timedOut = error { late = true } else { late = false }
+                if !late { entry.cachedContext[session] = nil }
                 if entry.state == .ready || entry.state == .unknown {
                     log.warning("worker \(address) missed round \(round) of session \(session): \(error)")
-                    entry.state = .suspect
-                    probe(entry)
+                    if !late || entry.consecutiveMisses >= Self.lateRoundsBeforeSuspect {
+                        entry.state = .suspect
+                        probe(entry)
+                    }
                 }
             case let .dropped(problem):
                 entry.failures += 1
                 entry.cachedContext[session] = nil
+                entry.nextSeed[session] = nil
                 log.warning("reply of \(address) for round \(round) dropped: \(problem)")
             }
         }
@@ -174,7 +195,10 @@ public actor WorkerRegistry {
 
     /// Forgets what the workers' caches hold for a finished session.
     func forget(session: UInt64) {
-        for entry in entries { entry.cachedContext[session] = nil }
+        for entry in entries {
+            entry.cachedContext[session] = nil
+            entry.nextSeed[session] = nil
+        }
     }
 
     /// Stops probing and closes every transport.

@@ -1,0 +1,309 @@
+import ChorusModel
+import ChorusSampling
+import ChorusWire
+import Foundation
+
+/// Drafting ahead (issue 11, DESIGN.md "Data flow of one round"): once a worker has replied for round r, it
+/// drafts for round r + 1 while the coordinator verifies round r. The next context is the current one plus an
+/// accepted prefix of a reply sequence plus one correction or bonus token; the worker drafts from the likeliest
+/// of these *branches*, all as rows of one forward pass per step, on one tree hanging off the context:
+///
+///     context ─ s[0] ─ s[1] ─ … ─ s[L−1]          the reply's sequences (a trie, re-scored in the first step)
+///            │      │              └ c ─ d ─ d …   bonus branch: every draft accepted, then c
+///            │      └ c ─ d ─ d …                  correction branch: s[0] accepted, s[1] replaced by c
+///            └ c ─ d ─ d …                         correction branch: s[0] replaced by c
+///
+/// Exactness. The next request's seed is ``DraftRequest/nextSeed(after:)`` of this one's, fixed before the
+/// outcome is known, and a branch's sequences draw from exactly the generators a fresh draft with that seed
+/// uses (``DraftWorker/DraftStream/generator(seed:sequence:)``). A branch's logits equal those of decoding its
+/// path alone (the engine's tree rows are bit-identical to sequential ones), so a branch whose context equals
+/// the accepted context holds, token for token and law for law, the drafts a fresh request would get. A cache
+/// hit therefore changes when the drafts are ready, never what they are: the output law, and a seeded run's
+/// tokens, are those of drafting on request. Which branches are drafted depends on the reply's laws and the
+/// acceptance seen so far, never on the branch generators' draws.
+extension DraftWorker {
+    /// What one session drafts ahead, after `base` (the context the reply was drafted from).
+    final class Ahead {
+        /// One possible next context: `base` + `suffix` (an accepted draft prefix and a correction or bonus).
+        final class Branch {
+            let suffix: [Int]
+            /// Tree nodes of `suffix`, root to end: the path the KV cache keeps on a hit.
+            var path: [Int]
+            /// Logits after the suffix (nil until its last token is scored).
+            var logits: [Float]?
+            /// The next request's sequences drafted from this context (empty until `logits` arrive).
+            var streams: [DraftStream] = []
+
+            init(suffix: [Int], path: [Int]) {
+                self.suffix = suffix
+                self.path = path
+            }
+        }
+
+        let base: [Int]
+        /// The seed the next request will carry, and the settings and sequence count it is expected to ask for.
+        let seed: UInt64
+        let settings: SamplingSettings
+        let count: Int
+        /// Tokens drafted per sequence (the last request's draft length).
+        let length: Int
+        /// Stops a drafting loop that belongs to an earlier plan.
+        let generation: UInt64
+        var branches: [Branch] = []
+        /// Rows waiting for the next forward pass: (token, parent node, what the row is).
+        var queued: [(token: Int, parent: Int, role: Role)] = []
+        /// Bonus branches still to choose, once the reply sequences' last tokens are scored: their tree nodes.
+        var bonusSlots = 0
+
+        enum Role {
+            /// A reply-sequence prefix (no logits needed, except for the full sequences: bonus candidates).
+            case prefix(full: Bool)
+            /// The last token of branch i's suffix.
+            case branchEnd(Int)
+        }
+
+        init(base: [Int], seed: UInt64, settings: SamplingSettings, count: Int, length: Int, generation: UInt64) {
+            self.base = base
+            self.seed = seed
+            self.settings = settings
+            self.count = count
+            self.length = length
+            self.generation = generation
+        }
+
+        var isDone: Bool {
+            queued.isEmpty && bonusSlots == 0
+                && branches.allSatisfy { b in b.logits != nil && b.streams.allSatisfy { $0.tokens.count >= length } }
+        }
+    }
+
+    /// Plans drafting ahead after a reply: the branches worth drafting, ranked by how likely the coordinator's
+    /// verification ends in them, and the first forward's rows (the reply's sequences and the corrections'
+    /// tokens). The drafting itself runs step by step in the background (``runAhead(session:generation:)``),
+    /// between requests.
+    func planAhead(after reply: [DraftStream], request: DraftRequest) {
+        guard configuration.aheadBranches > 0, let entry = sessions[request.session] else { return }
+        let sequences = reply.map(\.tokens)
+        entry.lastReply = (entry.context, sequences)
+        let length = sequences.first?.count ?? 0
+        let count = sequences.count
+        guard length >= 1, count >= 1 else { return }
+        aheadGeneration += 1
+        let plan = Ahead(
+            base: entry.context, seed: DraftRequest.nextSeed(after: request.seed),
+            settings: request.useWorkerSampling ? configuration.sampling : request.sampling, count: count,
+            length: length, generation: aheadGeneration)
+        // The reply's sequences as a trie of rows (prefixes shared by several sequences scored once).
+        var nodes: [[Int]: Int] = [:]
+        for sequence in sequences {
+            for end in 1...sequence.count where nodes[Array(sequence[0..<end])] == nil {
+                let parent = end == 1 ? -1 : nodes[Array(sequence[0..<(end - 1)])] ?? -1
+                nodes[Array(sequence[0..<end])] = plan.queued.count
+                plan.queued.append((sequence[end - 1], parent, .prefix(full: end == sequence.count)))
+            }
+        }
+        // Room in the context for the trie and the branches (each: its end token, then count·(length−1) rows).
+        let room = model.contextLength - entry.context.count - plan.queued.count
+        let perBranch = 1 + count * (length - 1)
+        let budget = min(configuration.aheadBranches, room / perBranch)
+        guard budget >= 1 else { return }
+        // Candidates: after a accepted positions of sequence s, correction c ≠ s[a], with odds
+        // α^a (1 − α) · q_a(c) / (1 − q_a(s[a])) (the residual approximated by the draft law itself); and every
+        // position accepted, then the bonus token (odds α^L · q_{L+1}(c)), chosen once its law is scored. The
+        // bonus slots are those whose odds, with the last position's law as a stand-in for q_{L+1}, make the cut.
+        let alpha = entry.acceptance
+        var candidates: [(suffix: [Int], odds: Double)] = []
+        var seen = Set<[Int]>()
+        for stream in reply {
+            let sequence = stream.tokens
+            for (a, law) in stream.laws.enumerated() {
+                let drafted = law.probability(of: sequence[a])
+                let weight = pow(alpha, Double(a)) * (1 - alpha) / max(1 - drafted, 1e-9)
+                for (token, p) in law.likeliest(budget + 1) where token != sequence[a] {
+                    let suffix = Array(sequence[0..<a]) + [token]
+                    if seen.insert(suffix).inserted { candidates.append((suffix, weight * p)) }
+                }
+            }
+        }
+        let bonusWeight = pow(alpha, Double(length))
+        let stand = reply.first?.laws.last?.likeliest(budget) ?? []
+        for (_, p) in stand { candidates.append(([], bonusWeight * p)) }
+        candidates.sort { $0.odds > $1.odds }
+        for candidate in candidates.prefix(budget) {
+            guard !candidate.suffix.isEmpty else {
+                plan.bonusSlots += 1
+                continue
+            }
+            let prefix = Array(candidate.suffix.dropLast())
+            let parent = prefix.isEmpty ? -1 : nodes[prefix] ?? -1
+            let path = (1..<(prefix.count + 1)).compactMap { nodes[Array(prefix[0..<$0])] }
+            plan.branches.append(Ahead.Branch(suffix: candidate.suffix, path: path))
+            plan.queued.append((candidate.suffix.last ?? 0, parent, .branchEnd(plan.branches.count - 1)))
+        }
+        do {
+            try entry.dropAhead()
+            try entry.startTree()
+        } catch {
+            return
+        }
+        entry.ahead = plan
+        let session = request.session
+        let generation = plan.generation
+        Task(priority: .low) { await self.runAhead(session: session, generation: generation) }
+    }
+
+    /// Drafts ahead for one session, one forward pass per actor turn, so requests get in between steps. Ends
+    /// when the plan is drafted, or replaced (a request came: hit or miss, it plans anew).
+    func runAhead(session: UInt64, generation: UInt64) async {
+        while let entry = sessions[session], let plan = entry.ahead, plan.generation == generation, !plan.isDone {
+            do {
+                try aheadStep(entry, plan)
+            } catch {
+                try? entry.dropAhead()
+                return
+            }
+            await Task.yield()
+        }
+    }
+
+    /// One forward pass of drafting ahead: every branch stream draws its next token, and the queued rows (trie,
+    /// branch ends, bonus ends) and the streams' new tokens are scored together.
+    func aheadStep(_ entry: Entry, _ plan: Ahead) throws {
+        guard let first = entry.tree else { return }
+        // Queued rows name their parents by tree node: the first step's trie rows are nodes 0…, numbered when
+        // planned on a fresh tree; later rows hang off nodes already scored.
+        let queued = plan.queued
+        plan.queued = []
+        let rows = queued.map { ($0.token, $0.parent) }
+        // All branches' streams step together: one list of streams, split back afterwards.
+        var streams = plan.branches.flatMap(\.streams)
+        let logits = try entry.step(&streams, length: plan.length, settings: plan.settings, extra: rows)
+        var offset = 0
+        for branch in plan.branches {
+            let n = branch.streams.count
+            branch.streams = Array(streams[offset..<(offset + n)])
+            offset += n
+        }
+        var bonusSources: [(node: Int, logits: [Float])] = []
+        for (k, row) in queued.enumerated() {
+            let node = first + k
+            switch row.role {
+            case let .prefix(full):
+                if full { bonusSources.append((node, logits[k])) }
+            case let .branchEnd(b):
+                let branch = plan.branches[b]
+                branch.path.append(node)
+                branch.logits = logits[k]
+                branch.streams = (0..<plan.count).map {
+                    DraftStream(
+                        generator: DraftStream.generator(seed: plan.seed, sequence: $0), node: node, logits: logits[k])
+                }
+            }
+        }
+        guard plan.bonusSlots > 0, !bonusSources.isEmpty else { return }
+        // Bonus branches: the likeliest next tokens after each full reply sequence.
+        var offers: [(source: Int, token: Int, odds: Double)] = []
+        for (i, source) in bonusSources.enumerated() {
+            guard let law = try? QuantizedDistribution(logits: source.logits, settings: plan.settings) else { continue }
+            for (token, p) in law.likeliest(plan.bonusSlots) { offers.append((i, token, p)) }
+        }
+        offers.sort { $0.odds > $1.odds }
+        for offer in offers.prefix(plan.bonusSlots) {
+            let node = bonusSources[offer.source].node
+            guard let sequence = fullSequence(ending: node, first: first, queued: queued) else { continue }
+            let suffix = sequence + [offer.token]
+            guard !plan.branches.contains(where: { $0.suffix == suffix }) else { continue }
+            let path = pathNodes(ending: node, first: first, queued: queued)
+            plan.branches.append(Ahead.Branch(suffix: suffix, path: path))
+            plan.queued.append((offer.token, node, .branchEnd(plan.branches.count - 1)))
+        }
+        plan.bonusSlots = 0
+    }
+
+    /// The tokens of the trie path ending at tree node `node` (a row of the first step's queue).
+    private func fullSequence(ending node: Int, first: Int, queued: [(token: Int, parent: Int, role: Ahead.Role)])
+        -> [Int]?
+    {
+        var tokens: [Int] = []
+        var k = node - first
+        while k >= 0, k < queued.count {
+            tokens.append(queued[k].token)
+            k = queued[k].parent - first
+        }
+        return tokens.reversed()
+    }
+
+    /// Tree nodes of the trie path ending at `node`, root to end.
+    private func pathNodes(ending node: Int, first: Int, queued: [(token: Int, parent: Int, role: Ahead.Role)])
+        -> [Int]
+    {
+        var nodes: [Int] = []
+        var k = node - first
+        while k >= 0, k < queued.count {
+            nodes.append(first + k)
+            k = queued[k].parent - first
+        }
+        return nodes.reversed()
+    }
+
+    /// A request's drafts from what was drafted ahead, when a branch's context is `context` and the request
+    /// asks for what the plan drafted with (seed, settings, sequences): the branch's streams, finished to
+    /// `length` tokens on their own if needed, and the cache moved to `context` (the branch's path kept).
+    /// nil: no such branch (a miss; the caller drops the plan and drafts afresh).
+    func draftedAhead(
+        _ entry: Entry, context: [Int], seed: UInt64, settings: SamplingSettings, count: Int, length: Int
+    ) throws -> [DraftStream]? {
+        guard let plan = entry.ahead, plan.seed == seed, plan.settings == settings, plan.count == count,
+            context.count > plan.base.count, context[0..<plan.base.count].elementsEqual(plan.base),
+            let branch = plan.branches.first(where: {
+                $0.logits != nil && context[plan.base.count...].elementsEqual($0.suffix)
+            }),
+            let used = entry.tree
+        else { return nil }
+        // Rows still to score for this branch alone, which must fit the context.
+        let missing = branch.streams.reduce(0) { total, stream in
+            let scored = stream.logits == nil ? max(stream.tokens.count - 1, 0) : stream.tokens.count
+            return total + max(0, length - 1 - scored)
+        }
+        guard plan.base.count + used + missing <= model.contextLength else { return nil }
+        var streams = branch.streams
+        while streams.contains(where: { $0.tokens.count < length }) {
+            try entry.step(&streams, length: length, settings: settings)
+        }
+        try entry.session.keepTreePath(branch.path)
+        entry.tree = nil
+        entry.ahead = nil
+        entry.context = context
+        entry.lastLogits = branch.logits
+        return streams.map { stream in
+            var cut = stream
+            cut.tokens = Array(stream.tokens.prefix(length))
+            cut.laws = Array(stream.laws.prefix(length))
+            return cut
+        }
+    }
+}
+
+extension QuantizedDistribution {
+    /// The k likeliest tokens with their probabilities, likeliest first (ties: lower id first).
+    func likeliest(_ k: Int) -> [(token: Int, probability: Double)] {
+        guard k > 0 else { return [] }
+        var best: [(mass: UInt32, token: Int32)] = []
+        for (token, mass) in zip(tokens, masses) where best.count < k || mass > best[best.count - 1].mass {
+            let at = best.firstIndex { $0.mass < mass } ?? best.count
+            best.insert((mass, token), at: at)
+            if best.count > k { best.removeLast() }
+        }
+        let scale = 1 / Double(total)
+        return best.map { (Int($0.token), Double($0.mass) * scale) }
+    }
+}
+
+extension DraftWorker {
+    /// What a session is drafting ahead: each branch's suffix after the context, and whether every branch is
+    /// drafted to the plan's length (for tests and logs); nil when nothing is.
+    public func draftingAhead(session: UInt64) -> (suffixes: [[Int]], done: Bool)? {
+        guard let plan = sessions[session]?.ahead else { return nil }
+        return (plan.branches.map(\.suffix), plan.isDone)
+    }
+}
