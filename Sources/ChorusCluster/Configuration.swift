@@ -211,7 +211,8 @@ extension CoordinatorConfiguration {
 
 extension WorkerConfiguration {
     static let keys = [
-        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences", "ahead_branches", "threads",
+        "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences",
+        "ahead_branches", "threads",
         "precision",
         "tls",
     ]

@@ -76,7 +76,8 @@ public actor DraftWorker {
             else { return }
             lastReply = nil
             let added = context[last.context.count...]
-            let longest = last.sequences.map { s in zip(s, added.dropLast()).prefix(while: { $0 == $1 }).count }.max() ?? 0
+            let longest =
+                last.sequences.map { s in zip(s, added.dropLast()).prefix(while: { $0 == $1 }).count }.max() ?? 0
             let offered = last.sequences.map(\.count).max() ?? 0
             positionsAccepted += longest
             positionsVerified += min(longest + 1, offered)
@@ -263,7 +264,8 @@ public actor DraftWorker {
         entry.observe(acceptedContext: context)
 
         // Drafted ahead? Then the drafts are those a fresh draft below would make (same seed, same logits).
-        if let hit = try draftedAhead(entry, context: context, seed: request.seed, settings: settings, count: count,
+        if let hit = try draftedAhead(
+            entry, context: context, seed: request.seed, settings: settings, count: count,
             length: length)
         {
             counters.aheadHits += 1
@@ -290,7 +292,8 @@ public actor DraftWorker {
 
         // Sequence s draws from its own generator, fixed by (seed, s) before anything is drafted.
         var streams = (0..<count).map {
-            DraftStream(generator: DraftStream.generator(seed: request.seed, sequence: $0), node: -1, logits: baseLogits)
+            DraftStream(
+                generator: DraftStream.generator(seed: request.seed, sequence: $0), node: -1, logits: baseLogits)
         }
         if count * (length - 1) <= model.contextLength - context.count {
             // All sequences as rows of one forward pass per step: they grow as branches of one tree hanging off

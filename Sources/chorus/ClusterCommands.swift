@@ -23,7 +23,8 @@ struct WorkerCommand: AsyncParsableCommand {
         name: .customLong("ahead-branches"),
         help: "Likely next contexts drafted ahead while the coordinator verifies (default 8; 0 = off).")
     var aheadBranches: Int?
-    @Option(name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
+    @Option(
+        name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
     var pinCPU: Int?
     @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
         String?
@@ -124,7 +125,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var scheme: String?
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
-    @Option(name: .customLong("deadline-ms"), help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
+    @Option(
+        name: .customLong("deadline-ms"),
+        help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
     var deadlineMs: Int?
     @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen:
         String?
