@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ChorusSampling", targets: ["ChorusSampling"]),
+        .library(name: "ChorusCrypto", targets: ["ChorusCrypto"]),
         .library(name: "ChorusModel", targets: ["ChorusModel"]),
         .library(name: "ChorusWire", targets: ["ChorusWire"]),
         .library(name: "ChorusTransport", targets: ["ChorusTransport"]),
@@ -19,20 +20,22 @@ let package = Package(
     targets: [
         // Pure → effectful (DESIGN.md "Modules").
         .target(name: "ChorusSampling"),
+        // SHA-256 and HMAC-SHA256 (model and vocabulary hashes; the cluster key's message tags). No I/O.
+        .target(name: "ChorusCrypto"),
         .systemLibrary(name: "CBLAS"),
         // The engine's kernels (one C file per family of tensor types), optimised even in debug builds:
         // tests run real models through them. No floating-point contraction: a row's arithmetic is fixed.
         .target(
             name: "CChorusEngine",
             cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
-        .target(name: "ChorusModel", dependencies: ["ChorusSampling", "CBLAS", "CChorusEngine"]),
+        .target(name: "ChorusModel", dependencies: ["ChorusSampling", "ChorusCrypto", "CBLAS", "CChorusEngine"]),
         .target(name: "ChorusWire", dependencies: ["ChorusSampling"]),
         .systemLibrary(name: "CNNG"),
-        .target(name: "ChorusTransport", dependencies: ["CNNG"]),
+        .target(name: "ChorusTransport", dependencies: ["CNNG", "ChorusCrypto"]),
         .target(
             name: "ChorusCluster",
             dependencies: [
-                "ChorusSampling", "ChorusModel", "ChorusWire", "ChorusTransport",
+                "ChorusSampling", "ChorusCrypto", "ChorusModel", "ChorusWire", "ChorusTransport",
                 .product(name: "Yams", package: "Yams"),
             ]),
         // `chorus bench`: sweep plan, runner, local worker pool, statistics, SVG charts and reports.
@@ -53,6 +56,7 @@ let package = Package(
         // Helpers shared by the test targets (paths, bounded waits, raw sockets, reference decoding).
         .target(
             name: "ChorusTestSupport", dependencies: ["ChorusModel", "ChorusSampling"], path: "Tests/ChorusTestSupport"),
+        .testTarget(name: "ChorusCryptoTests", dependencies: ["ChorusCrypto"]),
         .testTarget(name: "ChorusSamplingTests", dependencies: ["ChorusSampling", "ChorusTestSupport"]),
         .testTarget(
             name: "ChorusModelTests", dependencies: ["ChorusModel", "CChorusEngine"], exclude: ["Fixtures"]),

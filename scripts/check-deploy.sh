@@ -192,7 +192,7 @@ expected=deploy/testdata/launch-hosts.dry-run.expected
 launch_hosts_dry_run() {
     env -u SSH -u SSH_OPTS -u SCP -u SCP_OPTS -u REMOTE_DIR -u REMOTE_BIN -u REMOTE_MODELS \
         bash scripts/launch-hosts.sh deploy/testdata/launch-hosts.hosts --dry-run --scheme optimal \
-        --copy-bin scripts/launch-hosts.sh -- --draft-length 6
+        --copy-bin scripts/launch-hosts.sh --key-file deploy/testdata/launch-hosts.key -- --draft-length 6
     env -u SSH -u SSH_OPTS -u REMOTE_DIR bash scripts/launch-hosts.sh stop deploy/testdata/launch-hosts.hosts --dry-run
 }
 if ((update_expected)); then

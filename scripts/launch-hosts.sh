@@ -36,6 +36,11 @@ options (start):
   --copy-bin FILE        scp this chorus binary to every host as REMOTE_DIR/bin/chorus first (build it
                          with --static-swift-stdlib; hosts still need libnng and libopenblas)
   --copy-models DIR      scp the needed model files (by file name) from local DIR to REMOTE_MODELS first
+  --key-file FILE        the cluster key (make one with `chorus keygen --out FILE`): copied to every host as
+                         REMOTE_DIR/cluster.key (mode 600) and given to every process as --key-file, so every
+                         message is authenticated. Required (the processes listen on 0.0.0.0) unless --insecure
+  --insecure             run without authentication: anyone who can reach the ports can join the cluster
+                         and steer its output; for a private network you trust
   --ready-timeout S      seconds to wait for each process's "listening on" line (default 120)
   --dry-run              print the exact ssh/scp commands instead of running them
   -h, --help             this help
@@ -90,6 +95,8 @@ worker_port=7101
 register=0
 copy_bin=""
 copy_models=""
+key_file=""
+insecure=0
 ready_timeout=120
 dry_run=0
 extra=()
@@ -100,7 +107,9 @@ while [[ $# -gt 0 ]]; do
         --dry-run) dry_run=1; shift ;;
         --) shift; extra=("$@"); break ;;
         --register) register=1; shift ;;
-        --target | --draft | --scheme | --coordinator-port | --worker-port | --copy-bin | --copy-models | --ready-timeout)
+        --insecure) insecure=1; shift ;;
+        --target | --draft | --scheme | --coordinator-port | --worker-port | --copy-bin | --copy-models | --ready-timeout | \
+            --key-file)
             [[ $command == start ]] || die "$1 applies to start only"
             [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"
             case $1 in
@@ -111,6 +120,7 @@ while [[ $# -gt 0 ]]; do
                 --worker-port) worker_port=$2 ;;
                 --copy-bin) copy_bin=$2 ;;
                 --copy-models) copy_models=$2 ;;
+                --key-file) key_file=$2 ;;
                 --ready-timeout) ready_timeout=$2 ;;
             esac
             shift 2
@@ -124,6 +134,11 @@ done
 [[ $ready_timeout =~ ^[0-9]+$ ]] || die "--ready-timeout must be whole seconds"
 [[ -z $copy_bin || -f $copy_bin ]] || die "--copy-bin: no such file: $copy_bin"
 [[ -z $copy_models || -d $copy_models ]] || die "--copy-models: no such directory: $copy_models"
+[[ -z $key_file || -f $key_file ]] || die "--key-file: no such file: $key_file"
+if [[ $command == start && -z $key_file ]] && ((!insecure)); then
+    die "the processes listen on tcp://0.0.0.0, where other hosts can reach them: give --key-file FILE (make one" \
+        "with \`chorus keygen --out FILE\`; it is copied to every host) or, on a private network you trust, --insecure"
+fi
 
 read -ra ssh_cmd <<<"${SSH:-ssh}"
 read -ra ssh_opts <<<"${SSH_OPTS:-}"
@@ -371,14 +386,27 @@ if [[ -n $copy_models ]]; then
     done
 fi
 
-coordinator_command=("$remote_bin" coordinator --model "$target" --listen "tcp://0.0.0.0:$coordinator_port")
+# Every process gets the same key (or runs --insecure): docs/deployment.md, "Security".
+security_args=(--insecure)
+if [[ -n $key_file ]]; then
+    remote_key=$remote_dir/cluster.key
+    security_args=(--key-file "$remote_key")
+    for host in "${all_hosts[@]}"; do
+        remote "$host" "umask 077 && mkdir -p $(quote "$remote_dir") && rm -f $(quote "$remote_key")"
+        copy "$key_file" "$host" "$remote_key"
+        remote "$host" "chmod 600 $(quote "$remote_key")"
+    done
+fi
+
+coordinator_command=("$remote_bin" coordinator --model "$target" --listen "tcp://0.0.0.0:$coordinator_port"
+    "${security_args[@]}")
 [[ -n $scheme ]] && coordinator_command+=(--scheme "$scheme")
 
 start_workers() {
     local i command
     for i in "${!worker_hosts[@]}"; do
         command=("$remote_bin" worker --listen "tcp://0.0.0.0:${worker_ports[i]}" --model "${worker_drafts[i]}"
-            --id "${worker_ids[i]}")
+            --id "${worker_ids[i]}" "${security_args[@]}")
         if ((register)); then
             command+=(--register "tcp://$coordinator_addr:$coordinator_port"
                 --advertise "tcp://${worker_addrs[i]}:${worker_ports[i]}")
@@ -406,5 +434,7 @@ fi
 ((dry_run)) && exit 0
 echo
 echo "Chorus cluster up: coordinator tcp://$coordinator_addr:$coordinator_port, ${#worker_hosts[@]} worker(s); PIDs in $state_file"
-echo "Try:   chorus generate --coordinator tcp://$coordinator_addr:$coordinator_port --prompt 'In the beginning' -n 64"
+echo "Try:   chorus generate --coordinator tcp://$coordinator_addr:$coordinator_port" \
+    "$(if [[ -n $key_file ]]; then quote --key-file "$key_file"; else echo --insecure; fi)" \
+    "--prompt 'In the beginning' -n 64"
 echo "Stop:  scripts/launch-hosts.sh stop $(quote "$hostfile")"

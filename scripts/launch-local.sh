@@ -19,7 +19,11 @@ options:
                         (default: chorus-kjv-draft-small-f32.gguf, chorus-kjv-draft-medium-f32.gguf)
   --scheme NAME         the coordinator's selection scheme (default: the coordinator's own default)
   --base-port P         coordinator port P, workers P+1 … P+N (default 7100)
-  --bind ADDR           address everyone listens on (default 127.0.0.1; 0.0.0.0 to accept other hosts)
+  --bind ADDR           address everyone listens on (default 127.0.0.1; 0.0.0.0 to accept other hosts:
+                        then every message is authenticated with a cluster key, generated in the log
+                        directory unless --key-file is given)
+  --key-file FILE       the cluster key for every process (see `chorus keygen`; default: none on loopback)
+  --insecure            with a non-loopback --bind and no --key-file: run without authentication
   --worker-arg ARG      an extra argument for every worker (repeatable), e.g. --worker-arg --sequences=2
   --bin FILE            the chorus binary (default: build with `swift build -c release` if needed)
   --no-build            do not run `swift build`; use the binary that is there
@@ -49,6 +53,8 @@ bin=${CHORUS_BIN:-}
 build=1
 ready_timeout=120
 coordinator_args=()
+key_file=""
+insecure=0
 
 need_value() {
     [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"
@@ -67,6 +73,8 @@ while [[ $# -gt 0 ]]; do
         --bin) need_value "$@"; bin=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         --ready-timeout) need_value "$@"; ready_timeout=$2; shift 2 ;;
+        --key-file) need_value "$@"; key_file=$2; shift 2 ;;
+        --insecure) insecure=1; shift ;;
         --) shift; coordinator_args=("$@"); break ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -115,6 +123,22 @@ fi
 
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/chorus-local.XXXXXX")
 echo "launch-local: logs in $log_dir"
+
+# Listening where other hosts can reach it needs authentication (docs/deployment.md, "Security"):
+# the key given, else a fresh one (32 random bytes in hex, mode 600), unless --insecure.
+security_args=()
+if [[ -n $key_file ]]; then
+    security_args=(--key-file "$key_file")
+elif [[ $bind != 127.* && $bind != localhost && $bind != ::1 && $bind != "[::1]" ]]; then
+    if ((insecure)); then
+        security_args=(--insecure)
+    else
+        key_file=$log_dir/cluster.key
+        (umask 077 && od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key_file" && echo >>"$key_file")
+        security_args=(--key-file "$key_file")
+        echo "launch-local: --bind $bind reaches other hosts: cluster key generated in $key_file"
+    fi
+fi
 
 # Children, in the order they are stopped (coordinator first, then workers).
 pids=()
@@ -186,7 +210,7 @@ for ((w = 1; w <= workers; w++)); do
     draft=${drafts[(w - 1) % ${#drafts[@]}]}
     address=tcp://$bind:$port
     start "worker w$w" "$log_dir/worker-w$w.log" \
-        "$bin" worker --listen "$address" --model "$draft" --id "w$w" "${worker_args[@]}"
+        "$bin" worker --listen "$address" --model "$draft" --id "w$w" "${security_args[@]}" "${worker_args[@]}"
     worker_addresses+=("$address")
 done
 for ((w = 1; w <= workers; w++)); do
@@ -194,7 +218,7 @@ for ((w = 1; w <= workers; w++)); do
 done
 
 coordinator_address=tcp://$bind:$base_port
-coordinator_command=("$bin" coordinator --model "$target" --listen "$coordinator_address")
+coordinator_command=("$bin" coordinator --model "$target" --listen "$coordinator_address" "${security_args[@]}")
 for address in "${worker_addresses[@]}"; do
     coordinator_command+=(--worker "$address")
 done
@@ -217,7 +241,8 @@ for ((w = 1; w <= workers; w++)); do
 done
 echo
 echo "Try:"
-printf "  %q generate --coordinator %q --prompt 'In the beginning' -n 64\n" "$bin" "$dial"
+printf "  %q generate --coordinator %q%s --prompt 'In the beginning' -n 64\n" "$bin" "$dial" \
+    "${key_file:+ --key-file $(printf %q "$key_file")}"
 echo
 echo "Ctrl-C stops the cluster."
 

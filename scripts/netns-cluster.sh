@@ -286,7 +286,11 @@ up() {
             command=(env CHORUS_WORKER_ID="w$i" CHORUS_WORKER_ADDR="$worker_addr" CHORUS_WORKER_PORT="$port"
                 CHORUS_WORKER_MODEL="$draft" CHORUS_WORKER_ADVERTISE="$advertise" bash -c "$WORKER_CMD")
         else
-            command=("$bin" worker --listen "tcp://0.0.0.0:$port" --model "$draft" --id "w$i" --advertise "$advertise")
+            # --insecure on purpose: these emulated hosts hang off veth links that exist only on this machine
+            # (10.200.I.0/30, no route out), and benchmarks measure the bare transport. A real multi-host
+            # cluster gets a key (--key-file) or mutual TLS; docs/deployment.md, "Security".
+            command=("$bin" worker --listen "tcp://0.0.0.0:$port" --model "$draft" --id "w$i" --advertise "$advertise"
+                --insecure)
             ((register)) && command+=(--register "tcp://$root_addr:$coordinator_port")
             command+=("${worker_args[@]}")
         fi
@@ -322,7 +326,7 @@ up() {
     echo "worker addresses (also in $state/workers):"
     sed 's/^/  /' "$state/workers"
     local coordinator=("${coordinator_pin[@]}" "${bin:-chorus}" coordinator --model "${models:-models}/chorus-kjv-target-f32.gguf"
-        --listen "tcp://0.0.0.0:$coordinator_port")
+        --listen "tcp://0.0.0.0:$coordinator_port" --insecure)
     while read -r address; do coordinator+=(--worker "$address"); done <"$state/workers"
     echo "start the coordinator in the root namespace with:"
     printf '  '

@@ -77,6 +77,11 @@ public struct BenchRecord: Codable, Sendable, Equatable {
     public var tokensPerSecond: Double = 0
     /// Plain target decoding on the same prompts and seeds, in the same run.
     public var baselineTokensPerSecond: Double = 0
+    /// Share of the used worker replies drafted ahead, during the previous round's verification (nil in records
+    /// made before drafting ahead existed).
+    public var draftAheadHitRate: Double?
+    /// Mean depth L verified per round with drafts (the adaptive depth's choices).
+    public var meanVerifiedDepth: Double?
     /// tokensPerSecond / baselineTokensPerSecond.
     public var speedup: Double = 0
     public var time = TimeSplit()

@@ -66,6 +66,9 @@ public enum BenchStatistics {
         var rounds = 0
         var roundsWithDrafts = 0
         var draftsUsed = 0
+        var depthSum = 0
+        var replies = 0
+        var aheadHits = 0
         var roundsAsked = 0
         var accepted: [Int] = []
         var offered: [Int] = []
@@ -91,7 +94,10 @@ public enum BenchStatistics {
                 if r.drafts > 0 {
                     roundsWithDrafts += 1
                     draftsUsed += r.drafts
+                    depthSum += r.depth
                 }
+                replies += r.replies
+                aheadHits += r.aheadHits
             }
             for (i, n) in g.acceptedAtPosition.enumerated() {
                 if accepted.count <= i { accepted.append(0) }
@@ -113,6 +119,8 @@ public enum BenchStatistics {
             offered[$0] == 0 ? 0 : Double($0 < accepted.count ? accepted[$0] : 0) / Double(offered[$0])
         }
         record.draftsPerRound = roundsWithDrafts == 0 ? 0 : Double(draftsUsed) / Double(roundsWithDrafts)
+        record.draftAheadHitRate = replies == 0 ? 0 : Double(aheadHits) / Double(replies)
+        record.meanVerifiedDepth = roundsWithDrafts == 0 ? 0 : Double(depthSum) / Double(roundsWithDrafts)
         record.tokensPerSecond = total.tokensPerSecond
         record.baselineTokensPerSecond = baseline
         record.speedup = speedup(rate: record.tokensPerSecond, baseline: baseline)

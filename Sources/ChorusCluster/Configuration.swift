@@ -17,18 +17,27 @@ public struct TLSConfiguration: Sendable, Equatable {
 /// The coordinator's settings (config file section `coordinator:`; every field also a CLI flag).
 public struct CoordinatorConfiguration: Sendable, Equatable {
     public var model: String?
-    public var listen = "tcp://0.0.0.0:7100"
+    /// Loopback by default: other hosts can reach the coordinator only once it has a key or TLS
+    /// (``ClusterSecurity``).
+    public var listen = "tcp://127.0.0.1:7100"
     public var workers: [String] = []
     public var scheme = "optimal"
     /// `truncated-lp`'s s.
     public var truncation = 5
     public var draftLength = 4
+    /// Verify `draftLength` every round instead of the depth that maximises expected tokens per second.
+    public var fixedDepth = false
     /// Round deadline for worker replies in milliseconds; nil: learned from recent reply times.
     public var deadlineMilliseconds: Int?
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
     public var tls: TLSConfiguration?
+    /// The cluster key file (``ClusterKeyFile``): every message to and from workers and clients is
+    /// authenticated with it.
+    public var keyFile: String?
+    /// Listen and dial without authentication on addresses others can reach (``ClusterSecurity``).
+    public var insecure = false
 
     public init() {}
 }
@@ -36,7 +45,8 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
 /// A worker's settings (config file section `worker:`).
 public struct WorkerConfiguration: Sendable, Equatable {
     public var model: String?
-    public var listen = "tcp://0.0.0.0:7101"
+    /// Loopback by default, as the coordinator's.
+    public var listen = "tcp://127.0.0.1:7101"
     /// The address the coordinator should dial (default: `listen`, which must then be reachable).
     public var advertise: String?
     /// The coordinator's endpoint to register with.
@@ -47,11 +57,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var topP = 1.0
     public var sequences = 1
     /// Likely next contexts drafted ahead per session while the coordinator verifies; 0: off.
-    public var aheadBranches = 8
+    public var aheadBranches = 4
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
     public var tls: TLSConfiguration?
+    /// The cluster key file (``ClusterKeyFile``), the same as the coordinator's.
+    public var keyFile: String?
+    /// Listen and register without authentication on addresses others can reach (``ClusterSecurity``).
+    public var insecure = false
 
     public init() {}
 }
@@ -146,6 +160,16 @@ struct MappingReader {
         return v
     }
 
+    /// `true` or `false` (YAML's other spellings are refused: one way to write a setting).
+    func bool(_ key: String) throws -> Bool? {
+        guard let node = mapping[key] else { return nil }
+        switch node.scalar?.string {
+        case "true": return true
+        case "false": return false
+        default: throw ConfigurationError("\(path).\(key): expected true or false")
+        }
+    }
+
     func double(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let node = mapping[key] else { return nil }
         guard let s = node.scalar?.string, let v = Double(s), v.isFinite else {
@@ -189,8 +213,8 @@ struct MappingReader {
 
 extension CoordinatorConfiguration {
     static let keys = [
-        "model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "precision",
-        "tls",
+        "model", "listen", "workers", "scheme", "truncation", "draft_length", "fixed_depth", "deadline_ms", "threads",
+        "precision", "tls", "key_file", "insecure",
     ]
 
     init(node: Node, path: String) throws {
@@ -202,19 +226,21 @@ extension CoordinatorConfiguration {
         scheme = try r.string("scheme") ?? scheme
         truncation = try r.int("truncation", in: 1...1024) ?? truncation
         draftLength = try r.int("draft_length", in: 1...64) ?? draftLength
+        fixedDepth = try r.bool("fixed_depth") ?? fixedDepth
         deadlineMilliseconds = try r.int("deadline_ms", in: 1...600_000) ?? deadlineMilliseconds
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
+        keyFile = try r.string("key_file")
+        insecure = try r.bool("insecure") ?? insecure
     }
 }
 
 extension WorkerConfiguration {
     static let keys = [
         "model", "listen", "advertise", "register", "id", "temperature", "top_k", "top_p", "sequences",
-        "ahead_branches", "threads",
-        "precision",
-        "tls",
+        "ahead_branches",
+        "threads", "precision", "tls", "key_file", "insecure",
     ]
 
     init(node: Node, path: String) throws {
@@ -233,6 +259,8 @@ extension WorkerConfiguration {
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
+        keyFile = try r.string("key_file")
+        insecure = try r.bool("insecure") ?? insecure
     }
 }
 

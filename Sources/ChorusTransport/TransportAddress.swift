@@ -53,6 +53,33 @@ public struct TransportAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { url }
 
+    /// For TCP schemes: the host written in the URL, without IPv6 brackets (empty: all interfaces).
+    public var host: String? {
+        guard scheme == .tcp || scheme == .tlsTCP, let colon = url.lastIndex(of: ":"),
+            let separator = url.firstRange(of: "://")
+        else { return nil }
+        var host = String(url[separator.upperBound..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host
+    }
+
+    /// Whether only this machine can reach the address: `inproc://` (this process), `ipc://` (a Unix
+    /// socket, guarded by file permissions), and TCP on a loopback host — `localhost`, 127.0.0.0/8 or
+    /// `::1`, written literally (other names are not resolved, so they count as remote). `0.0.0.0`, `::`
+    /// and an empty host mean every interface: not local.
+    public var isLocal: Bool {
+        switch scheme {
+        case .inproc, .ipc:
+            return true
+        case .tcp, .tlsTCP:
+            guard let host = host?.lowercased() else { return false }
+            if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+            let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+            guard octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) else { return false }
+            return octets[0] == "127"
+        }
+    }
+
     private static func validateHostPort(_ hostPort: String, url: String) throws(TransportError) {
         guard let colon = hostPort.lastIndex(of: ":") else {
             throw .invalidAddress(url, reason: "missing ':port'")

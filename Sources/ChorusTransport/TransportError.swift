@@ -22,6 +22,8 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
     case tls(String)
     /// Any other NNG error: its numeric code and `nng_strerror` text.
     case nng(code: Int32, message: String)
+    /// The reply failed the cluster key's check (``MessageAuthenticator``) and was dropped.
+    case unauthenticated(AuthenticationFailure)
 
     public var description: String {
         switch self {
@@ -48,6 +50,8 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
             return "TLS error: \(detail); check the certificate, key and CA files and that both ends trust the same CA"
         case .nng(let code, let message):
             return "nng error \(code): \(message)"
+        case .unauthenticated(let failure):
+            return "reply dropped: \(failure)"
         }
     }
 }

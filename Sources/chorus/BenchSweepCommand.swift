@@ -168,8 +168,11 @@ struct BenchSweepCommand: AsyncParsableCommand {
             run: runID, output: output, primary: primary, secondary: secondary, fixedTemperature: fixedTemperature,
             targetTemperature: targetTemperature, prompts: promptTokens.count, tokens: axes.tokens, seed: seed,
             deadlineMs: deadlineMs, machine: Self.machine())
+        // --hosts dials workers on this machine's private veth links (10.200.I.2), started --insecure by
+        // scripts/netns-cluster.sh to measure the bare transport; local mode stays on loopback.
+        let security = hosts == nil ? ClusterSecurity() : ClusterSecurity(insecure: true)
         var runner = BenchRunner(
-            target: loaded.model, network: .nng(), prompts: promptTokens, tokensPerPrompt: axes.tokens,
+            target: loaded.model, network: .nng(security), prompts: promptTokens, tokensPerPrompt: axes.tokens,
             targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed,
             deadline: .milliseconds(deadlineMs))
         runner.truncation = truncation

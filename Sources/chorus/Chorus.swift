@@ -32,7 +32,7 @@ struct Chorus: AsyncParsableCommand {
         subcommands: [
             AcceptanceCommand.self, GenerateCommand.self, LogitsCommand.self, WorkerCommand.self,
             CoordinatorCommand.self,
-            DemoCommand.self, BenchCommand.self, DelayProxyCommand.self,
+            DemoCommand.self, BenchCommand.self, DelayProxyCommand.self, KeygenCommand.self,
         ]
     )
 }

@@ -13,7 +13,9 @@ struct WorkerCommand: AsyncParsableCommand {
     )
 
     @Option(name: .long, help: "YAML config file (section `worker:`).") var config: String?
-    @Option(name: .long, help: "Address to listen on (default tcp://0.0.0.0:7101).") var listen: String?
+    @Option(
+        name: .long, help: "Address to listen on (default tcp://127.0.0.1:7101; other hosts need --key-file or TLS).")
+    var listen: String?
     @Option(name: .long, help: "Draft model (GGUF).") var model: String?
     @Option(name: .long, help: "Draft temperature (default 1).") var temperature: Double?
     @Option(name: .customLong("top-k"), help: "Top-k of the draft law (0 = off).") var topK: Int?
@@ -21,7 +23,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
     @Option(
         name: .customLong("ahead-branches"),
-        help: "Likely next contexts drafted ahead while the coordinator verifies (default 8; 0 = off).")
+        help: "Likely next contexts drafted ahead while the coordinator verifies (default 4; 0 = off).")
     var aheadBranches: Int?
     @Option(
         name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
@@ -36,6 +38,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
+    @OptionGroup var security: SecurityOptions
 
     func resolved() throws -> WorkerConfiguration {
         var c = WorkerConfiguration()
@@ -57,6 +60,8 @@ struct WorkerCommand: AsyncParsableCommand {
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
+        if let keyFile = security.keyFile { c.keyFile = keyFile }
+        if security.insecure { c.insecure = true }
         guard c.model != nil else {
             throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)")
         }
@@ -67,6 +72,9 @@ struct WorkerCommand: AsyncParsableCommand {
         try SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP).validate()
         try ClusterNetwork.validate(address: c.listen)
         if let r = c.register { try ClusterNetwork.validate(address: r) }
+        let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
+        try security.check(c.listen, .listen)
+        if let r = c.register { try security.check(r, .register) }
         return c
     }
 
@@ -86,6 +94,8 @@ struct WorkerCommand: AsyncParsableCommand {
             "configuration: id \(name), listen \(c.listen), advertise \(c.advertise ?? "the bound address"), model \(c.model ?? ""), "
                 + "\(sampling), \(c.sequences) sequence(s), \(c.aheadBranches) branch(es) ahead, threads \(c.threads), register \(c.register ?? "off"), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
+        let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
+        log.info("authentication: \(security.summary)")
         let worker = DraftWorker(
             model: loaded.model,
             configuration: .init(
@@ -93,7 +103,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let service: WorkerService
         do {
             service = try await WorkerService(
-                worker: worker, listen: c.listen, network: .nng(tls: c.tls), register: c.register,
+                worker: worker, listen: c.listen, network: .nng(security, log: log), register: c.register,
                 advertise: c.advertise, log: log)
         } catch {
             throw fail("cannot listen on \(c.listen): \(error)")
@@ -125,18 +135,25 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var scheme: String?
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
+    @Flag(
+        name: .customLong("fixed-depth"),
+        help: "Verify the full draft length every round (default: the depth that maximises tokens per second).")
+    var fixedDepth = false
     @Option(
         name: .customLong("deadline-ms"),
         help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
     var deadlineMs: Int?
-    @Option(name: .long, help: "Address for clients and registrations (default tcp://0.0.0.0:7100).") var listen:
-        String?
+    @Option(
+        name: .long,
+        help: "Address for clients and registrations (default tcp://127.0.0.1:7100; others need --key-file or TLS).")
+    var listen: String?
     @Option(name: .long, help: "Threads for the target model.") var threads: Int?
     @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
         Precision?
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
+    @OptionGroup var security: SecurityOptions
 
     func resolved() throws -> CoordinatorConfiguration {
         var c = CoordinatorConfiguration()
@@ -150,11 +167,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let scheme { c.scheme = scheme }
         if let truncation { c.truncation = truncation }
         if let draftLength { c.draftLength = draftLength }
+        if fixedDepth { c.fixedDepth = true }
         if let deadlineMs { c.deadlineMilliseconds = deadlineMs }
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
+        if let keyFile = security.keyFile { c.keyFile = keyFile }
+        if security.insecure { c.insecure = true }
         guard c.model != nil else {
             throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)")
         }
@@ -167,6 +187,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         guard c.threads >= 1 else { throw ConfigurationError("--threads must be ≥ 1") }
         try ClusterNetwork.validate(address: c.listen)
         for w in c.workers { try ClusterNetwork.validate(address: w) }
+        let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
+        try security.check(c.listen, .listen)
+        for w in c.workers { try security.check(w, .dial) }
         return c
     }
 
@@ -180,14 +203,17 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let loaded = try loadModel(
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         log.info(
-            "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength), "
+            "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength) (\(c.fixedDepth ? "fixed" : "adaptive") depth), "
                 + "deadline \(c.deadlineMilliseconds.map { "\($0) ms" } ?? "learned"), threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         var options = Coordinator.Options()
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
+        options.adaptiveDepth = !c.fixedDepth
         options.deadline = c.deadlineMilliseconds.map { .milliseconds($0) }
-        let network = ClusterNetwork.nng(tls: c.tls)
+        let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
+        log.info("authentication: \(security.summary)")
+        let network = ClusterNetwork.nng(security, log: log)
         let coordinator = Coordinator(
             target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)
         for address in c.workers { try await coordinator.addWorker(address: address) }
@@ -211,4 +237,25 @@ func tlsOverride(certificate: String?, key: String?, ca: String?) throws -> TLSC
         throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
     }
     return TLSConfiguration(certificate: certificate, key: key, ca: ca)
+}
+
+/// `--key-file` and `--insecure`, shared by the worker, the coordinator and `generate --coordinator`.
+struct SecurityOptions: ParsableArguments {
+    @Option(
+        name: .customLong("key-file"),
+        help: ArgumentHelp(
+            "Cluster key file (make one with `chorus keygen --out FILE`, mode 600): every message carries an "
+                + "HMAC under it. All processes of a cluster need the same key."))
+    var keyFile: String?
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Listen, dial and register on addresses other hosts can reach without a key or mutual TLS. Anyone "
+                + "who can reach them can then join and steer the output; for trusted private networks only."))
+    var insecure = false
+}
+
+/// The cluster's security from the resolved settings: loads and checks the key file.
+func clusterSecurity(tls: TLSConfiguration?, keyFile: String?, insecure: Bool) throws -> ClusterSecurity {
+    ClusterSecurity(tls: tls, key: try keyFile.map { path in try ClusterKeyFile.load(path) }, insecure: insecure)
 }

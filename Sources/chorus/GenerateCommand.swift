@@ -33,6 +33,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the coordinator's certificate.")
     var tlsCA: String?
+    @OptionGroup var security: SecurityOptions
 
     var settings: SamplingSettings { SamplingSettings(temperature: temperature, topK: topK, topP: topP) }
 
@@ -44,8 +45,14 @@ struct GenerateCommand: AsyncParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
         do { try settings.validate() } catch { throw ValidationError("\(error)") }
         do {
-            if try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) != nil, coordinator == nil {
-                throw ConfigurationError("--tls-cert, --tls-key and --tls-ca are for --coordinator")
+            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
+            if tls != nil || security.keyFile != nil || security.insecure, coordinator == nil {
+                throw ConfigurationError(
+                    "--tls-cert, --tls-key, --tls-ca, --key-file and --insecure are for --coordinator")
+            }
+            if let coordinator {
+                try clusterSecurity(tls: tls, keyFile: security.keyFile, insecure: security.insecure)
+                    .check(coordinator, .dial)
             }
         } catch {
             throw ValidationError("\(error)")
@@ -111,7 +118,8 @@ extension GenerateCommand {
         let client: CoordinatorClient
         do {
             let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
-            client = try CoordinatorClient(address: address, network: .nng(tls: tls), timeout: .seconds(timeout))
+            let security = try clusterSecurity(tls: tls, keyFile: security.keyFile, insecure: security.insecure)
+            client = try CoordinatorClient(address: address, network: .nng(security), timeout: .seconds(timeout))
         } catch {
             throw fail("\(address): \(error)")
         }

@@ -115,3 +115,84 @@ final class DataBox: @unchecked Sendable {
         #expect(result.error.contains("tokens/s"))
     }
 }
+
+/// `--key-file`, `--insecure` and `chorus keygen` from the command line: refusals happen in `validate()`,
+/// before any model is loaded, with exit status 64 and a message that names the way out.
+@Suite struct SecurityCLITests {
+    static let directory: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-cli-key-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }()
+
+    @Test(arguments: [
+        (
+            ["worker", "--model", "m.gguf", "--listen", "tcp://0.0.0.0:7101"],
+            "refusing to listen on tcp://0.0.0.0:7101"
+        ),
+        (
+            ["worker", "--model", "m.gguf", "--listen", "tcp://127.0.0.1:0", "--register", "tcp://10.1.2.3:7100"],
+            "refusing to register with tcp://10.1.2.3:7100"
+        ),
+        (
+            ["coordinator", "--model", "t.gguf", "--listen", "tcp://0.0.0.0:7100"],
+            "refusing to listen on tcp://0.0.0.0:7100"
+        ),
+        (
+            ["coordinator", "--model", "t.gguf", "--listen", "tcp://127.0.0.1:0", "--worker", "tcp://node1:7101"],
+            "refusing to dial tcp://node1:7101"
+        ),
+        (
+            ["generate", "--coordinator", "tcp://10.0.0.9:7100", "--prompt", "x"],
+            "refusing to dial tcp://10.0.0.9:7100"
+        ),
+    ])
+    func unprotectedAddressesAreRefused(_ arguments: [String], _ reason: String) async throws {
+        let result = try await runChorus(arguments)
+        #expect(result.status == 64, "\(arguments): \(result.status) \(result.error)")
+        #expect(result.error.contains(reason), "\(result.error)")
+        #expect(result.error.contains("--insecure"), "\(result.error)")
+        #expect(result.error.contains("--key-file"), "\(result.error)")
+    }
+
+    /// `keygen --out` writes 64 hex digits with mode 600 and never overwrites; the key is accepted, a
+    /// world-readable copy is refused with the command that fixes it.
+    @Test func keygenAndKeyFilePermissions() async throws {
+        let path = Self.directory.appendingPathComponent("cluster.key").path
+        let made = try await runChorus(["keygen", "--out", path])
+        #expect(made.status == 0, "\(made.error)")
+        #expect(made.error.contains("fingerprint"))
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.count == 65 && text.allSatisfy { $0.isHexDigit || $0 == "\n" })
+        let again = try await runChorus(["keygen", "--out", path])
+        #expect(again.status != 0 && again.error.contains("never overwrites"), "\(again.error)")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == text)
+
+        let printed = try await runChorus(["keygen"])
+        #expect(printed.status == 0 && printed.output.count == 65 && printed.output != text)
+
+        // A key makes the public address acceptable (validation passes; the model then fails to load).
+        let keyed = try await runChorus(["worker", "--model", "/nonexistent.gguf", "--key-file", path])
+        #expect(!keyed.error.contains("refusing"), "\(keyed.error)")
+        #expect(!keyed.error.contains("cluster key file"), "\(keyed.error)")
+
+        #expect(chmod(path, 0o644) == 0)
+        let loose = try await runChorus(["worker", "--model", "m.gguf", "--key-file", path])
+        #expect(loose.status == 64, "\(loose.error)")
+        #expect(loose.error.contains("chmod 600 \(path)"), "\(loose.error)")
+
+        // The default addresses are loopback: no key needed.
+        for command in [["worker", "--model", "/nonexistent.gguf"], ["coordinator", "--model", "/nonexistent.gguf"]] {
+            let plain = try await runChorus(command)
+            #expect(!plain.error.contains("refusing"), "\(plain.error)")
+            #expect(plain.error.contains("nonexistent"), "\(plain.error)")
+        }
+
+        // --insecure: validation passes without a key.
+        let insecure = try await runChorus(["worker", "--model", "/nonexistent.gguf", "--insecure"])
+        #expect(!insecure.error.contains("refusing"), "\(insecure.error)")
+    }
+}

@@ -116,8 +116,10 @@ extension E2ETests {
             let processes = try ProcessSet("netns")
             defer { processes.stopAll() }
             let ip = try #require(NetnsHosts.ip)
+            // The workers listen on their veth addresses, which other hosts could reach: the cluster key.
+            let key = try await E2ETests.ClusterKey.keygen(processes, "cluster.key")
             let coordinator = try processes.startCoordinator(
-                extra: hosts.hosts.flatMap { ["--worker", "tcp://\($0.address):7101"] })
+                extra: hosts.hosts.flatMap { ["--worker", "tcp://\($0.address):7101"] } + ["--key-file", key])
             var workers: [Child] = []
             for (i, host) in hosts.hosts.enumerated() {
                 workers.append(
@@ -126,7 +128,7 @@ extension E2ETests {
                         [
                             "netns", "exec", host.namespace, chorusBinary().path, "worker", "--listen",
                             "tcp://\(host.address):7101", "--model", i == 0 ? Models.small : Models.medium,
-                            "--id", "ns-\(i + 1)", "--temperature", "0",
+                            "--id", "ns-\(i + 1)", "--temperature", "0", "--key-file", key,
                         ], executable: ip))
             }
             _ = try await Reference.text()
@@ -138,7 +140,8 @@ extension E2ETests {
             }
             try await E2ETests.waitReady(coordinator, hosts.hosts.map { "tcp://\($0.address):7101" })
 
-            let generation = try await processes.generate("netns-greedy", greedyThrough(address, tokens: 100))
+            let generation = try await processes.generate(
+                "netns-greedy", greedyThrough(address, tokens: 100, extra: ["--key-file", key]))
             #expect(generation.status == 0, "\(generation)")
             #expect(try await Reference.matches(generation, tokens: 100), "\(generation)")
             #expect(generation.generatedTokens == 100)

@@ -26,3 +26,16 @@ extension Array where Element == UInt8 {
     init(_ text: String) { self = Array(text.utf8) }
     var text: String { String(decoding: self, as: UTF8.self) }
 }
+
+/// A fixed test key (32 bytes).
+func testKey(_ fill: UInt8 = 0x42) -> PresharedKey {
+    // 32 bytes always satisfy the minimum length.
+    (try? PresharedKey(bytes: [UInt8](repeating: fill, count: 32)))!
+}
+
+/// An authenticator under `testKey(fill)`.
+func testAuthenticator(
+    _ fill: UInt8 = 0x42, wallClock: @escaping @Sendable () -> Int64 = MessageAuthenticator.unixMilliseconds
+) -> MessageAuthenticator {
+    MessageAuthenticator(key: testKey(fill), wallClock: wallClock)
+}

@@ -2,12 +2,14 @@ import ChorusTestSupport
 import ChorusTransport
 import Testing
 
-/// The `DraftTransport` contract, run once over real NNG and once over `InProcessNetwork`, so
-/// that coordinator tests written against the in-memory transport mean the same thing in
-/// production.
+/// The `DraftTransport` contract, run over real NNG and over `InProcessNetwork`, each bare and behind
+/// the cluster key (`MessageAuthenticator` sealing requests and replies), so that coordinator tests
+/// written against the in-memory transport mean the same thing in production, with or without a key.
 enum TransportKind: String, CaseIterable, CustomTestStringConvertible {
     case nng
     case inMemory
+    case nngWithKey
+    case inMemoryWithKey
 
     var testDescription: String { rawValue }
 
@@ -20,6 +22,13 @@ enum TransportKind: String, CaseIterable, CustomTestStringConvertible {
 
     func startWorker(_ handler: @escaping RequestHandler) throws -> Worker {
         switch self {
+        case .nngWithKey, .inMemoryWithKey:
+            // Each side has its own authenticator, as two processes would.
+            let bare = try (self == .nngWithKey ? TransportKind.nng : .inMemory).startWorker(
+                testAuthenticator().guarding(handler))
+            return Worker(
+                address: bare.address, close: bare.close,
+                connector: testAuthenticator().connector(wrapping: bare.connector))
         case .nng:
             let server = try echoServer(handler: handler)
             return Worker(address: server.address, close: { server.close() }, connector: NNGConnector())

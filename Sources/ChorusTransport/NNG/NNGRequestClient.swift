@@ -1,4 +1,5 @@
 import CNNG
+import Foundation
 
 /// Settings for `NNGRequestClient`.
 public struct NNGClientOptions: Sendable, Hashable {
@@ -154,13 +155,28 @@ public final class NNGRequestClient: DraftTransport {
     }
 
     /// Closes the socket (nng_close(3)): requests in flight complete with `.closed`.
+    ///
+    /// nng 1.5.2's `nng_close` has been seen to block forever (after an oversized request dropped the
+    /// connection and the socket reconnected; the E2E garbage test). It runs on a thread of its own, and the
+    /// caller waits for it at most ``closeWait``: a stuck close costs one parked thread, never the caller
+    /// (a deinit on a cooperative thread, a shutting-down coordinator).
     public func close() {
         let wasOpen = isClosed.withLock { closed -> Bool in
             defer { closed = true }
             return !closed
         }
-        if wasOpen { nng_close(socket) }
+        guard wasOpen else { return }
+        let socket = socket
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            nng_close(socket)
+            done.signal()
+        }.start()
+        _ = done.wait(timeout: .now() + Self.closeWait)
     }
+
+    /// How long ``close()`` waits for nng_close before it goes on.
+    static let closeWait: DispatchTimeInterval = .seconds(2)
 }
 
 /// Dials workers over NNG: the production `DraftTransportConnector`.

@@ -1,8 +1,9 @@
 /// SHA-256 (FIPS 180-4, §6.2), streaming: `update` any number of times, then `finalize` once.
 ///
 /// The package has no crypto dependency, so this is a small self-contained implementation. It is
-/// used for ``Tokenizer/vocabularyHash`` and for hashing model files (tens of MB), so the block
-/// function works on raw pointers without per-block allocation.
+/// used for the tokenizer's vocabulary hash, for hashing model files (tens of MB), so the block
+/// function works on raw pointers without per-block allocation, and under ``HMACSHA256`` for the
+/// cluster key's message tags.
 ///
 /// ```swift
 /// var hasher = SHA256()
@@ -113,7 +114,8 @@ public struct SHA256: Sendable {
 
     public static func hex(of bytes: [UInt8]) -> String { hex(hash(bytes)) }
 
-    static func hex(_ digest: [UInt8]) -> String {
+    /// `digest` (any bytes) as lowercase hex, two characters per byte.
+    public static func hex(_ digest: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(digest.count * 2)
