@@ -136,6 +136,9 @@ public struct BenchRecord: Codable, Sendable, Equatable {
         public var other: Double = 0
         /// The whole round (elapsed / rounds).
         public var round: Double = 0
+        /// The coordinator's own CPU time per round outside the target forward (decoding and checking
+        /// replies, the tree, target laws, verification); nil in records from before it was measured.
+        public var coordinatorCPU: Double?
 
         public init() {}
     }
@@ -146,6 +149,8 @@ public struct BenchRecord: Codable, Sendable, Equatable {
         public var replyPerRound: Double = 0
         public var perToken: Double = 0
         public var total: Int = 0
+        /// Reply bytes per drafted token received (each token travels with its law); nil in older records.
+        public var perDraftedToken: Double?
 
         public init() {}
     }

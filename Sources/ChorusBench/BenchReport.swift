@@ -176,8 +176,9 @@ public struct BenchReport: Sendable {
     public func pointsTable() -> String {
         var out = "| scheme | mix | K | workers×seq | L | draft T | hosts | block eff. | accept. | per-position | "
         out += "drafts/round | tok/s | speedup | round ms | draft wait | worker draft | network | target | verify | "
-        out += "bytes/token |\n"
-        out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        out += "coord. CPU | bytes/token | bytes/drafted token |\n"
+        out +=
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for r in points {
             let perPosition = r.perPositionAcceptance.map { Self.f($0, 2) }.joined(separator: " ")
             out += "| \(r.scheme) | \(r.mix) | \(r.drafts) | \(r.workers)×\(r.sequencesPerWorker) | \(r.draftLength) | "
@@ -187,7 +188,9 @@ public struct BenchReport: Sendable {
             out += "\(Self.f(r.tokensPerSecond, 1)) | \(Self.f(r.speedup, 2))× | \(Self.f(r.time.round / 1000, 2)) | "
             out += "\(Self.f(r.time.draftWait / 1000, 2)) | \(Self.f(r.time.workerDraft / 1000, 2)) | "
             out += "\(Self.f(r.time.network / 1000, 2)) | \(Self.f(r.time.targetForward / 1000, 2)) | "
-            out += "\(Self.f(r.time.verification / 1000, 2)) | \(Self.f(r.bytes.perToken, 0)) |\n"
+            out += "\(Self.f(r.time.verification / 1000, 2)) | "
+            out += "\(r.time.coordinatorCPU.map { Self.f($0 / 1000, 2) } ?? "–") | \(Self.f(r.bytes.perToken, 0)) | "
+            out += "\(r.bytes.perDraftedToken.map { Self.f($0, 0) } ?? "–") |\n"
         }
         if !baselines.isEmpty {
             out += "\nPlain target decoding (same prompts and seeds, each point's speedup uses the one measured "

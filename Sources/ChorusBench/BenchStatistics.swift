@@ -61,6 +61,8 @@ public enum BenchStatistics {
         var split = BenchRecord.TimeSplit()
         var requestBytes = 0
         var replyBytes = 0
+        var draftTokens = 0
+        var coordinatorCPU = 0.0
         var rounds = 0
         var roundsWithDrafts = 0
         var draftsUsed = 0
@@ -87,6 +89,8 @@ public enum BenchStatistics {
                 split.verification += Double(r.verification)
                 requestBytes += r.requestBytes
                 replyBytes += r.replyBytes
+                draftTokens += r.draftTokens
+                coordinatorCPU += Double(r.coordinatorCPU)
                 if r.drafts > 0 {
                     roundsWithDrafts += 1
                     draftsUsed += r.drafts
@@ -129,11 +133,13 @@ public enum BenchStatistics {
             split.verification /= n
             split.round = Double(total.elapsedMicroseconds) / n
             split.other = max(0, split.round - split.draftWait - split.targetForward - split.verification)
+            split.coordinatorCPU = coordinatorCPU / n
             record.bytes.requestPerRound = Double(requestBytes) / n
             record.bytes.replyPerRound = Double(replyBytes) / n
         }
         record.time = split
         record.bytes.total = requestBytes + replyBytes
+        if draftTokens > 0 { record.bytes.perDraftedToken = Double(replyBytes) / Double(draftTokens) }
         record.bytes.perToken =
             total.generatedTokens == 0 ? 0 : Double(requestBytes + replyBytes) / Double(total.generatedTokens)
         if expectedDrafts > 0, roundsWithDrafts > 0, record.draftsPerRound < Double(expectedDrafts) - 1e-9 {

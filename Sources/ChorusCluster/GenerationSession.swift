@@ -38,6 +38,8 @@ public final class GenerationSession {
         /// Time of the target forward pass and of the verification, in microseconds.
         public var targetMicroseconds: Int64
         public var verifyMicroseconds: Int64
+        /// Thread CPU time of the verification (target laws of the walked nodes, schemes), microseconds.
+        public var verifyCPUMicroseconds: Int64 = 0
     }
 
     public init(
@@ -114,11 +116,25 @@ public final class GenerationSession {
             let start = clock.now
             let logits = try targetSession.scoreTree(tokens: tokens, parents: parents)
             let afterForward = clock.now
-            let targets = try logits.map { try TokenDistribution(logits: $0, settings: settings) }
-            let outcome = try verifier.verify(tree: tree, targetDistributions: targets, using: &rng)
+            let cpuStart = ThreadCPUTime.microseconds()
+            guard logits.count == tree.nodeCount else {
+                throw ModelError.invalidRequest("the target scored \(logits.count) rows for \(tree.nodeCount) nodes")
+            }
+            // The target law of a node is built when the walk reaches it, once (at most L + 1 of them).
+            var targets: [Int: TokenDistribution] = [:]
+            let settings = settings
+            let outcome = try verifier.verify(
+                tree: tree,
+                targetLaw: { node in
+                    if let law = targets[node] { return law }
+                    let law = try TokenDistribution(logits: logits[node], settings: settings)
+                    targets[node] = law
+                    return law
+                }, using: &rng)
             try targetSession.keepTreePath([0] + outcome.acceptedNodes)
             round.targetMicroseconds = (afterForward - start).microseconds
             round.verifyMicroseconds = (clock.now - afterForward).microseconds
+            round.verifyCPUMicroseconds = ThreadCPUTime.microseconds() - cpuStart
             round.tokens = outcome.tokens
             round.acceptedDraftTokens = outcome.acceptedCount
             round.draftPositions = tree.length
@@ -163,6 +179,14 @@ public final class GenerationSession {
             finishReason = "context"
         }
         return round
+    }
+
+    /// Adds a round's draft traffic and the coordinator's CPU time outside the target forward to the
+    /// statistics (the round loop knows the replies; ``runRound(tree:)`` the verification).
+    public func recordDraftTraffic(replyBytes: Int, draftTokens: Int, coordinatorMicroseconds: Int64) {
+        statistics.draftReplyBytes += replyBytes
+        statistics.draftTokensReceived += draftTokens
+        statistics.coordinatorMicroseconds += UInt64(max(0, coordinatorMicroseconds))
     }
 
     /// Counts a round's used replies, those drafted ahead, and how long the target waited for them.

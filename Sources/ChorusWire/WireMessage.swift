@@ -201,6 +201,29 @@ public struct GeneratePoll: Sendable, Equatable {
 
 /// Generation statistics (DESIGN.md "Metrics vocabulary").
 public struct GenerationStatistics: Sendable, Equatable, Codable {
+    enum CodingKeys: String, CodingKey {
+        case generatedTokens, targetForwards, draftedTokens, acceptedDraftTokens, draftsReceived, elapsedMicroseconds
+        case repliesUsed, draftAheadHits, draftWaitMicroseconds
+        case draftReplyBytes, draftTokensReceived, coordinatorMicroseconds
+    }
+
+    /// Decodes JSON written before the later fields existed (they default to 0).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        generatedTokens = try c.decode(Int.self, forKey: .generatedTokens)
+        targetForwards = try c.decode(Int.self, forKey: .targetForwards)
+        draftedTokens = try c.decode(Int.self, forKey: .draftedTokens)
+        acceptedDraftTokens = try c.decode(Int.self, forKey: .acceptedDraftTokens)
+        draftsReceived = try c.decode(Int.self, forKey: .draftsReceived)
+        elapsedMicroseconds = try c.decode(UInt64.self, forKey: .elapsedMicroseconds)
+        repliesUsed = try c.decodeIfPresent(Int.self, forKey: .repliesUsed) ?? 0
+        draftAheadHits = try c.decodeIfPresent(Int.self, forKey: .draftAheadHits) ?? 0
+        draftWaitMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .draftWaitMicroseconds) ?? 0
+        draftReplyBytes = try c.decodeIfPresent(Int.self, forKey: .draftReplyBytes) ?? 0
+        draftTokensReceived = try c.decodeIfPresent(Int.self, forKey: .draftTokensReceived) ?? 0
+        coordinatorMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .coordinatorMicroseconds) ?? 0
+    }
+
     public var generatedTokens: Int = 0
     /// Target forward passes (rounds).
     public var targetForwards: Int = 0
@@ -215,10 +238,30 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
     /// Time the target sat idle waiting for drafts, summed over the rounds (microseconds).
     public var draftWaitMicroseconds: UInt64 = 0
 
+    /// Bytes of the draft replies the coordinator received, and the drafted tokens they carried (each
+    /// with its law; counted before the round trims the drafts to one length). Coordinator-side only:
+    /// not sent to NNG clients (the wire form of these statistics is unchanged).
+    public var draftReplyBytes: Int = 0
+    public var draftTokensReceived: Int = 0
+    /// Coordinator CPU time outside the target forward, in microseconds: decoding and checking the
+    /// replies, building the tree, the target laws of the walked nodes and verification (thread CPU
+    /// time of those stretches). Coordinator-side only.
+    public var coordinatorMicroseconds: UInt64 = 0
+
     public init() {}
 
     /// Share of the used replies that were drafted ahead.
     public var draftAheadHitRate: Double { repliesUsed == 0 ? 0 : Double(draftAheadHits) / Double(repliesUsed) }
+
+    /// Reply bytes per drafted token received (issue 13's "bytes per drafted token"); 0 without drafts.
+    public var bytesPerDraftedToken: Double {
+        draftTokensReceived == 0 ? 0 : Double(draftReplyBytes) / Double(draftTokensReceived)
+    }
+
+    /// Coordinator CPU time outside the target forward per round, in microseconds.
+    public var coordinatorMicrosecondsPerRound: Double {
+        targetForwards == 0 ? 0 : Double(coordinatorMicroseconds) / Double(targetForwards)
+    }
 
     /// Tokens produced per target forward.
     public var blockEfficiency: Double { targetForwards == 0 ? 0 : Double(generatedTokens) / Double(targetForwards) }

@@ -10,6 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             BenchSweepCommand.self, BenchPlotCommand.self, BenchSelectionCommand.self, BenchModelCommand.self,
             BenchAcceptanceCommand.self, BenchAccuracyCommand.self, BenchTransportCommand.self,
+            BenchQuantizationCommand.self,
         ],
         defaultSubcommand: BenchSweepCommand.self
     )
@@ -142,9 +143,11 @@ struct BenchSelectionCommand: ParsableCommand {
         for _ in 0..<21 {
             let start = threadCPUMicroseconds()
             var acc = 0.0
+            let q = target.probabilities
+            let vectors = drafts.map(\.probabilities)
             for y in 0..<target.vocabularySize {
-                var m = target.probabilities[y]
-                for d in drafts { m = min(m, d.probabilities[y]) }
+                var m = q[y]
+                for d in vectors { m = min(m, d[y]) }
                 acc += m
             }
             sink += acc

@@ -308,6 +308,10 @@ struct BenchSweepCommand: AsyncParsableCommand {
         if let h = r.hosts { s += " hosts=\(h)" }
         s += ": block eff. \(fixed(r.blockEfficiency, 2)), accept \(fixed(r.acceptanceRate, 2)), "
         s += "\(fixed(r.tokensPerSecond, 1)) tok/s (\(fixed(r.speedup, 2))×)"
+        if let bytes = r.bytes.perDraftedToken { s += ", \(fixed(bytes, 0)) B per drafted token" }
+        if let cpu = r.time.coordinatorCPU, r.time.round > 0 {
+            s += ", coordinator CPU \(fixed(cpu / 1000, 2)) ms/round (\(fixed(100 * cpu / r.time.round, 1)) %)"
+        }
         if !r.warnings.isEmpty { s += "  ⚠ \(r.warnings[0])" }
         return s
     }

@@ -147,6 +147,27 @@ import Testing
         #expect(abs(r.bytes.replyPerRound - 2800.0 / 3) < 1e-9)
         #expect(r.bytes.total == 3000)
         #expect(r.bytes.perToken == 300)
+        // Rounds made without the issue-13 fields: nothing to divide by, so no per-drafted-token figure.
+        #expect(r.bytes.perDraftedToken == nil)
+        #expect(r.time.coordinatorCPU == 0)
+    }
+
+    /// Bytes per drafted token and the coordinator's CPU time per round (issue 13).
+    @Test func draftBytesAndCoordinatorTimePerRound() {
+        var r = Self.record()
+        var g = Self.generation()
+        g.rounds = g.rounds.enumerated().map { i, round in
+            var round = round
+            round.draftTokens = 16
+            round.coordinatorCPU = Int64(300 * (i + 1))
+            return round
+        }
+        BenchStatistics.fill(&r, generations: [g], baseline: 100, expectedDrafts: 2)
+        #expect(r.bytes.perDraftedToken == 2800.0 / 48)
+        #expect(r.time.coordinatorCPU == 600)
+        #expect(r.time.other == 3000)  // CPU time is part of the split above, not taken from "other"
+        let decoded = try? BenchRecord.decode(line: try r.jsonLine())
+        #expect(decoded?.bytes.perDraftedToken == r.bytes.perDraftedToken)
     }
 
     @Test func statisticsAggregateOverPromptsAndFlagMissingDrafts() {

@@ -53,6 +53,10 @@ public actor Coordinator {
         /// The depth L verified and the tree's nodes (root included; 1 without drafts).
         public var depth: Int = 0
         public var nodes: Int = 1
+        /// Drafted tokens (with laws) in the valid replies.
+        public var draftTokens: Int = 0
+        /// Coordinator thread CPU time outside the target forward: replies, tree, verification (µs).
+        public var coordinatorCPU: Int64 = 0
     }
 
     /// A running or recently finished generation.
@@ -170,6 +174,7 @@ public actor Coordinator {
             let draftWait = (clock.now - roundStart).microseconds
             for time in collected.replyTimes { deadline.record(microseconds: time) }
             // 2. One length, and drafts the scheme can take, before the target pays for a forward.
+            let treeCPUStart = ThreadCPUTime.microseconds()
             var drafts = session.trimmed(collected.drafts)
             if options.scheme.needsIdenticalDrafts, !drafts.haveIdenticalLaws {
                 drafts = onlyFirstGroup(drafts, entry)
@@ -180,7 +185,12 @@ public actor Coordinator {
             do {
                 // 3. The tree, once; ONE target forward over it; verification.
                 let tree = drafts.isEmpty ? nil : try DraftTree(drafts: drafts, vocabularySize: target.vocabularySize)
+                let treeCPU = ThreadCPUTime.microseconds() - treeCPUStart
                 let result = try session.runRound(tree: tree)
+                let coordinatorCPU = collected.validationCPU + treeCPU + result.verifyCPUMicroseconds
+                session.recordDraftTraffic(
+                    replyBytes: collected.replyBytes, draftTokens: collected.draftTokens,
+                    coordinatorMicroseconds: coordinatorCPU)
                 sizer.record(
                     offered: result.draftPositions, acceptedCount: result.acceptedDraftTokens,
                     nodes: tree?.nodeCount ?? 1, forwardMicroseconds: result.targetMicroseconds,
@@ -195,7 +205,8 @@ public actor Coordinator {
                         drafts: result.draftsUsed, requestBytes: collected.requestBytes,
                         replyBytes: collected.replyBytes, workerDraftTime: collected.workerDraftTime,
                         aheadHits: collected.aheadHits, replies: collected.replyTimes.count,
-                        depth: result.draftPositions, nodes: tree?.nodeCount ?? 1))
+                        depth: result.draftPositions, nodes: tree?.nodeCount ?? 1,
+                        draftTokens: collected.draftTokens, coordinatorCPU: coordinatorCPU))
                 session.record(replies: collected.replyTimes.count, aheadHits: collected.aheadHits, wait: draftWait)
                 session.setElapsed(clock.now - started)
                 entry.stream.publish(result.tokens, statistics: session.statistics)

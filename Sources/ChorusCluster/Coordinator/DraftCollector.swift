@@ -39,6 +39,10 @@ struct DraftCollector: Sendable {
         var aheadHits = 0
         /// Round-trip times of the used replies, microseconds (what the deadline learns from).
         var replyTimes: [Int64] = []
+        /// Drafted tokens (each with its law) in the valid replies.
+        var draftTokens = 0
+        /// Thread CPU time spent decoding and checking the replies, in microseconds.
+        var validationCPU: Int64 = 0
     }
 
     /// The seed of worker `i`'s draft request in a round, from the generation's seed (not the session
@@ -72,11 +76,14 @@ struct DraftCollector: Sendable {
                 collection.outcomes.append((worker.address, .missed(error)))
             case let .success(bytes):
                 collection.replyBytes += bytes.count
+                let cpuStart = ThreadCPUTime.microseconds()
+                defer { collection.validationCPU += ThreadCPUTime.microseconds() - cpuStart }
                 switch validate(bytes, group: worker.group, request: request) {
                 case let .success((drafts, micros, ahead)):
                     collection.outcomes.append(
                         (worker.address, .used(context: request.context, seed: requests[answer.index].seed)))
                     collection.drafts += drafts
+                    collection.draftTokens += drafts.reduce(0) { $0 + $1.tokens.count }
                     collection.workerDraftTime = max(collection.workerDraftTime, micros)
                     if ahead { collection.aheadHits += 1 }
                     collection.replyTimes.append(answer.elapsed.microseconds)
@@ -164,6 +171,7 @@ struct DraftCollector: Sendable {
                     guard wire.vocabularySize == vocabularySize, t >= 0, t < vocabularySize else {
                         return .failure(ReplyProblem(message: "token \(t) or law over \(wire.vocabularySize) tokens"))
                     }
+                    // A quantized law decodes to a sparse law (its support only): no vector of n entries.
                     guard let law = try? wire.decoded(), law[t] > 0 else {
                         return .failure(ReplyProblem(message: "token \(t) is impossible under the law sent with it"))
                     }

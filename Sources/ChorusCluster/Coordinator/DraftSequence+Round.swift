@@ -22,9 +22,9 @@ extension [DraftSequence] {
                 for t in 0..<common {
                     let a = self[i].distributions[t]
                     let b = self[j].distributions[t]
-                    guard a.support == b.support,
-                        zip(a.probabilities, b.probabilities).allSatisfy({ abs($0 - $1) <= DraftTree.lawTolerance })
-                    else { return "sequences \(i) and \(j) share a prefix but not the law at position \(t + 1)" }
+                    guard a.agrees(with: b, within: DraftTree.lawTolerance) else {
+                        return "sequences \(i) and \(j) share a prefix but not the law at position \(t + 1)"
+                    }
                     if self[i].tokens[t] != self[j].tokens[t] { break }
                 }
             }

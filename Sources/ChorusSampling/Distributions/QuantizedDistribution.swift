@@ -110,8 +110,17 @@ public struct QuantizedDistribution: Sendable, Equatable, Hashable, CustomString
     }
 
     /// The same law as a ``TokenDistribution``, exactly: entries `mass · 2^-b` (exact doubles,
-    /// summing to exactly 1). O(n) for the dense vector.
+    /// summing to exactly 1), stored sparse — O(m), nothing of the vocabulary's size is allocated
+    /// (the coordinator keeps draft laws in this form from the decoded reply to the verifier).
     public var distribution: TokenDistribution {
+        let s = scale
+        return TokenDistribution(
+            uncheckedSupport: tokens.map { Int($0) }, values: masses.map { Double($0) * s },
+            vocabularySize: vocabularySize)
+    }
+
+    /// The same law with its dense vector of n entries (for tools that want one; O(n)).
+    public var denseDistribution: TokenDistribution {
         var dense = [Double](repeating: 0, count: vocabularySize)
         let s = scale
         for (t, mass) in zip(tokens, masses) { dense[Int(t)] = Double(mass) * s }
@@ -123,16 +132,16 @@ public struct QuantizedDistribution: Sendable, Equatable, Hashable, CustomString
         var distance = 0.0
         var j = 0
         let s = scale
-        for y in law.support {
+        for (index, y) in law.support.enumerated() {
             while j < tokens.count, Int(tokens[j]) < y {
                 distance += Double(masses[j]) * s
                 j += 1
             }
             if j < tokens.count, Int(tokens[j]) == y {
-                distance += abs(law[y] - Double(masses[j]) * s)
+                distance += abs(law.probability(atSupportIndex: index) - Double(masses[j]) * s)
                 j += 1
             } else {
-                distance += law[y]
+                distance += law.probability(atSupportIndex: index)
             }
         }
         while j < tokens.count {
@@ -167,7 +176,7 @@ extension QuantizedDistribution {
     /// and verified against. It only decides `Σ|p − p̂|`, hence the acceptance lost.
     public init(quantizing law: TokenDistribution, totalBits: Int = QuantizedDistribution.defaultTotalBits) {
         self.init(
-            candidates: law.support, weights: law.support.map { law.probabilities[$0] },
+            candidates: law.support, weights: law.supportProbabilities,
             vocabularySize: law.vocabularySize, totalBits: totalBits)
     }
 

@@ -42,8 +42,53 @@ public struct SamplingSettings: Sendable, Equatable, Hashable, Codable, CustomSt
 
 extension TokenDistribution {
     /// The exact distribution that sampling with `settings` draws from, given `logits: [vocabularySize]`.
+    ///
+    /// Without top-k/top-p (the common case, and the coordinator's target law per tree node) one fused
+    /// pass computes the same float64 values as the general path, operation for operation — widen,
+    /// subtract the max, scale by 1/T, exp, sum in token order, divide — in one vector of n entries
+    /// instead of five, so the law is bit for bit the same.
     public init(logits: [Float], settings: SamplingSettings) throws {
-        try self.init(logits: logits.map(Double.init), settings: settings)
+        let truncates = (settings.topK > 0 && settings.topK < logits.count) || settings.topP < 1
+        guard !logits.isEmpty, settings.temperature > 0, settings.topK != 1, !truncates else {
+            try self.init(logits: logits.map(Double.init), settings: settings)
+            return
+        }
+        try settings.validate()
+        var maxIndex = 0
+        for (i, v) in logits.enumerated() {
+            guard !v.isNaN, v != .infinity else {
+                throw SamplingError.invalidSamplingSettings("logit \(i) is \(Double(v))")
+            }
+            if v > logits[maxIndex] { maxIndex = i }
+        }
+        guard logits[maxIndex] > -.infinity else {
+            throw SamplingError.invalidSamplingSettings("every logit is -infinity")
+        }
+        let maxLogit = Double(logits[maxIndex])
+        let invT = 1 / settings.temperature
+        let n = logits.count
+        var sum = 0.0
+        var probabilities = [Double](unsafeUninitializedCapacity: n) { buffer, count in
+            logits.withUnsafeBufferPointer { l in
+                for i in 0..<n {
+                    let w = (Double(l[i]) - maxLogit) * invT
+                    let e = w == -.infinity ? 0 : exp(w)
+                    buffer[i] = e
+                    sum += e
+                }
+            }
+            count = n
+        }
+        var support: [Int] = []
+        support.reserveCapacity(n)
+        probabilities.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n {
+                let v = p[i] / sum
+                p[i] = v
+                if v > 0 { support.append(i) }
+            }
+        }
+        self.init(unchecked: probabilities, support: support)
     }
 
     /// The exact distribution that sampling with `settings` draws from, given `logits: [vocabularySize]`.

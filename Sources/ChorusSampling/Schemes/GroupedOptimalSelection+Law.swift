@@ -84,7 +84,7 @@ extension GroupedOptimalSelection {
     }
 
     public func law(given drafted: [Int]) -> SelectionLaw {
-        speculativeLaw(selection: selectionProbabilities(drafted), target: q, acceptance: acceptance) { selected[$0] }
+        speculativeLaw(selection: selectionProbabilities(drafted), target: q, acceptance: acceptance) { selected($0) }
     }
 }
 

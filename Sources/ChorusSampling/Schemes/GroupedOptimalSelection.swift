@@ -21,8 +21,10 @@ public struct GroupedOptimalSelection: PreparedSelection {
     public let acceptance: Double
     let groups: [OptimalSelection]
     let q: [Double]
-    /// selected: [n], `p_I`.
-    let selected: [Double]
+    /// `p_I` on the union of the groups' supports: selectedTokens ascending, selectedValues aligned
+    /// (zero elsewhere). Nothing of size n is built for sparse draft laws.
+    let selectedTokens: [Int]
+    let selectedValues: [Double]
 
     public init(target: TokenDistribution, drafts: [TokenDistribution]) {
         vocabularySize = target.vocabularySize
@@ -42,23 +44,57 @@ public struct GroupedOptimalSelection: PreparedSelection {
         groupSize = sizes
         groups = laws.indices.map { OptimalSelection(target: target, draft: laws[$0], drafts: sizes[$0]) }
         let groupCount = laws.count
-        var selected = [Double](repeating: 0, count: target.vocabularySize)
-        for (g, selection) in groups.enumerated() {
-            let k = sizes[g]
-            let moments = selection.tables.keyMoments(exponent: k * groupCount - 1)
-            for j in 0..<selection.tables.m {
-                let t = Int(selection.tables.tokenAt[j])
-                selected[t] += Double(k) * selection.tables.pr[j] * moments[j]
+        // Each group's contribution K_g p_g(y) E[s^{K_g G − 1}] by support index, then a G-way merge of
+        // the (ascending) supports; a token's terms are added in group order, as into a dense vector.
+        let contributions: [[Double]] = groups.enumerated().map { g, selection in
+            let tables = selection.tables
+            let moments = tables.keyMoments(exponent: sizes[g] * groupCount - 1)
+            return (0..<tables.m).map { i in
+                let j = Int(tables.rankOfIndex[i])
+                return Double(sizes[g]) * tables.pr[j] * moments[j]
             }
         }
+        var cursor = [Int](repeating: 0, count: groupCount)
+        var tokens: [Int] = []
+        var values: [Double] = []
         var acceptance = 0.0
-        for y in selected.indices { acceptance += min(q[y], selected[y]) }
-        self.selected = selected
+        while true {
+            var next = Int.max
+            for g in 0..<groupCount where cursor[g] < groups[g].tables.m {
+                next = min(next, groups[g].tables.support[cursor[g]])
+            }
+            if next == Int.max { break }
+            var value = 0.0
+            for g in 0..<groupCount where cursor[g] < groups[g].tables.m && groups[g].tables.support[cursor[g]] == next
+            {
+                value += contributions[g][cursor[g]]
+                cursor[g] += 1
+            }
+            tokens.append(next)
+            values.append(value)
+            acceptance += min(q[next], value)
+        }
+        selectedTokens = tokens
+        selectedValues = values
         self.acceptance = acceptance
     }
 
-    /// `p_I` as a dense vector: [n].
-    public var selectedLaw: [Double] { selected }
+    /// `p_I` of a token (0 off the drafts' supports): a binary search.
+    func selected(_ token: Int) -> Double {
+        var lo = 0, hi = selectedTokens.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if selectedTokens[mid] < token { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < selectedTokens.count && selectedTokens[lo] == token ? selectedValues[lo] : 0
+    }
+
+    /// `p_I` as a dense vector: [n] (built on request).
+    public var selectedLaw: [Double] {
+        var dense = [Double](repeating: 0, count: vocabularySize)
+        for (t, v) in zip(selectedTokens, selectedValues) { dense[t] = v }
+        return dense
+    }
 
     public func choose<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> Int {
         var bestToken = drafted[0]
@@ -79,6 +115,13 @@ public struct GroupedOptimalSelection: PreparedSelection {
 
     public func select<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> SelectionOutcome {
         let z = choose(drafted, using: &rng)
-        return speculativeOutcome(z, drafted: drafted, target: q, acceptance: acceptance, using: &rng) { selected[$0] }
+        let u = rng.nextUnit()
+        let xz = selected(z)
+        if 1 - acceptance <= 0 || xz <= 0 || u * xz < q[z] {
+            return SelectionOutcome(token: z, accepted: true, drafted: drafted)
+        }
+        let values = selectedValues
+        let y = sampleResidual(target: q, support: selectedTokens, using: &rng) { values[$0] }
+        return SelectionOutcome(token: y, accepted: false, drafted: drafted)
     }
 }

@@ -64,8 +64,7 @@ public struct OptimalSelection: PreparedSelection {
         vocabularySize = target.vocabularySize
         draftCount = k
         q = target.probabilities
-        tables = QuantileKeyTables(
-            q: target.probabilities, p: draft.probabilities, support: draft.support, k: k, stopwatch: stopwatch)
+        tables = QuantileKeyTables(q: q, draft: draft, k: k, stopwatch: stopwatch)
     }
 
     /// `p_I` of a token (0 off the draft's support).
@@ -100,49 +99,54 @@ public struct OptimalSelection: PreparedSelection {
     }
 
     /// Step 2: accept z with probability `min(1, q_z / p_I(z))`, else draw from `(q − p_I)+`, which
-    /// lives on T* and off the draft's support.
+    /// lives on T* and off the draft's support. Only the rejection path reads all of `q`, merged with
+    /// the draft's support (no per-token look-up of `p_I`).
     func speculativeStep<R: RandomNumberGenerator>(
         _ z: Int, drafted: [Int], using rng: inout R
     ) -> SelectionOutcome {
-        speculativeOutcome(z, drafted: drafted, target: q, acceptance: acceptance, using: &rng) {
-            selectedProbability($0)
+        let u = rng.nextUnit()
+        let xz = selectedProbability(z)
+        if 1 - acceptance <= 0 || xz <= 0 || u * xz < q[z] {
+            return SelectionOutcome(token: z, accepted: true, drafted: drafted)
         }
+        let tables = tables
+        let y = sampleResidual(target: q, support: tables.support, using: &rng) {
+            tables.x[Int(tables.rankOfIndex[$0])]
+        }
+        return SelectionOutcome(token: y, accepted: false, drafted: drafted)
     }
 }
 
-/// Step 2 of the canonical decomposition for schemes that know `p_I` pointwise: accept z with
-/// probability `min(1, q_z / x_z)`, else draw the recovered token from `(q − x)+`. With no residual
-/// mass (acceptance 1) the ratio is 1 up to rounding: accept.
-func speculativeOutcome<R: RandomNumberGenerator>(
-    _ z: Int, drafted: [Int], target q: [Double], acceptance: Double, using rng: inout R,
-    selected x: (Int) -> Double
-) -> SelectionOutcome {
-    let u = rng.nextUnit()
-    let xz = x(z)
-    if 1 - acceptance <= 0 || xz <= 0 || u * xz < q[z] {
-        return SelectionOutcome(token: z, accepted: true, drafted: drafted)
-    }
-    let y = sampleResidual(target: q, using: &rng, selected: x)
-    return SelectionOutcome(token: y, accepted: false, drafted: drafted)
-}
-
-/// Draws from `(q − x)+` normalised by one scan (the rejection path only).
+/// Draws from `(q − x)+` normalised, where `x` is zero off the sorted token list `support` and
+/// `x(support[i]) = selected(i)`: one merged scan for the mass, one for the draw, term by term the
+/// arithmetic of a scan over a dense `x` (zeros off the support), so the same token. With no residual
+/// mass (acceptance 1, where rounding alone rejects) the last positive term, as before.
 func sampleResidual<R: RandomNumberGenerator>(
-    target q: [Double], using rng: inout R, selected x: (Int) -> Double
+    target q: [Double], support: [Int], using rng: inout R, selected: (Int) -> Double
 ) -> Int {
-    var mass = 0.0
-    for y in q.indices where q[y] > 0 { mass += max(q[y] - x(y), 0) }
-    var v = rng.nextUnit() * mass
-    var last = 0
-    for y in q.indices where q[y] > 0 {
-        let r = q[y] - x(y)
-        if r > 0 {
-            last = y
-            if v < r { return y }
-            v -= r
+    q.withUnsafeBufferPointer { q in
+        support.withUnsafeBufferPointer { support in
+            func residual(_ y: Int, _ i: inout Int) -> Double {
+                while i < support.count, support[i] < y { i += 1 }
+                return i < support.count && support[i] == y ? q[y] - selected(i) : q[y] - 0
+            }
+            var mass = 0.0
+            var i = 0
+            for y in 0..<q.count where q[y] > 0 { mass += max(residual(y, &i), 0) }
+            var v = rng.nextUnit() * mass
+            var last = 0
+            i = 0
+            for y in 0..<q.count where q[y] > 0 {
+                let r = residual(y, &i)
+                if r > 0 {
+                    last = y
+                    if v < r { return y }
+                    v -= r
+                }
+            }
+            return last
         }
     }
-    return last
 }
 
 /// The flat tables of one quantile-key construction. Immutable once built (hence Sendable).
@@ -159,17 +163,19 @@ final class QuantileKeyTables: @unchecked Sendable {
     private let block: UnsafeMutableRawPointer
     private let blockBytes: Int
 
-    /// rankOf: [n], rank of a token; written only for the draft's support (read it through
-    /// ``rank(of:)``), so a sparse draft law costs O(m), not O(n).
-    let rankOf: UnsafeMutablePointer<Int32>
-    /// The draft law p: [n] (shared storage, not a copy), which tells whether a token has a rank.
-    let draftProbabilities: [Double]
-    /// tokenAt: [m]; pr, qr: [m] p and q by rank; bounds: [m + 1]; meanWeight: [m] ā_j; x: [m] p_I by rank.
-    let tokenAt: UnsafeMutablePointer<Int32>
+    /// The draft's support (token ids ascending): index space of ``rankOfIndex``; ``rank(of:)`` finds a
+    /// token here by binary search, so nothing of size n is kept.
+    let support: [Int]
+    /// rankOfIndex: [m], the rank of `support[i]`.
+    let rankOfIndex: UnsafeMutablePointer<Int32>
+    /// indexAt: [m], the support index at each rank (the token is `support[indexAt[j]]`; keeping the
+    /// index, which the sorted records carry, spares the scan a random read of the support per rank);
+    /// pr, qr: [m] p and q by rank; bounds: [m + 1]; x: [m] p_I by rank. (The cell weight ā_j is
+    /// recomputed from the bounds where a pass needs it, for receivers only: one stream fewer to write.)
+    let indexAt: UnsafeMutablePointer<Int32>
     let pr: UnsafeMutablePointer<Double>
     let qr: UnsafeMutablePointer<Double>
     let bounds: UnsafeMutablePointer<Double>
-    let meanWeight: UnsafeMutablePointer<Double>
     let x: UnsafeMutablePointer<Double>
     /// Donor list entries: [2m].
     let entryTheta: UnsafeMutablePointer<Double>
@@ -185,19 +191,20 @@ final class QuantileKeyTables: @unchecked Sendable {
     let receiverSnapshot: UnsafeMutablePointer<Int32>
     let receiverWeight: UnsafeMutablePointer<Double>
 
-    init(q: [Double], p: [Double], support: [Int], k: Int, stopwatch: (@Sendable () -> UInt64)? = nil) {
+    /// Builds the tables for target `q: [n]` (dense) and the draft law, dense or sparse: only the
+    /// draft's support and `q` at its tokens are read (O(m) memory and time beyond the sort).
+    init(q: [Double], draft: TokenDistribution, k: Int, stopwatch: (@Sendable () -> UInt64)? = nil) {
         n = q.count
+        support = draft.support
         m = support.count
         self.k = k
-        draftProbabilities = p
         // One pooled block holds every table (and the build's scratch), reused across positions.
         var layout = ScratchLayout()
-        let oRank = layout.reserve(Int32.self, n)
+        let oRank = layout.reserve(Int32.self, m)
         let oToken = layout.reserve(Int32.self, m)
         let oP = layout.reserve(Double.self, m)
         let oQ = layout.reserve(Double.self, m)
         let oBounds = layout.reserve(Double.self, m + 1)
-        let oMean = layout.reserve(Double.self, m)
         let oX = layout.reserve(Double.self, m)
         let oTheta = layout.reserve(Double.self, 2 * m)
         let oCell = layout.reserve(Int32.self, 2 * m)
@@ -210,18 +217,19 @@ final class QuantileKeyTables: @unchecked Sendable {
         let oSnapshot = layout.reserve(Int32.self, 2 * m)
         let oWeight = layout.reserve(Double.self, 2 * m)
         let oStack = layout.reserve(Int32.self, m)
-        let oPacked = layout.reserve(UInt64.self, 2 * m)
-        let oCounts = layout.reserve(Int.self, 3 * 2048)
+        let oKeys = layout.reserve(UInt32.self, m)
+        let oRecords = layout.reserve(RatioRecord.self, m)
+        let oLocal = layout.reserve(UInt64.self, 2 * m)
+        let oCounts = layout.reserve(Int32.self, RatioSort.countsSize)
         blockBytes = layout.bytes
         let base = ScratchPool.take(bytes: layout.bytes)
         block = base
         func at<T>(_ offset: Int, _ type: T.Type) -> UnsafeMutablePointer<T> { carve(base, offset, type) }
-        rankOf = at(oRank, Int32.self)
-        tokenAt = at(oToken, Int32.self)
+        rankOfIndex = at(oRank, Int32.self)
+        indexAt = at(oToken, Int32.self)
         pr = at(oP, Double.self)
         qr = at(oQ, Double.self)
         bounds = at(oBounds, Double.self)
-        meanWeight = at(oMean, Double.self)
         x = at(oX, Double.self)
         entryTheta = at(oTheta, Double.self)
         entryCell = at(oCell, Int32.self)
@@ -233,65 +241,60 @@ final class QuantileKeyTables: @unchecked Sendable {
         receiverDonor = at(oDonor, Int32.self)
         receiverSnapshot = at(oSnapshot, Int32.self)
         receiverWeight = at(oWeight, Double.self)
+        let scratch = RatioSort(
+            keys: at(oKeys, UInt32.self), records: at(oRecords, RatioRecord.self), local: at(oLocal, UInt64.self),
+            counts: at(oCounts, Int32.self))
         let stack = at(oStack, Int32.self)
-        let packed = at(oPacked, UInt64.self)
-        let counts = at(oCounts, Int.self)
+        // 1. Sort the support by q/p ascending (q = 0 first; ties harmless), exactly by the float32
+        //    ratio bits, ties in token order (``RatioSort``), with p and q carried along so nothing is
+        //    gathered at random afterwards; a sparse draft law is read through its support only.
+        let sortStarted = stopwatch?() ?? 0
+        let values = draft.isSparse ? draft.supportProbabilities : []
+        let dense = draft.isSparse ? [] : draft.probabilities
         q.withUnsafeBufferPointer { qb in
-            p.withUnsafeBufferPointer { pb in
-                support.withUnsafeBufferPointer { sb in
-                    build(q: qb, p: pb, support: sb, stack: stack, packed: packed, counts: counts, stopwatch: stopwatch)
+            support.withUnsafeBufferPointer { sb in
+                values.withUnsafeBufferPointer { vb in
+                    dense.withUnsafeBufferPointer { pb in
+                        let sparse = draft.isSparse
+                        scratch.sort(
+                            count: m, q: qb, support: sb, dense: sparse ? nil : pb.baseAddress,
+                            sparse: sparse ? vb.baseAddress : nil)
+                    }
                 }
             }
         }
+        build(scratch: scratch, stack: stack, sortStarted: sortStarted, stopwatch: stopwatch)
     }
 
     deinit {
         ScratchPool.give(block, bytes: blockBytes)
     }
 
+    /// Steps 2–4 after step 1 (``RatioSort/sort(count:q:support:dense:sparse:)``, done by the caller).
     private func build(
-        q: UnsafeBufferPointer<Double>, p: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>,
-        stack: UnsafeMutablePointer<Int32>, packed: UnsafeMutablePointer<UInt64>, counts: UnsafeMutablePointer<Int>,
+        scratch: RatioSort, stack: UnsafeMutablePointer<Int32>, sortStarted t0: UInt64,
         stopwatch: (@Sendable () -> UInt64)?
     ) {
         let now = stopwatch ?? { 0 }
-        // 1. Sort the support by q/p ascending (q = 0 first; ties harmless): radix sort of
-        //    (float32 ratio bits << 32 | token id). The support ascends, so a stable sort on the high
-        //    half leaves ties in token order (the order of the support index used before: same
-        //    permutation). The packing loop also builds the three digit histograms, and the sorted
-        //    keys are read where the last pass left them (no copy back). Carrying (p, q) through the
-        //    passes instead of the gather below was measured slower (issue 13).
-        let t0 = now()
-        counts.initialize(repeating: 0, count: 3 * 2048)
-        for i in 0..<m {
-            let t = support[i]
-            let bits = Float(q[t] / p[t]).bitPattern  // non-negative: the IEEE order is the numeric order
-            packed[i] = UInt64(bits) << 32 | UInt64(t)
-            counts[Int(bits & 0x7FF)] += 1
-            counts[2048 + Int((bits >> 11) & 0x7FF)] += 1
-            counts[4096 + Int(bits >> 22)] += 1
-        }
-        let sorted = radixSortHigh32(packed, scratch: packed + m, count: m, histograms: counts)
-        // Gather once, in rank order, with no dependency between iterations (the loads of p and q
-        // overlap): ranks, tokens, p and q by rank.
-        for j in 0..<m {
-            let t = Int(sorted[j] & 0xFFFF_FFFF)
-            tokenAt[j] = Int32(t)
-            rankOf[t] = Int32(j)
-            pr[j] = p[t]
-            qr[j] = q[t]
-        }
+        let records = scratch.records
         let t1 = now()
-        // One fused scan over the rank-ordered values: prefix sums in float64 (c_m clamped to 1),
-        // k* = argmin_j (Q_j − c_j^K), and the greedy vertex — rank j owns U(I_j),
-        // ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
+        // 2. One fused scan in rank order (``RatioSort/forEachInOrder``): ranks, tokens, p and q by
+        //    rank, prefix sums in float64 (c_m clamped to 1), k* = argmin_j (Q_j − c_j^K), and the
+        //    greedy vertex — rank j owns U(I_j), ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
         bounds[0] = 0
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
         let factors = CellWeightFactors(k: k)
-        for j in 0..<m {
-            let pj = pr[j], qj = qr[j]
+        var j = 0
+        scratch.forEachInOrder(count: m) { r in
+            let record = records[r]
+            let i = Int(record.index)
+            indexAt[j] = Int32(truncatingIfNeeded: i)
+            rankOfIndex[i] = Int32(j)
+            let pj = record.p, qj = record.q
+            pr[j] = pj
+            qr[j] = qj
             let lower = bounds[j]
             let upper = j == m - 1 ? 1 : lower + pj
             bounds[j + 1] = upper
@@ -302,13 +305,9 @@ final class QuantileKeyTables: @unchecked Sendable {
                 best = value
                 kStar = j + 1
             }
-            meanWeight[j] = mean
             x[j] = pj * mean
+            j += 1
         }
-        donorHead.initialize(repeating: -1, count: m)
-        ownWeight.initialize(repeating: 1, count: m)
-        receiverStart.initialize(repeating: 0, count: m)
-        receiverEnd.initialize(repeating: 0, count: m)
         optimum = 1 + best
         sStar = kStar
         let t2 = now()
@@ -316,9 +315,22 @@ final class QuantileKeyTables: @unchecked Sendable {
         var top = 0
         var e = 0
 
+        // Every rank is visited once by one of the passes below, before any transfer can touch it (a
+        // receiver at its visit, donors after theirs): its measure starts empty there.
+        @inline(__always) func startMeasure(_ j: Int) {
+            donorHead[j] = -1
+            ownWeight[j] = 1
+            receiverStart[j] = 0
+            receiverEnd[j] = 0
+        }
+        @inline(__always) func cellMeanWeight(_ j: Int) -> Double {
+            factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
+        }
+
         // 3. T* pass, ascending: a token over its target (excess) mixes pieces of its own cell into
         //    donors with slack (last in, first out); the donor's old measure moves to the token.
         for j in kStar..<m {
+            startMeasure(j)
             if x[j] <= qr[j] {
                 if x[j] < qr[j] {
                     stack[top] = Int32(j)
@@ -327,12 +339,13 @@ final class QuantileKeyTables: @unchecked Sendable {
                 continue
             }
             var excess = x[j] - qr[j]
+            let meanJ = cellMeanWeight(j)
             receiverStart[j] = Int32(e)
             while excess > 0, top > 0 {
                 let i = Int(stack[top - 1])
                 let slack = qr[i] - x[i]
                 let d = min(slack, excess)
-                let theta = d / (pr[i] * (meanWeight[j] - x[i] / pr[i]))
+                let theta = d / (pr[i] * (meanJ - x[i] / pr[i]))
                 record(transfer: e, receiver: j, donor: i, theta: theta)
                 e += 1
                 if slack <= excess {
@@ -349,9 +362,10 @@ final class QuantileKeyTables: @unchecked Sendable {
         // 4. S* pass, descending: the mirror image; a token under its target (deficit) takes from
         //    donors with surplus.
         top = 0
-        var j = kStar - 1
+        j = kStar - 1
         while j >= 0 {
             defer { j -= 1 }
+            startMeasure(j)
             if x[j] >= qr[j] {
                 if x[j] > qr[j] {
                     stack[top] = Int32(j)
@@ -360,12 +374,13 @@ final class QuantileKeyTables: @unchecked Sendable {
                 continue
             }
             var deficit = qr[j] - x[j]
+            let meanJ = cellMeanWeight(j)
             receiverStart[j] = Int32(e)
             while deficit > 0, top > 0 {
                 let i = Int(stack[top - 1])
                 let surplus = x[i] - qr[i]
                 let d = min(surplus, deficit)
-                let theta = d / (pr[i] * (x[i] / pr[i] - meanWeight[j]))
+                let theta = d / (pr[i] * (x[i] / pr[i] - meanJ))
                 record(transfer: e, receiver: j, donor: i, theta: theta)
                 e += 1
                 if surplus <= deficit {
@@ -406,10 +421,16 @@ final class QuantileKeyTables: @unchecked Sendable {
         donorHead[i] = Int32(e)
     }
 
-    /// The rank of `token`, or −1 when the draft cannot produce it (p = 0).
+    /// The rank of `token`, or −1 when the draft cannot produce it (p = 0): a binary search of the
+    /// support, O(log m).
     @inline(__always)
     func rank(of token: Int) -> Int {
-        draftProbabilities[token] > 0 ? Int(rankOf[token]) : -1
+        var lo = 0, hi = m
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if support[mid] < token { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < m && support[lo] == token ? Int(rankOfIndex[lo]) : -1
     }
 
     // MARK: Keys

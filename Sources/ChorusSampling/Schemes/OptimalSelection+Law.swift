@@ -61,7 +61,7 @@ extension OptimalSelection {
     }
 
     /// Token id at each rank: [m].
-    public var tokensByRank: [Int] { (0..<tables.m).map { Int(tables.tokenAt[$0]) } }
+    public var tokensByRank: [Int] { (0..<tables.m).map { tables.support[Int(tables.indexAt[$0])] } }
 
     /// `P(Z = y | drafted)` for each distinct drafted token: the probability that one of its drafts
     /// holds the largest key, integrated exactly cell by cell (keys are uniform within a cell, so

@@ -61,9 +61,10 @@ public struct PreparedSpecTr: PreparedSelection {
         let gamma = beta > 0 ? acceptance / beta : 0
         var residual = [Double](repeating: 0, count: target.vocabularySize)
         var mass = 0.0
+        let targetVector = target.probabilities, draftVector = draft.probabilities
         for y in 0..<target.vocabularySize {
-            let q = target.probabilities[y]
-            let r = q - gamma * min(draft.probabilities[y], q / rho)
+            let q = targetVector[y]
+            let r = q - gamma * min(draftVector[y], q / rho)
             // Tiny negatives are rounding (a ≤ ρβ is kept by the bisection): clamp to 0.
             if r > 0 {
                 residual[y] = r
@@ -77,7 +78,8 @@ public struct PreparedSpecTr: PreparedSelection {
     /// `β(ρ) = Σ_y min(p(y), q(y)/ρ)` over the draft's support.
     static func beta(target: TokenDistribution, draft: TokenDistribution, rho: Double) -> Double {
         var sum = 0.0
-        for y in draft.support { sum += min(draft.probabilities[y], target.probabilities[y] / rho) }
+        let q = target.probabilities
+        for (i, y) in draft.support.enumerated() { sum += min(draft.probability(atSupportIndex: i), q[y] / rho) }
         return sum
     }
 

@@ -76,15 +76,16 @@ public struct WeightedImportanceRule: SelectionRule {
         var tokenLevel = [Int](repeating: 0, count: n)
         var weight = [Double](repeating: 0, count: n)
         let levelWeight = (0..<levelCount).map { exp2(Double($0 - levels)) }
+        let vectors = (identical ? [drafts[0]] : drafts).map(\.probabilities)
         target.probabilities.withUnsafeBufferPointer { q in
             tokenLevel.withUnsafeMutableBufferPointer { level in
                 weight.withUnsafeMutableBufferPointer { w in
                     for y in 0..<n {
                         var mean = 0.0
                         if identical {
-                            mean = drafts[0].probabilities[y]
+                            mean = vectors[0][y]
                         } else {
-                            for d in drafts { mean += d.probabilities[y] }
+                            for d in vectors { mean += d[y] }
                             mean *= meanScale
                         }
                         var b = 0
@@ -111,7 +112,7 @@ public struct WeightedImportanceRule: SelectionRule {
         // levelMass[j][l] = P(X_j has level l).
         let levelMass: [[Double]] = (identical ? [drafts[0]] : drafts).map { d in
             var mass = [Double](repeating: 0, count: levelCount)
-            for y in d.support { mass[tokenLevel[y] + levels] += d.probabilities[y] }
+            for (i, y) in d.support.enumerated() { mass[tokenLevel[y] + levels] += d.probability(atSupportIndex: i) }
             return mass
         }
 
@@ -138,9 +139,9 @@ public struct WeightedImportanceRule: SelectionRule {
             for y in drafts[0].support { law[y] = p[y] * factor[tokenLevel[y] + levels] }
         } else {
             for (i, d) in drafts.enumerated() {
-                for y in d.support {
+                for (index, y) in d.support.enumerated() {
                     let l = tokenLevel[y] + levels
-                    law[y] += d.probabilities[y] * levelWeight[l] * inverseMean[i][l]
+                    law[y] += d.probability(atSupportIndex: index) * levelWeight[l] * inverseMean[i][l]
                 }
             }
         }

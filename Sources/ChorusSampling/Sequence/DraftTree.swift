@@ -167,9 +167,7 @@ public struct DraftTree: Sendable {
                 }
                 let a = drafts[leader].distributions[node.depth]
                 let b = drafts[k].distributions[node.depth]
-                guard a.support == b.support,
-                    zip(a.probabilities, b.probabilities).allSatisfy({ abs($0 - $1) <= DraftTree.lawTolerance })
-                else {
+                guard a.agrees(with: b, within: DraftTree.lawTolerance) else {
                     throw SamplingError.invalidDraftTree(
                         "drafts \(leader) and \(k) share law group \(group) and the same prefix, but their "
                             + "distributions at position \(node.depth + 1) differ; give them different law groups")

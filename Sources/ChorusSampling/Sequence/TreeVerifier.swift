@@ -150,9 +150,23 @@ public struct TreeVerifier: Sendable {
         tree: DraftTree, targetDistributions: [TokenDistribution], using rng: inout R
     ) throws -> VerificationOutcome {
         try checkTargets(tree: tree, targetDistributions: targetDistributions)
+        return try verify(tree: tree, targetLaw: { targetDistributions[$0] }, using: &rng)
+    }
+
+    /// Verifies `tree` against target laws built on demand: `targetLaw(v)` is called only for the nodes
+    /// the walk reaches (at most L + 1 of them, each at most once), not for every node of the tree — at
+    /// n = 151,936 a target law costs a softmax over the vocabulary, so the coordinator builds the
+    /// laws of the accepted path only. Same draws, same outcome as
+    /// ``verify(tree:targetDistributions:using:)`` with `targetDistributions[v] = targetLaw(v)`.
+    ///
+    /// - Throws: what `targetLaw` throws; ``SamplingError/invalidDraftTree(_:)`` when a law has another
+    ///   vocabulary size; otherwise as ``verify(tree:targetDistributions:using:)``.
+    public func verify<R: RandomNumberGenerator>(
+        tree: DraftTree, targetLaw: (Int) throws -> TokenDistribution, using rng: inout R
+    ) throws -> VerificationOutcome {
         var state = start(tree)
         while true {
-            switch try nextDraw(state, in: tree, targetDistributions: targetDistributions) {
+            switch try nextDraw(state, in: tree, targetLaw: targetLaw) {
             case let .select(selection, drafted, drafts):
                 let result = selection.select(drafted, using: &rng)
                 let reported = result.matchedDrafts.map { $0 < drafts.count && $0 >= 0 ? drafts[$0] : -1 }.sorted()
@@ -185,6 +199,22 @@ public struct TreeVerifier: Sendable {
     public func nextDraw(
         _ state: VerificationState, in tree: DraftTree, targetDistributions: [TokenDistribution]
     ) throws -> VerificationDraw {
+        try nextDraw(state, in: tree) { try target(at: $0, tree: tree, targetDistributions: targetDistributions) }
+    }
+
+    /// ``nextDraw(_:in:targetDistributions:)`` with the target law of a node built on demand.
+    func nextDraw(
+        _ state: VerificationState, in tree: DraftTree, targetLaw: (Int) throws -> TokenDistribution
+    ) throws -> VerificationDraw {
+        func target(at node: Int, tree: DraftTree) throws -> TokenDistribution {
+            let law = try targetLaw(node)
+            guard law.vocabularySize == tree.vocabularySize else {
+                throw SamplingError.invalidDraftTree(
+                    "target distribution at node \(node) is over \(law.vocabularySize) tokens, the drafts over "
+                        + "\(tree.vocabularySize)")
+            }
+            return law
+        }
         switch state.phase {
         case .finished:
             guard let outcome = state.outcome else {
@@ -192,10 +222,10 @@ public struct TreeVerifier: Sendable {
             }
             return .finished(outcome)
         case .bonus:
-            return .bonus(try target(at: state.node, tree: tree, targetDistributions: targetDistributions))
+            return .bonus(try target(at: state.node, tree: tree))
         case .selecting:
             let position = tree.nodes[state.node].depth + 1
-            let q = try target(at: state.node, tree: tree, targetDistributions: targetDistributions)
+            let q = try target(at: state.node, tree: tree)
             let drafted = state.alive.map { tree.drafts[$0].tokens[position - 1] }
             let laws = state.alive.map { tree.law(ofDraft: $0, atPosition: position) }
             let selection = try scheme.prepare(target: q, drafts: laws)

@@ -1,0 +1,149 @@
+/// One support entry while it is sorted by `q/p`: its index in the support, the sort key, and the
+/// values the prefix scan needs, carried along so the scan reads them in rank order instead of
+/// gathering them at random from two arrays of n entries afterwards (issue 13).
+struct RatioRecord {
+    /// Index into the draft's support.
+    var index: UInt32
+    /// The float32 bit pattern of `q/p` (non-negative, so the integer order is the numeric order).
+    var key: UInt32
+    var p: Double
+    var q: Double
+}
+
+/// The ratio sort of the quantile-key build (`../shared/spec/OPTIMAL.md` step 1): the draft's support
+/// ordered by the float32 bits of `q/p` ascending, ties in support (token) order — the same order as
+/// a stable LSD radix sort of `(ratio bits, index)`, so the tables come out bit for bit as before.
+///
+/// Cache-conscious two-level radix sort (MSD then LSD; e.g. Satish, Harris, Garland, "Designing
+/// Efficient Sorting Algorithms for Manycore GPUs", IPDPS 2009, local sorts per bucket; and the
+/// classic LSD radix sort, Knuth TAOCP vol. 3 §5.2.5):
+/// 1. one sequential pass computes the keys and a histogram of the top 11 bits;
+/// 2. one scatter pass moves each entry, with its p and q, into its top-digit bucket (stable);
+/// 3. ``forEachInOrder(count:_:)`` sorts each bucket by the low 21 bits — insertion sort below 48
+///    entries, else two stable LSD passes of 11 and 10 bits over 8-byte (bits, position) words — while
+///    the bucket is in cache, and hands the entries to the scan in rank order.
+/// At n = 151,936 the keys span a few dozen top-digit buckets of a few thousand entries, so only step 2
+/// touches memory out of cache, against three full scatter passes and a random gather before.
+struct RatioSort {
+    /// Counters: top digit [2048], bucket starts [2049], low digits [2048 + 1024].
+    static let countsSize = 2048 + 2049 + 2048 + 1024
+    static let insertionLimit = 48
+
+    /// keys: [m] by support index.
+    let keys: UnsafeMutablePointer<UInt32>
+    /// records: [m], grouped by top digit after ``sort(count:q:support:dense:sparse:)``.
+    let records: UnsafeMutablePointer<RatioRecord>
+    /// local: [2m], per-bucket sort words and their scratch.
+    let local: UnsafeMutablePointer<UInt64>
+    let counts: UnsafeMutablePointer<Int32>
+
+    private var bucketStart: UnsafeMutablePointer<Int32> { counts + 2048 }
+    private var lowCounts: UnsafeMutablePointer<Int32> { counts + 2048 + 2049 }
+
+    /// Steps 1 and 2. The draft probability of `support[i]` is `dense[support[i]]` (a dense law) or
+    /// `sparse[i]` (the support's values); give exactly one.
+    func sort(
+        count m: Int, q: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>,
+        dense: UnsafePointer<Double>?, sparse: UnsafePointer<Double>?
+    ) {
+        let top = counts
+        top.initialize(repeating: 0, count: 2048)
+        // A support of all n tokens is 0..<n (ascending, distinct): then the token is the index and the
+        // 1.2 MB support array is not read (the dense laws of the selection bench).
+        let identity = m == q.count
+        @inline(__always) func token(_ i: Int) -> Int { identity ? i : support[i] }
+        @inline(__always) func probability(_ i: Int) -> Double {
+            if let sparse { return sparse[i] }
+            return dense.unsafelyUnwrapped[token(i)]
+        }
+        for i in 0..<m {
+            let key = Float(q[token(i)] / probability(i)).bitPattern
+            keys[i] = key
+            top[Int(key >> 21)] += 1
+        }
+        var total: Int32 = 0
+        for d in 0..<2048 {
+            bucketStart[d] = total
+            let c = top[d]
+            top[d] = total
+            total += c
+        }
+        bucketStart[2048] = total
+        for i in 0..<m {
+            let key = keys[i]
+            let d = Int(key >> 21)
+            let position = Int(top[d])
+            top[d] += 1
+            records[position] = RatioRecord(index: UInt32(i), key: key, p: probability(i), q: q[token(i)])
+        }
+    }
+
+    /// Step 3: calls `body(r)` with the record position `r` of every entry, in rank order.
+    func forEachInOrder(count m: Int, _ body: (Int) -> Void) {
+        let scratch = local + m
+        for d in 0..<2048 {
+            let start = Int(bucketStart[d]), end = Int(bucketStart[d + 1])
+            let size = end - start
+            if size == 0 { continue }
+            if size == 1 {
+                body(start)
+                continue
+            }
+            let words = local + start
+            for l in 0..<size {
+                words[l] = UInt64(records[start + l].key & 0x1F_FFFF) << 32 | UInt64(l)
+            }
+            if size < Self.insertionLimit {
+                // Stable: a word moves past strictly larger words only (positions break ties).
+                for a in 1..<size {
+                    let v = words[a]
+                    var b = a
+                    while b > 0, words[b - 1] > v {
+                        words[b] = words[b - 1]
+                        b -= 1
+                    }
+                    words[b] = v
+                }
+            } else {
+                sortLow21(words, scratch: scratch + start, count: size)
+            }
+            for l in 0..<size { body(start + Int(words[l] & 0xFFFF_FFFF)) }
+        }
+    }
+
+    /// Stable LSD sort of `count` words by bits 32–52 (11 then 10 bits); the result ends in `words`.
+    private func sortLow21(_ words: UnsafeMutablePointer<UInt64>, scratch: UnsafeMutablePointer<UInt64>, count: Int) {
+        let c0 = lowCounts, c1 = lowCounts + 2048
+        c0.initialize(repeating: 0, count: 2048)
+        c1.initialize(repeating: 0, count: 1024)
+        for l in 0..<count {
+            let v = words[l]
+            c0[Int((v >> 32) & 0x7FF)] += 1
+            c1[Int((v >> 43) & 0x3FF)] += 1
+        }
+        var total: Int32 = 0
+        for d in 0..<2048 {
+            let c = c0[d]
+            c0[d] = total
+            total += c
+        }
+        total = 0
+        for d in 0..<1024 {
+            let c = c1[d]
+            c1[d] = total
+            total += c
+        }
+        for l in 0..<count {
+            let v = words[l]
+            let d = Int((v >> 32) & 0x7FF)
+            scratch[Int(c0[d])] = v
+            c0[d] += 1
+        }
+        for l in 0..<count {
+            let v = scratch[l]
+            let d = Int((v >> 43) & 0x3FF)
+            words[Int(c1[d])] = v
+            c1[d] += 1
+        }
+    }
+}
