@@ -28,6 +28,15 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"
     public var tls: TLSConfiguration?
+    /// `HOST:PORT` of the OpenAI-compatible HTTP server (nil: no HTTP).
+    public var http: String?
+    /// HTTP admission: generations at once, and requests waiting for a slot (beyond: 429).
+    public var maxSessions = 4
+    public var maxQueue = 16
+    /// Largest HTTP request body, bytes (beyond: 413).
+    public var maxBodyBytes = 1 << 20
+    /// A file whose first line is the bearer key `/v1/*` needs (nil: no key).
+    public var apiKeyFile: String?
 
     public init() {}
 }
@@ -187,7 +196,7 @@ struct MappingReader {
 extension CoordinatorConfiguration {
     static let keys = [
         "model", "listen", "workers", "scheme", "truncation", "draft_length", "deadline_ms", "threads", "precision",
-        "tls",
+        "tls", "http", "max_sessions", "max_queue", "max_body_bytes", "api_key_file",
     ]
 
     init(node: Node, path: String) throws {
@@ -203,6 +212,11 @@ extension CoordinatorConfiguration {
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
         tls = try r.tls("tls")
+        http = try r.string("http")
+        maxSessions = try r.int("max_sessions", in: 1...4096) ?? maxSessions
+        maxQueue = try r.int("max_queue", in: 0...65536) ?? maxQueue
+        maxBodyBytes = try r.int("max_body_bytes", in: 1024...(1 << 30)) ?? maxBodyBytes
+        apiKeyFile = try r.string("api_key_file")
     }
 }
 

@@ -140,6 +140,8 @@ extension GenerateCommand {
 struct LoadedModel {
     let model: TransformerModel
     let tokenizer: Tokenizer
+    /// GGUF `tokenizer.chat_template`, when the file has one.
+    var chatTemplate: String? = nil
 }
 
 /// Loads a GGUF model with progress on standard error; errors name the file.
@@ -159,7 +161,8 @@ func loadModel(_ path: String, threads: Int, precision: Precision = .fast, quiet
                     + "precision, \(model.kernels) kernels, \(model.threads) thread(s), in "
                     + "\(fixed(microseconds(ContinuousClock.now - start) / 1000, 0)) ms\n")
         }
-        return LoadedModel(model: model, tokenizer: tokenizer)
+        return LoadedModel(
+            model: model, tokenizer: tokenizer, chatTemplate: gguf.metadata["tokenizer.chat_template"]?.stringValue)
     } catch {
         throw fail("\(path): \(error)")
     }
