@@ -219,16 +219,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let http = try c.http.map { address in
             try httpServer(address, c, loaded: loaded, coordinator: coordinator, metrics: metrics, board: board)
         }
-        let httpTask = http.map { server in
+        // The HTTP server runs as a swift-service-lifecycle service; the signal below shuts it down gracefully.
+        let httpGroup = http.map { server in
+            ServiceGroup(
+                services: [server.application()], gracefulShutdownSignals: [], cancellationSignals: [],
+                logger: server.logger)
+        }
+        let httpTask = httpGroup.map { group in
             Task {
-                let group = ServiceGroup(
-                    services: [server.application()], gracefulShutdownSignals: [], cancellationSignals: [],
-                    logger: server.logger)
-                await withTaskCancellationHandler {
-                    do { try await group.run() } catch { log.error("HTTP server stopped: \(error)") }
-                } onCancel: {
-                    Task { await group.triggerGracefulShutdown() }
-                }
+                do { try await group.run() } catch { log.error("HTTP server stopped: \(error)") }
             }
         }
         let signal = await waitForTerminationSignal()
@@ -236,7 +235,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         http?.beginShutdown()
         // Running sessions end after their current round; then HTTP responses finish and the server stops.
         await service.close()
-        httpTask?.cancel()
+        await httpGroup?.triggerGracefulShutdown()
         await httpTask?.value
     }
 

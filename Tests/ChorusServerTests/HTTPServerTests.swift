@@ -236,6 +236,7 @@ import Testing
         let numDrafts = try #require(metricValue(text, "chorus:spec_decode_num_drafts_total"))
         #expect(numDrafts > 0 && numDrafts <= Double(rounds))
         let perPosition = try #require(timings["accepted_per_position"] as? [Int])
+        #expect(!perPosition.isEmpty)
         for (i, n) in perPosition.enumerated() {
             #expect(
                 metricValue(text, "chorus:spec_decode_num_accepted_tokens_per_pos_total", labels: "position=\"\(i)\"")

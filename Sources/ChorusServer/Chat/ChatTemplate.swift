@@ -108,12 +108,14 @@ public struct ChatTemplate: Sendable, Equatable {
     /// and `<|im_end|>` inside one string literal (no template expression in it).
     static func literalDefaultSystem(in text: String) -> String? {
         let opening = "<|im_start|>system\\n"
-        guard let start = text.range(of: opening) else { return nil }
-        let rest = text[start.upperBound...]
-        guard let end = rest.range(of: "<|im_end|>") else { return nil }
-        let literal = rest[..<end.lowerBound]
-        guard !literal.isEmpty, !literal.contains(where: { "{}'\"+".contains($0) }) else { return nil }
-        return String(literal)
+        var rest = text[...]
+        while let start = rest.range(of: opening) {
+            rest = rest[start.upperBound...]
+            guard let end = rest.range(of: "<|im_end|>") else { return nil }
+            let literal = rest[..<end.lowerBound]
+            if !literal.isEmpty, !literal.contains(where: { "{}'\"+".contains($0) }) { return String(literal) }
+        }
+        return nil
     }
 
     /// The prompt for `messages`, ending with the opened assistant turn.

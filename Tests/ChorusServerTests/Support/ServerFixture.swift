@@ -14,6 +14,7 @@ final class ServerFixture: Sendable {
     let tokenizer: Tokenizer
     let contextLength: Int
     let port: Int
+    let group: ServiceGroup
     let task: Task<Void, Never>
     let workers: [ClusterNetwork.Listener]
 
@@ -73,14 +74,8 @@ final class ServerFixture: Sendable {
             contextLength: target.contextLength, options: options, metrics: metrics, board: board, logger: logger)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let app = server.application { port in portContinuation.yield(port) }
-        let task = Task {
-            let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-            await withTaskCancellationHandler {
-                try? await group.run()
-            } onCancel: {
-                Task { await group.triggerGracefulShutdown() }
-            }
-        }
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        let task = Task { _ = try? await group.run() }
         var port = 0
         for await p in portStream {
             port = p
@@ -89,13 +84,14 @@ final class ServerFixture: Sendable {
         guard port > 0 else { throw FixtureError("the HTTP server did not report its port") }
         return ServerFixture(
             server: server, coordinator: coordinator, tokenizer: tokenizer, contextLength: target.contextLength,
-            port: port, task: task, workers: listeners)
+            port: port, group: group, task: task, workers: listeners)
     }
 
     init(
         server: ChorusHTTPServer, coordinator: Coordinator, tokenizer: Tokenizer, contextLength: Int, port: Int,
-        task: Task<Void, Never>, workers: [ClusterNetwork.Listener]
+        group: ServiceGroup, task: Task<Void, Never>, workers: [ClusterNetwork.Listener]
     ) {
+        self.group = group
         self.server = server
         self.coordinator = coordinator
         self.tokenizer = tokenizer
@@ -117,7 +113,7 @@ final class ServerFixture: Sendable {
     func stop() async {
         server.beginShutdown()
         await coordinator.close()
-        task.cancel()
+        await group.triggerGracefulShutdown()
         await task.value
         for w in workers { w.close() }
     }
