@@ -84,7 +84,8 @@ let package = Package(
         .testTarget(
             name: "ChorusServerTests",
             dependencies: [
-                "ChorusServer", "ChorusCluster", "ChorusModel", "ChorusSampling", "ChorusTransport", "ChorusTestSupport",
+                "ChorusServer", "ChorusCluster", "ChorusModel", "ChorusSampling", "ChorusTransport",
+                "ChorusTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),

@@ -96,7 +96,8 @@ import Testing
         let text = try ChatTemplate(family: .llama2).render(conversation).joinedText()
         #expect(
             text
-                == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Who made the light? [/INST]")
+                == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Who made the light? [/INST]"
+        )
         #expect(throws: ChatTemplateError.self) {
             try ChatTemplate(family: .llama2).render([
                 ChatMessage(role: "user", content: "a"), ChatMessage(role: "user", content: "b"),
@@ -138,6 +139,7 @@ import Testing
         let withBOS = try Tokenizer(
             sentencePieceTokens: ["<unk>", "<s>", "</s>", "▁a", "a"], scores: nil, bos: 1, eos: 2)
         #expect(try withBOS.encode(pieces: [.bos, .text("a")]).filter { $0 == 1 }.count == 1)
-        #expect(try withBOS.encode(pieces: [.text("a")]).first == 1, "add_bos_token adds BOS when the template does not")
+        #expect(
+            try withBOS.encode(pieces: [.text("a")]).first == 1, "add_bos_token adds BOS when the template does not")
     }
 }

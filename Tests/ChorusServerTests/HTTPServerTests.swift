@@ -13,7 +13,8 @@ import Testing
     /// their text adds up to the non-streamed text (same seed, same workers answering every round).
     @Test func streamedCompletionEqualsTheNonStreamedOne() async throws {
         let f = try await ServerFixture.start()
-        let request = #"{"prompt": "\#(Self.prompt)", "max_tokens": 40, "seed": 11, "temperature": 0.9, "ignore_eos": true"#
+        let request =
+            #"{"prompt": "\#(Self.prompt)", "max_tokens": 40, "seed": 11, "temperature": 0.9, "ignore_eos": true"#
         let whole = try #require(await f.post("/v1/completions", request + "}"))
         #expect(whole.status == 200)
         #expect(whole.headers["content-type"] == "application/json")
@@ -42,7 +43,9 @@ import Testing
         #expect(streamed.headers["content-type"] == "text/event-stream")
         let events = streamed.events
         #expect(events.last == "[DONE]")
-        let chunks = events.dropLast().compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let chunks = events.dropLast().compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
         #expect(chunks.count == events.count - 1, "every event before [DONE] is a JSON chunk")
         let pieces = chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first?["text"] as? String }
         #expect(pieces.joined() == text)
@@ -96,7 +99,9 @@ import Testing
         let message = try #require((json["choices"] as? [[String: Any]])?.first?["message"] as? [String: String])
         #expect(message["role"] == "assistant")
         #expect(message["content"] != nil)
-        let rendered = try ChatTemplate(family: .zephyr).render([ChatMessage(role: "user", content: "Who made the light?")])
+        let rendered = try ChatTemplate(family: .zephyr).render([
+            ChatMessage(role: "user", content: "Who made the light?")
+        ])
         var expected = [f.tokenizer.bos!] + f.tokenizer.encode("<|user|>\nWho made the light?", addSpecial: false)
         expected += [f.tokenizer.eos!] + f.tokenizer.encode("\n<|assistant|>\n", addSpecial: false)
         #expect(rendered.joinedText() == "<|user|>\nWho made the light?</s>\n<|assistant|>\n")
@@ -164,7 +169,8 @@ import Testing
         let anonymous = try #require(await f.post("/v1/completions", small))
         #expect(anonymous.status == 401)
         #expect((anonymous.json?["error"] as? [String: Any])?["type"] as? String == "authentication_error")
-        let wrong = try #require(await f.post("/v1/completions", small, headers: ["Authorization": "Bearer s3cret-kex"]))
+        let wrong = try #require(
+            await f.post("/v1/completions", small, headers: ["Authorization": "Bearer s3cret-kex"]))
         #expect(wrong.status == 401)
         let models = try #require(await f.get("/v1/models"))
         #expect(models.status == 401)
@@ -244,7 +250,8 @@ import Testing
         }
         #expect(metricValue(text, "chorus:requests_total", labels: #"outcome="completed""#) == 1)
         #expect(metricValue(text, "chorus:time_to_first_token_seconds_count") == 1)
-        #expect(metricValue(text, "chorus:inter_token_latency_seconds_count") == Double(usage["completion_tokens"]! - 1))
+        #expect(
+            metricValue(text, "chorus:inter_token_latency_seconds_count") == Double(usage["completion_tokens"]! - 1))
         let statuses = await f.coordinator.workerStatuses
         for w in statuses {
             #expect(metricValue(text, "chorus:worker_state", labels: #"worker="\#(w.address)",state="ready""#) == 1)

@@ -151,7 +151,9 @@ public struct ChatTemplate: Sendable, Equatable {
                     .text("\n\n" + trimmed(m.content)), .special("<|eot_id|>"),
                 ]
             }
-            return out + [.special("<|start_header_id|>"), .text("assistant"), .special("<|end_header_id|>"), .text("\n\n")]
+            return out + [
+                .special("<|start_header_id|>"), .text("assistant"), .special("<|end_header_id|>"), .text("\n\n"),
+            ]
         case .llama2:
             return try renderLlama2(system: system, turns: turns)
         case .zephyr:
@@ -182,7 +184,8 @@ public struct ChatTemplate: Sendable, Equatable {
         for (i, m) in turns.enumerated() {
             let expected = i % 2 == 0 ? "user" : "assistant"
             guard m.role == expected else {
-                throw .badMessages("the Llama 2 template needs turns alternating user/assistant; turn \(i) is \(m.role)")
+                throw .badMessages(
+                    "the Llama 2 template needs turns alternating user/assistant; turn \(i) is \(m.role)")
             }
             if m.role == "user" {
                 var content = trimmed(m.content)

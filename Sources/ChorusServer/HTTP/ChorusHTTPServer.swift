@@ -159,7 +159,8 @@ public final class ChorusHTTPServer: Sendable {
         let shape = ResponseShape(
             id: (chat ? "chatcmpl-" : "cmpl-") + String(generation.session, radix: 16), chat: chat,
             created: Int(Date().timeIntervalSince1970), model: service.modelID)
-        logger.info("session \(generation.session): \(chat ? "chat" : "completion"), \(generation.promptTokens) prompt tokens")
+        logger.info(
+            "session \(generation.session): \(chat ? "chat" : "completion"), \(generation.promptTokens) prompt tokens")
         guard parsed.stream else {
             let c = try await generation.follow { _ in }
             return Self.json(shape.final(c, streamed: false).encoded())

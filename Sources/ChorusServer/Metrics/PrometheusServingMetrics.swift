@@ -36,11 +36,17 @@ public final class PrometheusServingMetrics: ServingMetricsSink {
         init(address: String, factory: PrometheusMetricsFactory) {
             state = Dictionary(
                 uniqueKeysWithValues: PrometheusServingMetrics.workerStates.map {
-                    ($0, CoreMetrics.Gauge(label: "chorus:worker_state", dimensions: [("worker", address), ("state", $0)], factory: factory))
+                    (
+                        $0,
+                        CoreMetrics.Gauge(
+                            label: "chorus:worker_state", dimensions: [("worker", address), ("state", $0)],
+                            factory: factory)
+                    )
                 })
             repliesUsed = CoreMetrics.Counter(
                 label: "chorus:worker_replies_used_total", dimensions: [("worker", address)], factory: factory)
-            misses = CoreMetrics.Counter(label: "chorus:worker_misses_total", dimensions: [("worker", address)], factory: factory)
+            misses = CoreMetrics.Counter(
+                label: "chorus:worker_misses_total", dimensions: [("worker", address)], factory: factory)
         }
     }
 
@@ -69,7 +75,11 @@ public final class PrometheusServingMetrics: ServingMetricsSink {
         waiting = CoreMetrics.Gauge(label: "chorus:requests_waiting", factory: factory)
         requests = Dictionary(
             uniqueKeysWithValues: RequestRecord.Outcome.allCases.map {
-                ($0, CoreMetrics.Counter(label: "chorus:requests_total", dimensions: [("outcome", $0.rawValue)], factory: factory))
+                (
+                    $0,
+                    CoreMetrics.Counter(
+                        label: "chorus:requests_total", dimensions: [("outcome", $0.rawValue)], factory: factory)
+                )
             })
     }
 

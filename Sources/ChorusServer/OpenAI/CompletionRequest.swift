@@ -65,7 +65,8 @@ public struct CompletionRequest: Sendable, Equatable {
                 throw ServerError.badRequest("`\(key)` is supported only at its default value", code: "unsupported")
             }
             let hint =
-                key == "messages" ? " (chat messages go to /v1/chat/completions)"
+                key == "messages"
+                ? " (chat messages go to /v1/chat/completions)"
                 : key == "prompt" ? " (a plain prompt goes to /v1/completions)" : ""
             throw ServerError.badRequest("unknown field `\(key)`\(hint)", code: "unknown_field")
         }

@@ -35,7 +35,8 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
     static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return "\(error)" }
         switch error {
-        case let .dataCorrupted(context): return (context.underlyingError as? NSError)?.debugDescription ?? context.debugDescription
+        case let .dataCorrupted(context):
+            return (context.underlyingError as? NSError)?.debugDescription ?? context.debugDescription
         default: return "\(error)"
         }
     }

@@ -61,7 +61,8 @@ enum HTTPTestClient {
         var headers: [String: String] = [:]
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         var body = Array(raw[end.upperBound...])
         if headers["transfer-encoding"]?.lowercased() == "chunked" { body = dechunk(body) }
@@ -95,7 +96,8 @@ final class HTTPStreamingConnection: @unchecked Sendable {
         self.socket = socket
         let method = body == nil ? "GET" : "POST"
         socket.write(
-            Array(HTTPTestClient.head(method, path: path, body: body, headers: headers).utf8) + Array((body ?? "").utf8))
+            Array(HTTPTestClient.head(method, path: path, body: body, headers: headers).utf8) + Array((body ?? "").utf8)
+        )
     }
 
     /// Reads until the raw bytes contain `marker` (true) or the stream ends (false).
