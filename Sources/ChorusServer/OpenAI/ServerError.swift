@@ -28,9 +28,10 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         ServerError(status: 400, type: "invalid_request_error", code: code, message: message)
     }
 
-    /// The JSON body (`{"error": {...}}`).
+    /// The JSON body (`{"error": {"code", "message", "type"}}`).
     public var body: [UInt8] {
-        let object: [String: Any] = ["error": ["message": message, "type": type, "code": code]]
-        return (try? Array(JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))) ?? []
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? Array(encoder.encode(["error": ["message": message, "type": type, "code": code]]))) ?? []
     }
 }

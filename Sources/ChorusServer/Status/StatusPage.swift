@@ -1,6 +1,6 @@
 /// The live status page (`GET /`): plain HTML and JS, no build step, fed by `GET /status/events`
-/// (one JSON snapshot a second, ``StatusSnapshot``). Embedded in the binary so a copied `chorus`
-/// needs no resource files.
+/// (one JSON snapshot a second, ``StatusSnapshot``); `GET /?static` renders one snapshot of `GET /status`
+/// and stays still. Embedded in the binary so a copied `chorus` needs no resource files.
 enum StatusPage {
     static let html = #"""
         <!doctype html>
@@ -19,6 +19,7 @@ enum StatusPage {
         .figures b { font-size: 1.4em; }
         .ready { color: #080; } .suspect { color: #b60; } .refused, .unknown { color: #a00; }
         .bar { display: inline-block; height: 12px; background: #47a; vertical-align: middle; }
+        td.barcell { text-align: left; width: 310px; }
         .split { display: flex; height: 14px; width: 360px; margin: 1px 0; }
         .dw { background: #e9a23b; } .tf { background: #47a; } .vf { background: #6b6; }
         #state { color: #888; }
@@ -68,7 +69,8 @@ enum StatusPage {
             cell(r, "position " + (i + 1));
             cell(r, fmt(100 * a) + " %");
             const bar = document.createElement("span"); bar.className = "bar";
-            bar.style.width = Math.round(300 * a) + "px"; r.insertCell().appendChild(bar);
+            bar.style.width = Math.round(300 * a) + "px";
+            const td = r.insertCell(); td.className = "barcell"; td.appendChild(bar);
           });
           const rounds = $("rounds"); rounds.innerHTML = "";
           const max = Math.max(1e-3, ...s.recent_rounds.map(
@@ -83,9 +85,14 @@ enum StatusPage {
             rounds.appendChild(row);
           }
         }
-        const events = new EventSource("status/events");
-        events.onmessage = (e) => render(JSON.parse(e.data));
-        events.onerror = () => { $("state").textContent = "disconnected, retrying…"; };
+        if (location.search.includes("static")) {
+          // One snapshot, no live updates (printing, screenshots).
+          fetch("status").then((r) => r.json()).then(render);
+        } else {
+          const events = new EventSource("status/events");
+          events.onmessage = (e) => render(JSON.parse(e.data));
+          events.onerror = () => { $("state").textContent = "disconnected, retrying…"; };
+        }
         </script>
         </body>
         </html>
