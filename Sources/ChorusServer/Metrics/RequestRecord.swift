@@ -32,7 +32,8 @@ public struct RequestRecord: Sendable, Equatable {
     /// From arrival to the first generated token; nil when none came.
     public var timeToFirstToken: Duration?
     /// One entry per generated token after the first: the gap since the previous update divided by
-    /// the tokens that update brought (tokens of one round arrive together).
+    /// the tokens that update brought (tokens of one round arrive together; those that arrive with the
+    /// first token count 0).
     public var interTokenLatencies: [Duration] = []
 
     public init(outcome: Outcome) {
