@@ -228,7 +228,8 @@ import Testing
         #expect(((models["data"] as? [[String: Any]])?.first?["id"] as? String) == "chorus-kjv-target")
 
         let body = #"{"prompt": "\#(Self.prompt)", "max_tokens": 30, "seed": 5, "ignore_eos": true}"#
-        let json = try #require(await f.post("/v1/completions", body)?.json)
+        let reply = try #require(await f.post("/v1/completions", body))
+        let json = try #require(reply.json, "\(reply.status) \(reply.headers) \(reply.text)")
         let usage = try #require(json["usage"] as? [String: Int])
         let timings = try #require(json["timings"] as? [String: Any])
         let text = try #require(await f.get("/metrics")).text

@@ -63,8 +63,11 @@ public final class RawSocket {
     /// Reads what arrives next, at most `max` bytes; nil on end of stream, error or timeout.
     public func readSome(max: Int = 65536) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: max)
-        let n = bytes.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-        return n > 0 ? Array(bytes[0..<n]) : nil
+        while true {
+            let n = bytes.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if n < 0, errno == EINTR { continue }
+            return n > 0 ? Array(bytes[0..<n]) : nil
+        }
     }
 
     /// True when the peer closes the connection (end of stream or a reset) before the socket timeout;
