@@ -16,6 +16,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The HTTP face of the coordinator (ChorusServer). Hummingbird without its default traits: no
+        // swift-configuration (nothing here reads it), FoundationEssentials for its URL form coding.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Pure → effectful (DESIGN.md "Modules").
@@ -38,6 +45,17 @@ let package = Package(
                 "ChorusSampling", "ChorusCrypto", "ChorusModel", "ChorusWire", "ChorusTransport",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // HTTP (OpenAI-compatible completions and chat, SSE), Prometheus /metrics, the live status page.
+        .target(
+            name: "ChorusServer",
+            dependencies: [
+                "ChorusCluster", "ChorusModel", "ChorusWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // `chorus bench`: sweep plan, runner, local worker pool, statistics, SVG charts and reports.
         .target(name: "ChorusBench", dependencies: ["ChorusCluster"]),
         // A user-space TCP proxy adding one-way latency (emulated multi-host links).
@@ -50,7 +68,11 @@ let package = Package(
                 "ChorusSampling",
                 "ChorusModel",
                 "ChorusCluster",
+                "ChorusServer",
+                "ChorusTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Helpers shared by the test targets (paths, bounded waits, raw sockets, reference decoding).
@@ -63,6 +85,14 @@ let package = Package(
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire"]),
         .testTarget(name: "ChorusTransportTests", dependencies: ["ChorusTransport", "ChorusTestSupport"]),
         .testTarget(name: "ChorusClusterTests", dependencies: ["ChorusCluster", "ChorusTestSupport"]),
+        .testTarget(
+            name: "ChorusServerTests",
+            dependencies: [
+                "ChorusServer", "ChorusCluster", "ChorusModel", "ChorusSampling", "ChorusTransport",
+                "ChorusTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "ChorusBenchTests", dependencies: ["ChorusBench", "ChorusTestSupport"]),
         .testTarget(name: "ChorusDelayProxyTests", dependencies: ["ChorusDelayProxy", "ChorusTestSupport"]),
         .testTarget(name: "ChorusCLITests", dependencies: ["chorus", "ChorusTestSupport"]),

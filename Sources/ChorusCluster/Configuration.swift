@@ -38,6 +38,15 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     public var keyFile: String?
     /// Listen and dial without authentication on addresses others can reach (``ClusterSecurity``).
     public var insecure = false
+    /// `HOST:PORT` of the OpenAI-compatible HTTP server (nil: no HTTP).
+    public var http: String?
+    /// HTTP admission: generations at once, and requests waiting for a slot (beyond: 429).
+    public var maxSessions = 4
+    public var maxQueue = 16
+    /// Largest HTTP request body, bytes (beyond: 413).
+    public var maxBodyBytes = 1 << 20
+    /// A file whose first line is the bearer key `/v1/*` needs (nil: no key).
+    public var apiKeyFile: String?
 
     public init() {}
 }
@@ -214,7 +223,8 @@ struct MappingReader {
 extension CoordinatorConfiguration {
     static let keys = [
         "model", "listen", "workers", "scheme", "truncation", "draft_length", "fixed_depth", "deadline_ms", "threads",
-        "precision", "tls", "key_file", "insecure",
+        "precision", "tls", "key_file", "insecure", "http", "max_sessions", "max_queue", "max_body_bytes",
+        "api_key_file",
     ]
 
     init(node: Node, path: String) throws {
@@ -233,6 +243,11 @@ extension CoordinatorConfiguration {
         tls = try r.tls("tls")
         keyFile = try r.string("key_file")
         insecure = try r.bool("insecure") ?? insecure
+        http = try r.string("http")
+        maxSessions = try r.int("max_sessions", in: 1...4096) ?? maxSessions
+        maxQueue = try r.int("max_queue", in: 0...65536) ?? maxQueue
+        maxBodyBytes = try r.int("max_body_bytes", in: 1024...(1 << 30)) ?? maxBodyBytes
+        apiKeyFile = try r.string("api_key_file")
     }
 }
 

@@ -5,6 +5,14 @@ import ChorusSampling
 public struct LoadedModel: Sendable {
     public let model: TransformerModel
     public let tokenizer: Tokenizer
+    /// GGUF `tokenizer.chat_template`, when the file has one.
+    public var chatTemplate: String?
+
+    public init(model: TransformerModel, tokenizer: Tokenizer, chatTemplate: String? = nil) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+    }
 
     /// Opens `path` (GGUF), reads its tokenizer and builds the transformer with `threads` engine threads.
     /// Errors name the file.
@@ -13,7 +21,8 @@ public struct LoadedModel: Sendable {
             let gguf = try GGUFFile(path: path)
             let tokenizer = try Tokenizer(gguf: gguf)
             let model = try TransformerModel(gguf: gguf, threads: threads, precision: precision, tokenizer: tokenizer)
-            return LoadedModel(model: model, tokenizer: tokenizer)
+            return LoadedModel(
+                model: model, tokenizer: tokenizer, chatTemplate: gguf.metadata["tokenizer.chat_template"]?.stringValue)
         } catch {
             throw ModelError.invalidRequest("\(path): \(error)")
         }

@@ -2,7 +2,11 @@ import ArgumentParser
 import ChorusCluster
 import ChorusModel
 import ChorusSampling
+import ChorusServer
+import ChorusTransport
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// `chorus worker`: a draft worker serving its draft model over NNG.
 struct WorkerCommand: AsyncParsableCommand {
@@ -154,6 +158,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
     @OptionGroup var security: SecurityOptions
+    @Option(name: .long, help: "Serve the OpenAI-compatible HTTP API on HOST:PORT (e.g. 127.0.0.1:8080).")
+    var http: String?
+    @Option(name: .customLong("max-sessions"), help: "HTTP: generations at once (default 4).") var maxSessions: Int?
+    @Option(name: .customLong("max-queue"), help: "HTTP: requests waiting for a slot, beyond: 429 (default 16).")
+    var maxQueue: Int?
+    @Option(name: .customLong("max-body-bytes"), help: "HTTP: largest request body (default 1048576).")
+    var maxBodyBytes: Int?
+    @Option(name: .customLong("api-key-file"), help: "HTTP: file whose first line is the bearer key /v1/* needs.")
+    var apiKeyFile: String?
 
     func resolved() throws -> CoordinatorConfiguration {
         var c = CoordinatorConfiguration()
@@ -175,9 +188,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
         if let keyFile = security.keyFile { c.keyFile = keyFile }
         if security.insecure { c.insecure = true }
+        if let http { c.http = http }
+        if let maxSessions { c.maxSessions = maxSessions }
+        if let maxQueue { c.maxQueue = maxQueue }
+        if let maxBodyBytes { c.maxBodyBytes = maxBodyBytes }
+        if let apiKeyFile { c.apiKeyFile = apiKeyFile }
         guard c.model != nil else {
             throw ConfigurationError("give the target model: --model FILE (or `model:` in the config)")
         }
+        if let address = c.http {
+            do { _ = try HTTPServerOptions.parseAddress(address) } catch { throw ConfigurationError(error.message) }
+        }
+        guard c.maxSessions >= 1 else { throw ConfigurationError("--max-sessions must be ≥ 1") }
+        guard c.maxQueue >= 0 else { throw ConfigurationError("--max-queue must be ≥ 0") }
+        guard c.maxBodyBytes >= 1024 else { throw ConfigurationError("--max-body-bytes must be ≥ 1024") }
+        if c.http == nil, c.apiKeyFile != nil {
+            throw ConfigurationError("--api-key-file protects the HTTP API: give --http HOST:PORT too")
+        }
+        if let file = c.apiKeyFile { _ = try readAPIKey(file) }
         guard SchemeCatalog.names.contains(c.scheme) else {
             throw ConfigurationError(
                 "unknown scheme \(c.scheme); known: \(SchemeCatalog.names.joined(separator: ", "))")
@@ -214,8 +242,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
         log.info("authentication: \(security.summary)")
         let network = ClusterNetwork.nng(security, log: log)
+        // With HTTP, worker round trips are timed for /metrics and the status page.
+        let metrics = PrometheusServingMetrics()
+        let board = StatusBoard()
+        let connector: any DraftTransportConnector =
+            c.http == nil ? network.connector : TimedConnector(network.connector, metrics: metrics, board: board)
         let coordinator = Coordinator(
-            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: network.connector, log: log)
+            target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: connector, log: log)
         for address in c.workers { try await coordinator.addWorker(address: address) }
         let service: CoordinatorService
         do {
@@ -224,10 +257,63 @@ struct CoordinatorCommand: AsyncParsableCommand {
             throw fail("cannot listen on \(c.listen): \(error)")
         }
         log.info("coordinator: listening on \(service.address)")
+        let http = try c.http.map { address in
+            try httpServer(address, c, loaded: loaded, coordinator: coordinator, metrics: metrics, board: board)
+        }
+        // The HTTP server runs as a swift-service-lifecycle service; the signal below shuts it down gracefully.
+        let httpGroup = http.map { server in
+            ServiceGroup(
+                services: [server.application()], gracefulShutdownSignals: [], cancellationSignals: [],
+                logger: server.logger)
+        }
+        let httpTask = httpGroup.map { group in
+            Task {
+                do { try await group.run() } catch { log.error("HTTP server stopped: \(error)") }
+            }
+        }
         let signal = await waitForTerminationSignal()
         log.info("signal \(signal): shutting down")
+        http?.beginShutdown()
+        // Running sessions end after their current round; then HTTP responses finish and the server stops.
         await service.close()
+        await httpGroup?.triggerGracefulShutdown()
+        await httpTask?.value
     }
+
+    /// The HTTP server over `coordinator` (``ChorusHTTPServer``), logging to standard error.
+    func httpServer(
+        _ address: String, _ c: CoordinatorConfiguration, loaded: LoadedModel, coordinator: Coordinator,
+        metrics: PrometheusServingMetrics, board: StatusBoard
+    ) throws -> ChorusHTTPServer {
+        let (host, port) = try HTTPServerOptions.parseAddress(address)
+        var options = HTTPServerOptions()
+        options.host = host
+        options.port = port
+        options.limits.maxActiveSessions = c.maxSessions
+        options.limits.maxQueuedRequests = c.maxQueue
+        options.limits.maxBodyBytes = c.maxBodyBytes
+        options.apiKey = try c.apiKeyFile.map(readAPIKey)
+        let modelID = URL(fileURLWithPath: c.model ?? "model").deletingPathExtension().lastPathComponent
+        let logger = Logger(label: "chorus.http") { StreamLogHandler.standardError(label: $0) }
+        return ChorusHTTPServer(
+            coordinator: coordinator, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate, modelID: modelID,
+            contextLength: loaded.model.contextLength, options: options, metrics: metrics, board: board,
+            logger: logger)
+    }
+}
+
+/// The API key: the file's first line, trimmed; an empty or unreadable file is an error (never a
+/// server without the key the operator asked for).
+func readAPIKey(_ file: String) throws -> String {
+    let text: String
+    do {
+        text = try String(contentsOfFile: file, encoding: .utf8)
+    } catch {
+        throw ConfigurationError("cannot read the API key file \(file): \(error.localizedDescription)")
+    }
+    let key = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+    guard !key.isEmpty else { throw ConfigurationError("the API key file \(file) is empty") }
+    return key
 }
 
 func tlsOverride(certificate: String?, key: String?, ca: String?) throws -> TLSConfiguration? {

@@ -81,6 +81,26 @@ final class DataBox: @unchecked Sendable {
         }
     }
 
+    /// The coordinator's HTTP flags are checked before anything starts (exit 64, usage; the message says what to fix).
+    @Test func coordinatorHTTPFlagsAreValidated() async throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-empty-key-\(getpid())")
+        try Data().write(to: empty)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let base = ["coordinator", "--model", Models.target]
+        for (arguments, message) in [
+            (["--http", "localhost"], "HOST:PORT"),
+            (["--http", "127.0.0.1:70000"], "0…65535"),
+            (["--api-key-file", empty.path], "give --http"),
+            (["--http", "127.0.0.1:0", "--api-key-file", empty.path], "is empty"),
+            (["--http", "127.0.0.1:0", "--api-key-file", "/nonexistent/key"], "cannot read the API key file"),
+            (["--http", "127.0.0.1:0", "--max-sessions", "0"], "--max-sessions"),
+        ] {
+            let result = try await runChorus(base + arguments)
+            #expect(result.status == 64, "\(arguments): \(result.status) \(result.error)")
+            #expect(result.error.contains(message), "\(arguments): \(result.error)")
+        }
+    }
+
     /// `chorus logits --json` on the shipped target reproduces llama.cpp's fixture (F32: ≤ 1e-3).
     @Test func logitsMatchTheFixture() async throws {
         let root = repositoryRoot()

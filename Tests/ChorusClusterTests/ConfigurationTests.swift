@@ -16,6 +16,26 @@ import Testing
         }
     }
 
+    /// The HTTP keys (issue 12): values, defaults, and a limit out of range named in the error.
+    @Test func httpKeys() throws {
+        let config = try ClusterConfiguration(
+            yaml: """
+                coordinator:
+                  http: 127.0.0.1:8080
+                  max_sessions: 2
+                  api_key_file: /etc/chorus/key
+                """)
+        #expect(config.coordinator.http == "127.0.0.1:8080")
+        #expect(config.coordinator.maxSessions == 2)
+        #expect(config.coordinator.maxQueue == 16)
+        #expect(config.coordinator.maxBodyBytes == 1 << 20)
+        #expect(config.coordinator.apiKeyFile == "/etc/chorus/key")
+        #expect(try ClusterConfiguration(yaml: "coordinator: {model: m}").coordinator.http == nil)
+        #expect {
+            try ClusterConfiguration(yaml: "coordinator: {max_queue: -1}")
+        } throws: { "\($0)".contains("max_queue") }
+    }
+
     @Test func valuesAndDefaults() throws {
         let config = try ClusterConfiguration(
             yaml: """

@@ -55,6 +55,21 @@ public final class RawSocket {
         return bytes
     }
 
+    /// Closes both directions now (the peer sees the connection end), before the object goes away.
+    public func shutdownBoth() {
+        _ = shutdown(descriptor, Int32(SHUT_RDWR))
+    }
+
+    /// Reads what arrives next, at most `max` bytes; nil on end of stream, error or timeout.
+    public func readSome(max: Int = 65536) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = bytes.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if n < 0, errno == EINTR { continue }
+            return n > 0 ? Array(bytes[0..<n]) : nil
+        }
+    }
+
     /// True when the peer closes the connection (end of stream or a reset) before the socket timeout;
     /// whatever it sends first (such as its SP header) is read and ignored.
     public func peerClosed() -> Bool {

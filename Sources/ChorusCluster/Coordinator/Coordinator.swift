@@ -67,6 +67,8 @@ public actor Coordinator {
         var warnedSingleGroup = false
         /// Said once per session when a round found no worker ready.
         var warnedNoWorkers = false
+        /// Set by ``Coordinator/cancel(session:)``: the round loop stops before the next round.
+        var cancelled = false
 
         init(session: GenerationSession, stream: SessionStream) {
             self.session = session
@@ -122,7 +124,10 @@ public actor Coordinator {
     // MARK: Generation
 
     /// Starts a generation from token ids; returns its session id. Rounds run in the background.
-    public func startSession(prompt: [Int], maxTokens: Int, settings: SamplingSettings, seed: UInt64) throws -> UInt64 {
+    /// `stopTokens`: tokens that end the generation (kept as its last token); nil: the tokenizer's EOS.
+    public func startSession(
+        prompt: [Int], maxTokens: Int, settings: SamplingSettings, seed: UInt64, stopTokens: Set<Int>? = nil
+    ) throws -> UInt64 {
         guard !closed else { throw ModelError.invalidRequest("the coordinator is shutting down") }
         guard maxTokens >= 1 else { throw ModelError.invalidRequest("max tokens must be ≥ 1") }
         try settings.validate()
@@ -133,7 +138,7 @@ public actor Coordinator {
         nextSession &+= 1
         let session = try GenerationSession(
             id: id, prompt: prompt, target: target, scheme: options.scheme, settings: settings, maxTokens: maxTokens,
-            stopTokens: tokenizer?.eos.map { [$0] } ?? [], seed: seed, clock: clock)
+            stopTokens: stopTokens ?? tokenizer?.eos.map { [$0] } ?? [], seed: seed, clock: clock)
         let entry = SessionEntry(session: session, stream: SessionStream(session: id, tokenizer: tokenizer))
         sessions[id] = entry
         Task { await self.runSession(entry) }
@@ -163,8 +168,8 @@ public actor Coordinator {
         var failure: String?
         var next: Task<DraftCollector.Collection, Never>? = requestDrafts(entry, round: round)
         while !session.isFinished {
-            if closed {
-                session.abort("shutdown")
+            if closed || entry.cancelled {
+                session.abort(closed ? "shutdown" : "cancelled")
                 break
             }
             // 1. Drafts: every ready worker was asked for L tokens; valid replies by the deadline count.
