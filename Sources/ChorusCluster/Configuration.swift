@@ -25,8 +25,9 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// `truncated-lp`'s s.
     public var truncation = 5
     public var draftLength = 4
-    /// Verify `draftLength` every round instead of the depth that maximises expected tokens per second.
-    public var fixedDepth = false
+    /// Verify the depth that maximises expected tokens per second instead of `draftLength` every round (seeded
+    /// runs then depend on measured times).
+    public var adaptiveDepth = false
     /// Round deadline for worker replies in milliseconds; nil: learned from recent reply times.
     public var deadlineMilliseconds: Int?
     public var threads = 1
@@ -222,7 +223,8 @@ struct MappingReader {
 
 extension CoordinatorConfiguration {
     static let keys = [
-        "model", "listen", "workers", "scheme", "truncation", "draft_length", "fixed_depth", "deadline_ms", "threads",
+        "model", "listen", "workers", "scheme", "truncation", "draft_length", "adaptive_depth", "deadline_ms",
+        "threads",
         "precision", "tls", "key_file", "insecure", "http", "max_sessions", "max_queue", "max_body_bytes",
         "api_key_file",
     ]
@@ -236,7 +238,7 @@ extension CoordinatorConfiguration {
         scheme = try r.string("scheme") ?? scheme
         truncation = try r.int("truncation", in: 1...1024) ?? truncation
         draftLength = try r.int("draft_length", in: 1...64) ?? draftLength
-        fixedDepth = try r.bool("fixed_depth") ?? fixedDepth
+        adaptiveDepth = try r.bool("adaptive_depth") ?? adaptiveDepth
         deadlineMilliseconds = try r.int("deadline_ms", in: 1...600_000) ?? deadlineMilliseconds
         threads = try r.int("threads", in: 1...256) ?? threads
         precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision

@@ -140,9 +140,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: "truncated-lp's s.") var truncation: Int?
     @Option(name: .customLong("draft-length"), help: "Draft length L (default 4).") var draftLength: Int?
     @Flag(
-        name: .customLong("fixed-depth"),
-        help: "Verify the full draft length every round (default: the depth that maximises tokens per second).")
-    var fixedDepth = false
+        name: .customLong("adaptive-depth"),
+        help: "Verify the depth that maximises tokens per second each round (default: the full draft length).")
+    var adaptiveDepth = false
     @Option(
         name: .customLong("deadline-ms"),
         help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
@@ -180,7 +180,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let scheme { c.scheme = scheme }
         if let truncation { c.truncation = truncation }
         if let draftLength { c.draftLength = draftLength }
-        if fixedDepth { c.fixedDepth = true }
+        if adaptiveDepth { c.adaptiveDepth = true }
         if let deadlineMs { c.deadlineMilliseconds = deadlineMs }
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
@@ -231,13 +231,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let loaded = try loadModel(
             c.model ?? "", threads: c.threads, precision: Precision(rawValue: c.precision) ?? .fast)
         log.info(
-            "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength) (\(c.fixedDepth ? "fixed" : "adaptive") depth), "
+            "configuration: model \(c.model ?? ""), listen \(c.listen), scheme \(c.scheme), draft length \(c.draftLength) (\(c.adaptiveDepth ? "adaptive" : "fixed") depth), "
                 + "deadline \(c.deadlineMilliseconds.map { "\($0) ms" } ?? "learned"), threads \(c.threads), workers \(c.workers.isEmpty ? "none (registration only)" : c.workers.joined(separator: " ")), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         var options = Coordinator.Options()
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
-        options.adaptiveDepth = !c.fixedDepth
+        options.adaptiveDepth = c.adaptiveDepth
         options.deadline = c.deadlineMilliseconds.map { .milliseconds($0) }
         let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
         log.info("authentication: \(security.summary)")

@@ -33,7 +33,6 @@ import Testing
         var options = Coordinator.Options()
         options.deadline = .seconds(10)
         options.draftLength = 3
-        options.adaptiveDepth = false
         var outputs: [[[Int]]] = []
         var hits = 0
         for ahead in [0, 8] {
@@ -68,6 +67,7 @@ import Testing
         let target = try tableModel(n: n, seed: 61, name: "target")
         var options = Coordinator.Options()
         options.draftLength = 2
+        options.adaptiveDepth = true
         let settings = SamplingSettings(temperature: 1)
         let cluster = try await FaultCluster.make(
             target: target, workers: try Self.workers(ahead: 8, target: target), options: options,

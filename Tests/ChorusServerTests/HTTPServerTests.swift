@@ -67,12 +67,14 @@ import Testing
         try #require(words.count > 4)
         let stop = " " + words[words.count / 2]
         let cut = String(text[..<text.range(of: stop)!.lowerBound])
-        let stopped = try #require(await f.post("/v1/completions", base + #", "stop": ["zzzz", "\#(stop)"]}"#)?.json)
+        // The word goes into the request as a JSON string (it may hold quotes or backslashes).
+        let quoted = String(decoding: try JSONEncoder().encode(stop), as: UTF8.self)
+        let stopped = try #require(await f.post("/v1/completions", base + #", "stop": ["zzzz", \#(quoted)]}"#)?.json)
         let choice = try #require((stopped["choices"] as? [[String: Any]])?.first)
         #expect(choice["text"] as? String == cut)
         #expect(choice["finish_reason"] as? String == "stop")
         let streamed = try #require(
-            await f.post("/v1/completions", base + #", "stop": "\#(stop)", "stream": true}"#))
+            await f.post("/v1/completions", base + #", "stop": \#(quoted), "stream": true}"#))
         let pieces = streamed.events.dropLast().compactMap {
             ((try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["choices"] as? [[String: Any]])?
                 .first?["text"] as? String

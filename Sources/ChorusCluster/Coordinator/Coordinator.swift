@@ -22,8 +22,10 @@ public actor Coordinator {
         /// nil: each worker drafts with its own settings; otherwise every worker uses these.
         public var draftSampling: SamplingSettings?
         /// Verify each round to the depth that maximises expected tokens per second (``TreeSizer``), at most
-        /// `draftLength`; false: always `draftLength` (workers draft `draftLength` either way).
-        public var adaptiveDepth = true
+        /// `draftLength`; false (default): always `draftLength` (workers draft `draftLength` either way). Off by
+        /// default because the depth follows measured times, so a seeded run would no longer reproduce token for
+        /// token; exact either way.
+        public var adaptiveDepth = false
         /// Sequences per worker per round; 0: each worker's own setting.
         public var sequencesPerWorker = 0
         /// How often a worker that missed a deadline is probed.
