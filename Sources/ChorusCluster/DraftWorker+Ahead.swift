@@ -211,40 +211,29 @@ extension DraftWorker {
         offers.sort { $0.odds > $1.odds }
         for offer in offers.prefix(plan.bonusSlots) {
             let node = bonusSources[offer.source].node
-            guard let sequence = fullSequence(ending: node, first: first, queued: queued) else { continue }
+            let (sequence, path) = triePath(ending: node, first: first, queued: queued)
             let suffix = sequence + [offer.token]
             guard !plan.branches.contains(where: { $0.suffix == suffix }) else { continue }
-            let path = pathNodes(ending: node, first: first, queued: queued)
             plan.branches.append(Ahead.Branch(suffix: suffix, path: path))
             plan.queued.append((offer.token, node, .branchEnd(plan.branches.count - 1)))
         }
         plan.bonusSlots = 0
     }
 
-    /// The tokens of the trie path ending at tree node `node` (a row of the first step's queue).
-    private func fullSequence(ending node: Int, first: Int, queued: [(token: Int, parent: Int, role: Ahead.Role)])
-        -> [Int]?
+    /// The trie path ending at tree node `node` (a row of the first step's queue, numbered from `first`), root to
+    /// end: its tokens and their tree nodes.
+    private func triePath(ending node: Int, first: Int, queued: [(token: Int, parent: Int, role: Ahead.Role)])
+        -> (tokens: [Int], nodes: [Int])
     {
         var tokens: [Int] = []
-        var k = node - first
-        while k >= 0, k < queued.count {
-            tokens.append(queued[k].token)
-            k = queued[k].parent - first
-        }
-        return tokens.reversed()
-    }
-
-    /// Tree nodes of the trie path ending at `node`, root to end.
-    private func pathNodes(ending node: Int, first: Int, queued: [(token: Int, parent: Int, role: Ahead.Role)])
-        -> [Int]
-    {
         var nodes: [Int] = []
         var k = node - first
         while k >= 0, k < queued.count {
+            tokens.append(queued[k].token)
             nodes.append(first + k)
             k = queued[k].parent - first
         }
-        return nodes.reversed()
+        return (tokens.reversed(), nodes.reversed())
     }
 
     /// A request's drafts from what was drafted ahead, when a branch's context is `context` and the request
