@@ -9,7 +9,7 @@ import Logging
 import ServiceLifecycle
 
 /// `chorus worker`: a draft worker serving its draft model over NNG.
-struct WorkerCommand: AsyncParsableCommand {
+struct WorkerCommand: ConfiguredCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run a draft worker: a draft model serving draft requests over NNG.",
@@ -39,18 +39,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the draft model.") var threads: Int?
     @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
         Precision?
-    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
-    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
-    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
     @OptionGroup var security: SecurityOptions
 
     func resolved() throws -> WorkerConfiguration {
-        var c = WorkerConfiguration()
-        if let config {
-            let file = try ClusterConfiguration(file: config)
-            guard file.hasWorker else { throw ConfigurationError("\(config): no `worker:` section") }
-            c = file.worker
-        }
+        var c = try WorkerConfiguration(file: config)
         if let listen { c.listen = listen }
         if let model { c.model = model }
         if let temperature { c.temperature = temperature }
@@ -63,9 +55,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let id { c.id = id }
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
-        if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        if let keyFile = security.keyFile { c.keyFile = keyFile }
-        if security.insecure { c.insecure = true }
+        try security.apply(to: &c)
         guard c.model != nil else {
             throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)")
         }
@@ -80,10 +70,6 @@ struct WorkerCommand: AsyncParsableCommand {
         try security.check(c.listen, .listen)
         if let r = c.register { try security.check(r, .register) }
         return c
-    }
-
-    func validate() throws {
-        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws {
@@ -124,7 +110,7 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 /// `chorus coordinator`: the target model, verification, and the client endpoint.
-struct CoordinatorCommand: AsyncParsableCommand {
+struct CoordinatorCommand: ConfiguredCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Run the coordinator: the target model, verifying drafts from the workers.",
@@ -154,9 +140,6 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the target model.") var threads: Int?
     @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
         Precision?
-    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
-    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
-    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
     @OptionGroup var security: SecurityOptions
     @Option(name: .long, help: "Serve the OpenAI-compatible HTTP API on HOST:PORT (e.g. 127.0.0.1:8080).")
     var http: String?
@@ -169,12 +152,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var apiKeyFile: String?
 
     func resolved() throws -> CoordinatorConfiguration {
-        var c = CoordinatorConfiguration()
-        if let config {
-            let file = try ClusterConfiguration(file: config)
-            guard file.hasCoordinator else { throw ConfigurationError("\(config): no `coordinator:` section") }
-            c = file.coordinator
-        }
+        var c = try CoordinatorConfiguration(file: config)
         if let model { c.model = model }
         if !worker.isEmpty { c.workers = worker }
         if let scheme { c.scheme = scheme }
@@ -185,9 +163,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
-        if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        if let keyFile = security.keyFile { c.keyFile = keyFile }
-        if security.insecure { c.insecure = true }
+        try security.apply(to: &c)
         if let http { c.http = http }
         if let maxSessions { c.maxSessions = maxSessions }
         if let maxQueue { c.maxQueue = maxQueue }
@@ -219,10 +195,6 @@ struct CoordinatorCommand: AsyncParsableCommand {
         try security.check(c.listen, .listen)
         for w in c.workers { try security.check(w, .dial) }
         return c
-    }
-
-    func validate() throws {
-        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws {
@@ -316,17 +288,25 @@ func readAPIKey(_ file: String) throws -> String {
     return key
 }
 
-func tlsOverride(certificate: String?, key: String?, ca: String?) throws -> TLSConfiguration? {
-    let given = [certificate, key, ca].compactMap { $0 }
-    if given.isEmpty { return nil }
-    guard let certificate, let key, let ca else {
-        throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
-    }
-    return TLSConfiguration(certificate: certificate, key: key, ca: ca)
+/// A server command whose flags override a section of its `--config` file: `resolved()` merges and checks them,
+/// and `validate()` runs it, so a bad setting fails with a usage message before `run()` has any side effect.
+protocol ConfiguredCommand: AsyncParsableCommand {
+    associatedtype Settings
+    func resolved() throws -> Settings
 }
 
-/// `--key-file` and `--insecure`, shared by the worker, the coordinator and `generate --coordinator`.
+extension ConfiguredCommand {
+    func validate() throws {
+        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
+    }
+}
+
+/// `--tls-cert`, `--tls-key`, `--tls-ca`, `--key-file` and `--insecure`, shared by the worker, the coordinator and
+/// `generate --coordinator`.
 struct SecurityOptions: ParsableArguments {
+    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
     @Option(
         name: .customLong("key-file"),
         help: ArgumentHelp(
@@ -339,6 +319,23 @@ struct SecurityOptions: ParsableArguments {
             "Listen, dial and register on addresses other hosts can reach without a key or mutual TLS. Anyone "
                 + "who can reach them can then join and steer the output; for trusted private networks only."))
     var insecure = false
+
+    /// The TLS files given on the command line: none, or all three.
+    func tls() throws -> TLSConfiguration? {
+        let given = [tlsCertificate, tlsKey, tlsCA].compactMap { $0 }
+        if given.isEmpty { return nil }
+        guard let tlsCertificate, let tlsKey, let tlsCA else {
+            throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
+        }
+        return TLSConfiguration(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
+    }
+
+    /// Lays these flags over a config file's settings.
+    func apply(to c: inout some NodeConfiguration) throws {
+        if let tls = try tls() { c.tls = tls }
+        if let keyFile { c.keyFile = keyFile }
+        if insecure { c.insecure = true }
+    }
 }
 
 /// The cluster's security from the resolved settings: loads and checks the key file.
