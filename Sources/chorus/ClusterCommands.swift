@@ -3,7 +3,6 @@ import ChorusCluster
 import ChorusModel
 import ChorusSampling
 import ChorusServer
-import ChorusTransport
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -217,8 +216,7 @@ struct CoordinatorCommand: ConfiguredCommand {
         // With HTTP, worker round trips are timed for /metrics and the status page.
         let metrics = PrometheusServingMetrics()
         let board = StatusBoard()
-        let connector: any DraftTransportConnector =
-            c.http == nil ? network.connector : TimedConnector(network.connector, metrics: metrics, board: board)
+        let connector = TimedConnector.connector(for: network, timed: c.http != nil, metrics: metrics, board: board)
         let coordinator = Coordinator(
             target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: connector, log: log)
         for address in c.workers { try await coordinator.addWorker(address: address) }
