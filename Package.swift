@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // `chorus bench serve`'s latency percentiles.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Pure → effectful (DESIGN.md "Modules").
@@ -57,7 +59,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // `chorus bench`: sweep plan, runner, local worker pool, statistics, SVG charts and reports.
-        .target(name: "ChorusBench", dependencies: ["ChorusCluster"]),
+        // `bench serve`: an HTTP/SSE load generator with HdrHistogram percentiles.
+        .target(
+            name: "ChorusBench",
+            dependencies: ["ChorusCluster", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // A user-space TCP proxy adding one-way latency (emulated multi-host links).
         .target(name: "ChorusDelayProxy"),
         .executableTarget(

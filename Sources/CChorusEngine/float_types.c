@@ -41,15 +41,16 @@ CHORUS_FLOAT_DOT(chorus_dot_bf16, chorus_bf16(chorus_load16(w + 2 * i)))
 #if CHORUS_X86
 
 // AVX2: two 8-lane accumulators per row over 16 elements a step, then the remainder in scalar. The weight
-// vectors are loaded (and converted) once per step for all rows; the row count is a compile-time constant of
-// an inlined tile, so the accumulators stay in registers.
-#define CHORUS_FLOAT_DOT_AVX2(NAME, LOAD8, LOAD1)                                                   \
+// vectors are loaded (and converted) once per step for all rows; the row count (1–6: twelve accumulators and
+// two weight vectors fill the sixteen registers, and a tree of 1 + 4 drafts takes one pass) is a compile-time
+// constant of an inlined tile, so the accumulators stay in registers.
+#define CHORUS_FLOAT_DOT_AVX2(NAME, BYTES, LOAD8, LOAD1)                                                 \
     CHORUS_AVX2 static inline __attribute__((always_inline)) void NAME##_tile(                      \
         int n, const void *weights, const void *act, size_t act_stride, const int rows, float *out, \
         size_t out_stride) {                                                                        \
         const uint8_t *w = weights;                                                                 \
-        const float *x[4];                                                                          \
-        __m256 a0[4], a1[4];                                                                        \
+        const float *x[CHORUS_TILE_ROWS];                                                            \
+        __m256 a0[CHORUS_TILE_ROWS], a1[CHORUS_TILE_ROWS];                                        \
         _Pragma("clang loop unroll(full)") \
         for (int r = 0; r < rows; r++) {                                                            \
             x[r] = (const float *)((const uint8_t *)act + r * act_stride);                         \
@@ -58,6 +59,7 @@ CHORUS_FLOAT_DOT(chorus_dot_bf16, chorus_bf16(chorus_load16(w + 2 * i)))
         }                                                                                           \
         int i = 0;                                                                                  \
         for (; i + 16 <= n; i += 16) {                                                              \
+            _mm_prefetch((const char *)w + CHORUS_PREFETCH_BYTES + (size_t)BYTES * i, _MM_HINT_T0);           \
             __m256 w0 = LOAD8(i), w1 = LOAD8(i + 8);                                                \
             _Pragma("clang loop unroll(full)") \
             for (int r = 0; r < rows; r++) {                                                        \
@@ -82,9 +84,9 @@ CHORUS_FLOAT_DOT(chorus_dot_bf16, chorus_bf16(chorus_load16(w + 2 * i)))
     _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * (i)))), 16))
 #define BF16_LOAD1(j) chorus_bf16(chorus_load16(w + 2 * (j)))
 
-CHORUS_FLOAT_DOT_AVX2(chorus_dot_f32_avx2, F32_LOAD8, F32_LOAD1)
-CHORUS_FLOAT_DOT_AVX2(chorus_dot_f16_avx2, F16_LOAD8, F16_LOAD1)
-CHORUS_FLOAT_DOT_AVX2(chorus_dot_bf16_avx2, BF16_LOAD8, BF16_LOAD1)
+CHORUS_FLOAT_DOT_AVX2(chorus_dot_f32_avx2, 4, F32_LOAD8, F32_LOAD1)
+CHORUS_FLOAT_DOT_AVX2(chorus_dot_f16_avx2, 2, F16_LOAD8, F16_LOAD1)
+CHORUS_FLOAT_DOT_AVX2(chorus_dot_bf16_avx2, 2, BF16_LOAD8, BF16_LOAD1)
 
 #else
 CHORUS_AVX2_FALLBACK(f32)

@@ -85,6 +85,16 @@ static inline void chorus_scales_q3k(const uint8_t *s, int8_t out[16]) {
     }
 
 #if CHORUS_X86
+/// How far ahead of the block being multiplied the kernels prefetch their weights. A decode step streams every
+/// weight once from DRAM; without hints the 1-row kernels reached ≈ 8 GB/s of this core's ≈ 15 GB/s, with them
+/// ≈ 10–12 (Q4_K, Q6_K; docs/benchmarks.md §3). Prefetches never fault, so reading past the tensor is harmless.
+#define CHORUS_PREFETCH_BYTES 8192
+
+/// Asks for the cache lines of `bytes` weight bytes CHORUS_PREFETCH_BYTES after `p`.
+static inline void chorus_prefetch(const uint8_t *p, int bytes) {
+    for (int i = 0; i < bytes; i += 64) _mm_prefetch((const char *)p + CHORUS_PREFETCH_BYTES + i, _MM_HINT_T0);
+}
+
 /// Σ of the eight lanes of v.
 CHORUS_AVX2 static inline float chorus_hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -101,17 +111,24 @@ CHORUS_AVX2 static inline __m256i chorus_sum8(const __m256i p[8]) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20), _mm256_permute2x128_si256(e, f, 0x31));
 }
 
-/// A dot function from an inlined tile taking the row count as a compile-time constant (1–4), so the
-/// accumulators stay in registers (the float kernels, whose every FMA feeds a row's accumulator).
+/// A dot function from an inlined tile taking the row count as a compile-time constant (1–CHORUS_TILE_ROWS), so
+/// the accumulators stay in registers (the float and k-quant kernels, whose every product feeds a row's
+/// accumulator).
 #define CHORUS_TILES(NAME)                                                                                \
     CHORUS_AVX2 void NAME(int blocks, const void *w, const void *a, size_t s, int rows, float *o, size_t os) { \
         switch (rows) {                                                                                   \
             case 1: NAME##_tile(blocks, w, a, s, 1, o, os); break;                                        \
             case 2: NAME##_tile(blocks, w, a, s, 2, o, os); break;                                        \
             case 3: NAME##_tile(blocks, w, a, s, 3, o, os); break;                                        \
-            default: NAME##_tile(blocks, w, a, s, 4, o, os); break;                                       \
+            case 4: NAME##_tile(blocks, w, a, s, 4, o, os); break;                                        \
+            case 5: NAME##_tile(blocks, w, a, s, 5, o, os); break;                                        \
+            default: NAME##_tile(blocks, w, a, s, 6, o, os); break;                                       \
         }                                                                                                 \
     }
+
+/// Most rows a CHORUS_TILES dot call takes. The float kernels take six (twelve accumulators and two weight
+/// vectors fill the sixteen registers); the k-quant kernels are called with at most four (measured faster).
+#define CHORUS_TILE_ROWS 6
 
 /// Rows a quantized dot call takes at once: each weight block is unpacked once for all of them.
 #define CHORUS_QUANT_ROWS 16

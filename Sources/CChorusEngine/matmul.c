@@ -38,8 +38,10 @@ static void run_rows(const matmul_job *j, int begin, int end) {
         const uint8_t *w = j->weights + (size_t)o * j->row_bytes;
         // Rows per dot call. The blocks-of-32 kernels unpack each group of eight weight blocks once for up to
         // CHORUS_QUANT_ROWS rows (their unpacking is costly); the k-quant and float kernels keep their
-        // accumulators in registers, four rows at a time (measured faster for them).
-        int tile = j->traits->activation == CHORUS_ACT_Q8 && j->traits->block_size == 32 ? CHORUS_QUANT_ROWS : 4;
+        // accumulators in registers, four rows at a time (k-quants, measured faster for them) or six (floats:
+        // a tree of five nodes, one token and four drafts, in one pass over each weight row).
+        int tile = j->traits->activation == CHORUS_ACT_Q8 ? (j->traits->block_size == 32 ? CHORUS_QUANT_ROWS : 4)
+                                                          : CHORUS_TILE_ROWS;
         for (int r = 0; r < j->rows; r += tile) {
             int n = j->rows - r < tile ? j->rows - r : tile;
             j->dot(j->blocks, w, j->act + (size_t)r * j->act_stride, j->act_stride, n, j->y + (size_t)r * j->y_stride + o,

@@ -235,8 +235,8 @@ CHORUS_AVX2 static inline __m256i scale_pair(int s0, int s1) {
 #define XQ(r, n, j) _mm256_loadu_si256((const __m256i *)(x[r].q + 256 * (n) + 32 * (j)))
 
 #define K_ROWS_SETUP                                                                              \
-    chorus_q8_row x[4];                                                                           \
-    __m256 acc[4];                                                                                \
+    chorus_q8_row x[CHORUS_TILE_ROWS];                                                            \
+    __m256 acc[CHORUS_TILE_ROWS];                                                                 \
     _Pragma("clang loop unroll(full)") \
     for (int r = 0; r < rows; r++) {                                                              \
         x[r] = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, 8 * blocks);         \
@@ -256,6 +256,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void q45_k_tile(int fiv
     const uint8_t *b = weights;
     const __m256i low4 = _mm256_set1_epi8(0x0F), one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
     for (int n = 0; n < blocks; n++, b += bytes) {
+        chorus_prefetch(b, bytes);
         uint8_t sc[8], m[8];
         scales_k4(b + 4, sc, m);
         __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(chorus_load16(b))), bytes8_ps(sc));
@@ -333,6 +334,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q6_k_av
     const uint8_t *b = weights;
     const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
     for (int n = 0; n < blocks; n++, b += 210) {
+        chorus_prefetch(b, 210);
         __m256i w[8], sv[8], scales16;
         scale_pairs((const int8_t *)(b + 192), sv, &scales16);
         for (int g = 0; g < 2; g++) {
@@ -360,6 +362,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q3_k_av
     const uint8_t *b = weights;
     const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     for (int n = 0; n < blocks; n++, b += 110) {
+        chorus_prefetch(b, 110);
         int8_t scales[16];
         chorus_scales_q3k(b + 96, scales);
         __m256i w[8], sv[8], scales16;
@@ -387,6 +390,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q2_k_av
     const uint8_t *b = weights;
     const __m256i three = _mm256_set1_epi8(3);
     for (int n = 0; n < blocks; n++, b += 84) {
+        chorus_prefetch(b, 84);
         __m256 dv = _mm256_set1_ps(_cvtsh_ss(chorus_load16(b + 80)));
         __m256 dminv = _mm256_set1_ps(_cvtsh_ss(chorus_load16(b + 82)));
         __m128i packed = _mm_loadu_si128((const __m128i *)b);

@@ -202,6 +202,7 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
         for (int k0 = 0; k0 < blocks; k0 += 8) {                                                        \
             int count = blocks - k0 < 8 ? blocks - k0 : 8;                                              \
             const uint8_t *b0 = base + (size_t)k0 * BYTES;                                              \
+            chorus_prefetch(b0, 8 * BYTES);                                                             \
             __m256i w[8], wa[8];                                                                        \
             for (int j = 0; j < 8; j++) {                                                               \
                 __m256i v = _mm256_setzero_si256();                                                     \

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             BenchSweepCommand.self, BenchPlotCommand.self, BenchSelectionCommand.self, BenchModelCommand.self,
             BenchAcceptanceCommand.self, BenchAccuracyCommand.self, BenchTransportCommand.self,
-            BenchQuantizationCommand.self,
+            BenchQuantizationCommand.self, BenchServeCommand.self,
         ],
         defaultSubcommand: BenchSweepCommand.self
     )
