@@ -74,7 +74,6 @@ let package = Package(
                 "ChorusModel",
                 "ChorusCluster",
                 "ChorusServer",
-                "ChorusTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

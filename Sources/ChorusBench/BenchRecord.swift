@@ -92,21 +92,21 @@ public struct BenchRecord: Codable, Sendable, Equatable {
     /// Anything that makes the point suspect (drafts missing deadlines, schemes falling back).
     public var warnings: [String] = []
 
+    /// The record of `point`, its results still zero; `draftTemperatures` and `draftModels` have one entry per draft.
     public init(
-        kind: Kind, run: String, scheme: String, drafts: Int, workers: Int, sequencesPerWorker: Int, draftLength: Int,
-        mix: String, draftTemperature: Double, draftTemperatures: [Double], draftModels: [String],
+        kind: Kind, run: String, point: BenchPoint, draftTemperatures: [Double], draftModels: [String],
         targetTemperature: Double, prompts: Int, tokensPerPrompt: Int, seed: UInt64, hosts: Int? = nil,
         delayMilliseconds: Double? = nil, pinning: String? = nil, build: String, deadlineMilliseconds: Int
     ) {
         self.kind = kind
         self.run = run
-        self.scheme = scheme
-        self.drafts = drafts
-        self.workers = workers
-        self.sequencesPerWorker = sequencesPerWorker
-        self.draftLength = draftLength
-        self.mix = mix
-        self.draftTemperature = draftTemperature
+        scheme = point.scheme
+        drafts = point.drafts
+        workers = point.workers
+        sequencesPerWorker = point.sequencesPerWorker
+        draftLength = point.draftLength
+        mix = point.mix.rawValue
+        draftTemperature = point.draftTemperature
         self.draftTemperatures = draftTemperatures
         self.draftModels = draftModels
         self.targetTemperature = targetTemperature

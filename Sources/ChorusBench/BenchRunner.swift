@@ -17,6 +17,8 @@ public struct BenchRunner: Sendable {
     public var deadline: Duration
     /// `truncated-lp`'s s.
     public var truncation = SchemeCatalog.defaultTruncation
+    /// A sweep re-measures plain target decoding before every this many measured points (0: only at its start).
+    public var baselineEvery = 1
 
     public init(
         target: any LanguageModel, network: ClusterNetwork, prompts: [[Int]], tokensPerPrompt: Int,

@@ -80,6 +80,56 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public init() {}
 }
 
+/// What the worker's and the coordinator's settings share: their model, where they listen, the model's threads and
+/// precision, and how their links are secured.
+public protocol NodeConfiguration: Sendable {
+    /// The config file's section for these settings (`worker`, `coordinator`).
+    static var sectionName: String { get }
+    /// This section of a whole file, nil when the file has none.
+    static func section(of file: ClusterConfiguration) -> Self?
+    init()
+    var model: String? { get set }
+    var listen: String { get set }
+    var threads: Int { get set }
+    var precision: String { get set }
+    var tls: TLSConfiguration? { get set }
+    var keyFile: String? { get set }
+    var insecure: Bool { get set }
+}
+
+extension NodeConfiguration {
+    /// The section of the config file at `path` (an error when the file has none); the defaults without a file.
+    public init(file path: String?) throws {
+        self.init()
+        guard let path else { return }
+        guard let section = Self.section(of: try ClusterConfiguration(file: path)) else {
+            throw ConfigurationError("\(path): no `\(Self.sectionName):` section")
+        }
+        self = section
+    }
+
+    /// Reads the keys every section has: `model`, `listen`, `threads`, `precision`, `tls`, `key_file`, `insecure`.
+    mutating func readShared(_ r: MappingReader) throws {
+        model = try r.string("model")
+        listen = try r.string("listen") ?? listen
+        threads = try r.int("threads", in: 1...256) ?? threads
+        precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
+        tls = try r.tls("tls")
+        keyFile = try r.string("key_file")
+        insecure = try r.bool("insecure") ?? insecure
+    }
+}
+
+extension CoordinatorConfiguration: NodeConfiguration {
+    public static let sectionName = "coordinator"
+    public static func section(of file: ClusterConfiguration) -> Self? { file.hasCoordinator ? file.coordinator : nil }
+}
+
+extension WorkerConfiguration: NodeConfiguration {
+    public static let sectionName = "worker"
+    public static func section(of file: ClusterConfiguration) -> Self? { file.hasWorker ? file.worker : nil }
+}
+
 /// A whole config file: either or both sections.
 public struct ClusterConfiguration: Sendable, Equatable {
     public var coordinator = CoordinatorConfiguration()
@@ -232,19 +282,13 @@ extension CoordinatorConfiguration {
     init(node: Node, path: String) throws {
         self.init()
         let r = try MappingReader(node, path: path, known: Self.keys)
-        model = try r.string("model")
-        listen = try r.string("listen") ?? listen
+        try readShared(r)
         workers = try r.strings("workers") ?? workers
         scheme = try r.string("scheme") ?? scheme
         truncation = try r.int("truncation", in: 1...1024) ?? truncation
         draftLength = try r.int("draft_length", in: 1...64) ?? draftLength
         adaptiveDepth = try r.bool("adaptive_depth") ?? adaptiveDepth
         deadlineMilliseconds = try r.int("deadline_ms", in: 1...600_000) ?? deadlineMilliseconds
-        threads = try r.int("threads", in: 1...256) ?? threads
-        precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
-        tls = try r.tls("tls")
-        keyFile = try r.string("key_file")
-        insecure = try r.bool("insecure") ?? insecure
         http = try r.string("http")
         maxSessions = try r.int("max_sessions", in: 1...4096) ?? maxSessions
         maxQueue = try r.int("max_queue", in: 0...65536) ?? maxQueue
@@ -263,8 +307,7 @@ extension WorkerConfiguration {
     init(node: Node, path: String) throws {
         self.init()
         let r = try MappingReader(node, path: path, known: Self.keys)
-        model = try r.string("model")
-        listen = try r.string("listen") ?? listen
+        try readShared(r)
         advertise = try r.string("advertise")
         register = try r.string("register")
         id = try r.string("id")
@@ -273,11 +316,6 @@ extension WorkerConfiguration {
         topP = try r.double("top_p", in: 0.000001...1) ?? topP
         sequences = try r.int("sequences", in: 1...64) ?? sequences
         aheadBranches = try r.int("ahead_branches", in: 0...64) ?? aheadBranches
-        threads = try r.int("threads", in: 1...256) ?? threads
-        precision = try r.choice("precision", of: ["fast", "reference"]) ?? precision
-        tls = try r.tls("tls")
-        keyFile = try r.string("key_file")
-        insecure = try r.bool("insecure") ?? insecure
     }
 }
 

@@ -166,12 +166,8 @@ public actor DraftWorker {
     public init(model: any LanguageModel, configuration: Configuration, advertisedAddress: String = "") {
         self.model = model
         self.configuration = configuration
-        let identity = model.identity
         registration = Registration(
-            workerID: configuration.workerID, address: advertisedAddress,
-            model: ModelDescriptor(
-                name: identity.name, fileHash: identity.fileHash, vocabularyHash: identity.vocabularyHash,
-                vocabularySize: identity.vocabularySize),
+            workerID: configuration.workerID, address: advertisedAddress, model: model.identity,
             sampling: configuration.sampling, sequences: configuration.sequences)
     }
 

@@ -107,6 +107,13 @@ public struct WireReader {
         return n
     }
 
+    /// A vocabulary size: 1 … ``WireLimits/vocabulary``.
+    public mutating func vocabularySize(_ field: String = "vocabulary size") throws(WireError) -> Int {
+        let n = Int(try u32(field))
+        guard n >= 1, n <= WireLimits.vocabulary else { throw WireError.invalidValue(field: field, reason: "\(n)") }
+        return n
+    }
+
     public mutating func string(_ field: String, limit: Int = 4096) throws(WireError) -> String {
         let n = try count(field, limit: limit, bytesEach: 1)
         let slice = bytes[position..<(position + n)]

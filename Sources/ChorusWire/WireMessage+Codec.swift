@@ -88,7 +88,7 @@ extension WireMessage {
         case 1:
             let workerID = try r.string("worker id")
             let address = try r.string("address")
-            let model = try ModelDescriptor.decode(from: &r)
+            let model = try ModelIdentity.decode(from: &r)
             let sampling = try SamplingSettings.decode(from: &r)
             let sequences = Int(try r.u16("sequences"))
             guard sequences >= 1, sequences <= WireLimits.sequences else {
@@ -128,10 +128,7 @@ extension WireMessage {
             let session = try r.u64("session")
             let round = try r.u64("round")
             let worker = try r.string("worker id")
-            let vocabulary = Int(try r.u32("vocabulary size"))
-            guard vocabulary >= 1, vocabulary <= WireLimits.vocabulary else {
-                throw WireError.invalidValue(field: "vocabulary size", reason: "\(vocabulary)")
-            }
+            let vocabulary = try r.vocabularySize()
             let count = try r.count("sequence count", limit: WireLimits.sequences, bytesEach: 4)
             guard count >= 1 else {
                 throw WireError.invalidValue(field: "sequence count", reason: "a reply carries at least one sequence")
@@ -207,7 +204,7 @@ extension WireMessage {
     }
 }
 
-extension ModelDescriptor {
+extension ModelIdentity {
     func encode(into w: inout WireWriter) {
         w.string(name)
         w.string(fileHash)
@@ -215,15 +212,12 @@ extension ModelDescriptor {
         w.u32(UInt32(clamping: vocabularySize))
     }
 
-    static func decode(from r: inout WireReader) throws(WireError) -> ModelDescriptor {
+    static func decode(from r: inout WireReader) throws(WireError) -> ModelIdentity {
         let name = try r.string("model name")
         let fileHash = try r.string("model file hash")
         let vocabularyHash = try r.string("vocabulary hash")
-        let size = Int(try r.u32("vocabulary size"))
-        guard size >= 1, size <= WireLimits.vocabulary else {
-            throw WireError.invalidValue(field: "vocabulary size", reason: "\(size)")
-        }
-        return ModelDescriptor(name: name, fileHash: fileHash, vocabularyHash: vocabularyHash, vocabularySize: size)
+        let size = try r.vocabularySize()
+        return ModelIdentity(name: name, fileHash: fileHash, vocabularyHash: vocabularyHash, vocabularySize: size)
     }
 }
 

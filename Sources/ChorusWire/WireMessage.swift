@@ -9,33 +9,18 @@ public enum WireLimits {
     public static let text = 1 << 20
 }
 
-/// A model as workers and the coordinator describe it to each other.
-public struct ModelDescriptor: Sendable, Equatable, Hashable, Codable {
-    public var name: String
-    public var fileHash: String
-    public var vocabularyHash: String
-    public var vocabularySize: Int
-
-    public init(name: String, fileHash: String, vocabularyHash: String, vocabularySize: Int) {
-        self.name = name
-        self.fileHash = fileHash
-        self.vocabularyHash = vocabularyHash
-        self.vocabularySize = vocabularySize
-    }
-}
-
 /// A worker announcing itself to the coordinator's registration endpoint.
 public struct Registration: Sendable, Equatable {
     public var workerID: String
     /// Where the worker's REP socket listens, as the coordinator should dial it.
     public var address: String
-    public var model: ModelDescriptor
+    public var model: ModelIdentity
     /// The worker's default sampling settings (a request may override them).
     public var sampling: SamplingSettings
     /// How many sequences the worker drafts per request by default.
     public var sequences: Int
 
-    public init(workerID: String, address: String, model: ModelDescriptor, sampling: SamplingSettings, sequences: Int) {
+    public init(workerID: String, address: String, model: ModelIdentity, sampling: SamplingSettings, sequences: Int) {
         self.workerID = workerID
         self.address = address
         self.model = model

@@ -1,9 +1,10 @@
+import ChorusBench
 import Foundation
 import Synchronization
 
 /// A progress bar on standard error, updated in place on a terminal (one line per finished point
 /// otherwise, so CI logs stay readable), with an ETA from the work done so far.
-final class BenchProgress: Sendable {
+final class BenchProgress: BenchSweepProgress {
     struct State {
         var done = 0
         var total: Int
@@ -27,9 +28,9 @@ final class BenchProgress: Sendable {
         draw(force: true)
     }
 
-    /// Adds finished work units.
-    func advance(_ units: Int = 1) {
-        state.withLock { $0.done += units }
+    /// One more work unit (a prompt) is done.
+    func advance() {
+        state.withLock { $0.done += 1 }
         draw(force: false)
     }
 

@@ -1,7 +1,7 @@
 import ArgumentParser
+import ChorusBench
 import ChorusModel
 import ChorusSampling
-import ChorusWire
 import Foundation
 
 /// `chorus bench quantization`: what the compact draft law costs in acceptance on a real target/draft
@@ -76,7 +76,7 @@ struct BenchQuantizationCommand: ParsableCommand {
             for (law, exact) in zip(laws, full) {
                 let quantized = try QuantizedDistribution(logits: law.logits, settings: settings, totalBits: b)
                 let pHat = quantized.distribution
-                bytes.append(WireDistribution(quantized).encodedByteCount)
+                bytes.append(quantized.wireByteCount)
                 support.append(quantized.supportCount)
                 distance += quantized.l1Distance(to: law.p)
                 let sd = singleDraftAcceptance(law.q, pHat) - exact.sd

@@ -9,9 +9,7 @@ import Foundation
 extension BenchSweepCommand {
     // MARK: Hosts mode
 
-    func runHosts(_ counts: [Int], axes: Axes, runner: BenchRunner, context: SweepContext, directory: String)
-        async throws -> Int
-    {
+    func runHosts(_ counts: [Int], axes: Axes, runner: BenchRunner, context: SweepContext) async throws -> Int {
         let plans = counts.map { n in
             BenchPlan(
                 schemes: axes.schemes, drafts: axes.drafts, draftLengths: axes.lengths, temperatures: axes.temperatures,
@@ -27,7 +25,8 @@ extension BenchSweepCommand {
             FileHandleOutput.standardError.write("skipped: \(reason)\n")
             for (n, plan) in zip(counts, plans) {
                 for point in plan.points() {
-                    var record = context.record(point, kind: .skipped, skipReason: point.skipReason ?? reason)
+                    var record = context.record(point, kind: .skipped)
+                    record.skipReason = point.skipReason ?? reason
                     record.hosts = n
                     try context.write(record)
                 }
@@ -46,7 +45,7 @@ extension BenchSweepCommand {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-netns-\(getpid())").path
         let total = plans.reduce(0) { total, plan in
             let measured = plan.points().filter { $0.skipReason == nil }.count
-            return total + (measured + baselines(measured) - 1) * runner.prompts.count
+            return total + (measured + runner.baselines(measured) - 1) * runner.prompts.count
         }
         let progress = BenchProgress(total: total)
         var failures = 0
@@ -65,44 +64,10 @@ extension BenchSweepCommand {
             guard addresses.count == n else {
                 throw fail("netns-cluster.sh started \(addresses.count) workers, expected \(n)", code: 1)
             }
-            _ = try await runner.measure(nil, addresses: [])
-            progress.begin("hosts=\(n): plain target decoding (baseline)")
-            var baseline = try await measureBaseline(
-                runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
-            var sinceBaseline = 0
-            for point in plan.points() {
-                var record = context.record(point, kind: .point)
-                record.hosts = n
-                record.delayMilliseconds = delayMs
-                record.pinning = pinning
-                if let reason = point.skipReason {
-                    record.kind = .skipped
-                    record.skipReason = reason
-                    try context.write(record)
-                    continue
-                }
-                if baselineEvery > 0, sinceBaseline >= baselineEvery {
-                    progress.begin("hosts=\(n): plain target decoding (baseline)")
-                    baseline = try await measureBaseline(
-                        runner: runner, context: context, hosts: n, pinning: pinning, progress: progress)
-                    sinceBaseline = 0
-                }
-                sinceBaseline += 1
-                progress.begin("hosts=\(n) \(point.label)")
-                do {
-                    let began = ContinuousClock.now
-                    let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }
-                    BenchStatistics.fill(
-                        &record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
-                    record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
-                    record.warnings += result.warnings.prefix(5)
-                    try context.write(record)
-                    progress.finishItem(summary(record))
-                } catch {
-                    failures += 1
-                    progress.note("FAILED hosts=\(n) \(point.label): \(Self.describe(error))")
-                }
-            }
+            failures += try await runner.sweep(
+                plan.points(), hosts: n, delayMilliseconds: delayMs, pinning: pinning, records: context,
+                progress: progress
+            ) { _ in addresses }
         }
         progress.finish()
         if failures == 0 {

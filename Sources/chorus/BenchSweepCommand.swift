@@ -176,6 +176,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
             targetSettings: SamplingSettings(temperature: targetTemperature), seed: seed,
             deadline: .milliseconds(deadlineMs))
         runner.truncation = truncation
+        runner.baselineEvery = baselineEvery
 
         FileHandleOutput.standardError.write(
             "chorus bench: \(promptTokens.count) prompts × \(axes.tokens) tokens, \(Self.buildKind) build, "
@@ -183,7 +184,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         var failures = 0
         if let hosts {
             let counts = hosts.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            failures = try await runHosts(counts, axes: axes, runner: runner, context: context, directory: directory)
+            failures = try await runHosts(counts, axes: axes, runner: runner, context: context)
         } else {
             failures = try await runLocal(axes: axes, runner: runner, context: context, loaded: loaded)
         }
@@ -207,12 +208,19 @@ struct BenchSweepCommand: AsyncParsableCommand {
             schemes: axes.schemes, drafts: axes.drafts, draftLengths: axes.lengths, temperatures: axes.temperatures,
             mixes: axes.mixes, sequencesPerWorker: sequences)
         let points = plan.points()
-        let measured = points.filter { $0.skipReason == nil }
-        let progress = BenchProgress(total: (measured.count + baselines(measured.count)) * runner.prompts.count)
+        let measured = points.filter { $0.skipReason == nil }.count
+        let progress = BenchProgress(total: (measured + runner.baselines(measured)) * runner.prompts.count)
         let pool = try LocalWorkerPool(target: loaded.model, maxWorkers: maxWorkers)
         do {
-            let failures = try await runLocal(
-                points: points, runner: runner, context: context, pool: pool, progress: progress)
+            let failures = try await runner.sweep(points, records: context, progress: progress) { point in
+                try await pool.acquire(
+                    point.workerSpecs(
+                        primary: context.primary, secondary: context.secondary, fixedTemperature: fixedTemperature))
+            }
+            // A second baseline shows how much the machine drifted during the sweep.
+            _ = try await runner.measureBaseline(
+                "plain target decoding (baseline, end of run)", records: context, progress: progress)
+            progress.finish()
             await pool.shutdown()
             return failures
         } catch {
@@ -220,105 +228,10 @@ struct BenchSweepCommand: AsyncParsableCommand {
             throw error
         }
     }
-
-    func runLocal(
-        points: [BenchPoint], runner: BenchRunner, context: SweepContext, pool: LocalWorkerPool, progress: BenchProgress
-    ) async throws -> Int {
-
-        // Warm-up (page faults, first allocations), then the baseline.
-        _ = try await runner.measure(nil, addresses: [])
-        progress.begin("plain target decoding (baseline)")
-        var baseline = try await measureBaseline(
-            runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
-        var sinceBaseline = 0
-
-        var failures = 0
-        for point in points {
-            if let reason = point.skipReason {
-                try context.write(context.record(point, kind: .skipped, skipReason: reason))
-                progress.note("skipped \(point.label): \(reason)")
-                continue
-            }
-            if baselineEvery > 0, sinceBaseline >= baselineEvery {
-                progress.begin("plain target decoding (baseline)")
-                baseline = try await measureBaseline(
-                    runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
-                sinceBaseline = 0
-            }
-            sinceBaseline += 1
-            progress.begin(point.label)
-            do {
-                let specs = point.workerSpecs(
-                    primary: context.primary, secondary: context.secondary, fixedTemperature: fixedTemperature)
-                let addresses = try await pool.acquire(specs)
-                let began = ContinuousClock.now
-                let result = try await runner.measure(point, addresses: addresses) { _ in progress.advance() }
-                var record = context.record(point, kind: .point)
-                BenchStatistics.fill(
-                    &record, generations: result.generations, baseline: baseline, expectedDrafts: point.drafts)
-                record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
-                record.warnings += result.warnings.prefix(5)
-                try context.write(record)
-                progress.finishItem(summary(record))
-            } catch {
-                failures += 1
-                progress.note("FAILED \(point.label): \(Self.describe(error))")
-            }
-        }
-        // A second baseline shows how much the machine drifted during the sweep.
-        progress.begin("plain target decoding (baseline, end of run)")
-        _ = try await measureBaseline(runner: runner, context: context, hosts: nil, pinning: nil, progress: progress)
-        progress.finish()
-        return failures
-    }
-
-    /// Baseline measurements in a sweep of `points` measured points (the first, the re-measurements, the last).
-    func baselines(_ points: Int) -> Int {
-        baselineEvery > 0 ? 2 + max(0, points - 1) / baselineEvery : 2
-    }
-
-    func measureBaseline(
-        runner: BenchRunner, context: SweepContext, hosts: Int?, pinning: String?, progress: BenchProgress
-    ) async throws -> Double {
-        let began = ContinuousClock.now
-        let result = try await runner.measure(nil, addresses: []) { _ in progress.advance() }
-        let point = BenchPoint(
-            scheme: "target", drafts: 0, workers: 0, sequencesPerWorker: 0, draftLength: 0, mix: .identical,
-            draftTemperature: 0)
-        var record = context.record(point, kind: .baseline)
-        record.hosts = hosts
-        record.pinning = pinning
-        BenchStatistics.fill(&record, generations: result.generations, baseline: 0, expectedDrafts: 0)
-        record.baselineTokensPerSecond = record.tokensPerSecond
-        record.speedup = 1
-        record.elapsedSeconds = microseconds(ContinuousClock.now - began) / 1e6
-        try context.write(record)
-        progress.finishItem("baseline: plain target decoding \(fixed(record.tokensPerSecond, 1)) tok/s")
-        return record.tokensPerSecond
-    }
-
-    /// An error for a FAILED line (errors made with `fail` were printed when they were thrown).
-    static func describe(_ error: any Error) -> String {
-        error is ExitCode ? "see the error above" : "\(error)"
-    }
-
-    func summary(_ r: BenchRecord) -> String {
-        var s = "\(r.scheme) K=\(r.drafts) L=\(r.draftLength) T=\(r.draftTemperature)"
-        if r.mix != "identical" { s += " \(r.mix)" }
-        if let h = r.hosts { s += " hosts=\(h)" }
-        s += ": block eff. \(fixed(r.blockEfficiency, 2)), accept \(fixed(r.acceptanceRate, 2)), "
-        s += "\(fixed(r.tokensPerSecond, 1)) tok/s (\(fixed(r.speedup, 2))×)"
-        if let bytes = r.bytes.perDraftedToken { s += ", \(fixed(bytes, 0)) B per drafted token" }
-        if let cpu = r.time.coordinatorCPU, r.time.round > 0 {
-            s += ", coordinator CPU \(fixed(cpu / 1000, 2)) ms/round (\(fixed(100 * cpu / r.time.round, 1)) %)"
-        }
-        if !r.warnings.isEmpty { s += "  ⚠ \(r.warnings[0])" }
-        return s
-    }
 }
 
 /// What every record of one run shares, and where records go.
-struct SweepContext {
+struct SweepContext: BenchRecordSink {
     var run: String
     var output: FileHandle
     var primary: String
@@ -336,19 +249,16 @@ struct SweepContext {
         return file.replacingOccurrences(of: "chorus-kjv-", with: "")
     }
 
-    func record(_ point: BenchPoint, kind: BenchRecord.Kind, skipReason: String? = nil) -> BenchRecord {
+    func record(_ point: BenchPoint, kind: BenchRecord.Kind) -> BenchRecord {
         let perDraft = point.drafts > 0 && point.sequencesPerWorker > 0
         var record = BenchRecord(
-            kind: kind, run: run, scheme: point.scheme, drafts: point.drafts, workers: point.workers,
-            sequencesPerWorker: point.sequencesPerWorker, draftLength: point.draftLength, mix: point.mix.rawValue,
-            draftTemperature: point.draftTemperature,
+            kind: kind, run: run, point: point,
             draftTemperatures: perDraft ? point.draftTemperatures(fixedTemperature: fixedTemperature) : [],
             draftModels: perDraft
                 ? point.draftModels(primary: Self.modelName(primary), secondary: Self.modelName(secondary)) : [],
             targetTemperature: targetTemperature, prompts: prompts, tokensPerPrompt: tokens, seed: seed,
             build: BenchSweepCommand.buildKind, deadlineMilliseconds: deadlineMs)
         record.machine = machine
-        record.skipReason = skipReason
         return record
     }
 

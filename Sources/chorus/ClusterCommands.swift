@@ -3,13 +3,12 @@ import ChorusCluster
 import ChorusModel
 import ChorusSampling
 import ChorusServer
-import ChorusTransport
 import Foundation
 import Logging
 import ServiceLifecycle
 
 /// `chorus worker`: a draft worker serving its draft model over NNG.
-struct WorkerCommand: AsyncParsableCommand {
+struct WorkerCommand: ConfiguredCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run a draft worker: a draft model serving draft requests over NNG.",
@@ -39,18 +38,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the draft model.") var threads: Int?
     @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
         Precision?
-    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
-    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
-    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
     @OptionGroup var security: SecurityOptions
 
     func resolved() throws -> WorkerConfiguration {
-        var c = WorkerConfiguration()
-        if let config {
-            let file = try ClusterConfiguration(file: config)
-            guard file.hasWorker else { throw ConfigurationError("\(config): no `worker:` section") }
-            c = file.worker
-        }
+        var c = try WorkerConfiguration(file: config)
         if let listen { c.listen = listen }
         if let model { c.model = model }
         if let temperature { c.temperature = temperature }
@@ -63,9 +54,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let id { c.id = id }
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
-        if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        if let keyFile = security.keyFile { c.keyFile = keyFile }
-        if security.insecure { c.insecure = true }
+        try security.apply(to: &c)
         guard c.model != nil else {
             throw ConfigurationError("give the draft model: --model FILE (or `model:` in the config)")
         }
@@ -80,10 +69,6 @@ struct WorkerCommand: AsyncParsableCommand {
         try security.check(c.listen, .listen)
         if let r = c.register { try security.check(r, .register) }
         return c
-    }
-
-    func validate() throws {
-        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws {
@@ -124,7 +109,7 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 /// `chorus coordinator`: the target model, verification, and the client endpoint.
-struct CoordinatorCommand: AsyncParsableCommand {
+struct CoordinatorCommand: ConfiguredCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Run the coordinator: the target model, verifying drafts from the workers.",
@@ -154,9 +139,6 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the target model.") var threads: Int?
     @Option(name: .long, help: "fast (the engine, default) or reference (Float32 copies, slow).") var precision:
         Precision?
-    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
-    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
-    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
     @OptionGroup var security: SecurityOptions
     @Option(name: .long, help: "Serve the OpenAI-compatible HTTP API on HOST:PORT (e.g. 127.0.0.1:8080).")
     var http: String?
@@ -169,12 +151,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var apiKeyFile: String?
 
     func resolved() throws -> CoordinatorConfiguration {
-        var c = CoordinatorConfiguration()
-        if let config {
-            let file = try ClusterConfiguration(file: config)
-            guard file.hasCoordinator else { throw ConfigurationError("\(config): no `coordinator:` section") }
-            c = file.coordinator
-        }
+        var c = try CoordinatorConfiguration(file: config)
         if let model { c.model = model }
         if !worker.isEmpty { c.workers = worker }
         if let scheme { c.scheme = scheme }
@@ -185,9 +162,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
         if let precision { c.precision = precision.rawValue }
-        if let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA) { c.tls = tls }
-        if let keyFile = security.keyFile { c.keyFile = keyFile }
-        if security.insecure { c.insecure = true }
+        try security.apply(to: &c)
         if let http { c.http = http }
         if let maxSessions { c.maxSessions = maxSessions }
         if let maxQueue { c.maxQueue = maxQueue }
@@ -221,10 +196,6 @@ struct CoordinatorCommand: AsyncParsableCommand {
         return c
     }
 
-    func validate() throws {
-        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
-    }
-
     func run() async throws {
         let c = try resolved()
         let log = ClusterLog(component: "coordinator")
@@ -245,8 +216,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         // With HTTP, worker round trips are timed for /metrics and the status page.
         let metrics = PrometheusServingMetrics()
         let board = StatusBoard()
-        let connector: any DraftTransportConnector =
-            c.http == nil ? network.connector : TimedConnector(network.connector, metrics: metrics, board: board)
+        let connector = TimedConnector.connector(for: network, timed: c.http != nil, metrics: metrics, board: board)
         let coordinator = Coordinator(
             target: loaded.model, tokenizer: loaded.tokenizer, options: options, connector: connector, log: log)
         for address in c.workers { try await coordinator.addWorker(address: address) }
@@ -316,17 +286,25 @@ func readAPIKey(_ file: String) throws -> String {
     return key
 }
 
-func tlsOverride(certificate: String?, key: String?, ca: String?) throws -> TLSConfiguration? {
-    let given = [certificate, key, ca].compactMap { $0 }
-    if given.isEmpty { return nil }
-    guard let certificate, let key, let ca else {
-        throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
-    }
-    return TLSConfiguration(certificate: certificate, key: key, ca: ca)
+/// A server command whose flags override a section of its `--config` file: `resolved()` merges and checks them,
+/// and `validate()` runs it, so a bad setting fails with a usage message before `run()` has any side effect.
+protocol ConfiguredCommand: AsyncParsableCommand {
+    associatedtype Settings
+    func resolved() throws -> Settings
 }
 
-/// `--key-file` and `--insecure`, shared by the worker, the coordinator and `generate --coordinator`.
+extension ConfiguredCommand {
+    func validate() throws {
+        do { _ = try resolved() } catch { throw ValidationError("\(error)") }
+    }
+}
+
+/// `--tls-cert`, `--tls-key`, `--tls-ca`, `--key-file` and `--insecure`, shared by the worker, the coordinator and
+/// `generate --coordinator`.
 struct SecurityOptions: ParsableArguments {
+    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for tls+tcp://.") var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the peers.") var tlsCA: String?
     @Option(
         name: .customLong("key-file"),
         help: ArgumentHelp(
@@ -339,6 +317,23 @@ struct SecurityOptions: ParsableArguments {
             "Listen, dial and register on addresses other hosts can reach without a key or mutual TLS. Anyone "
                 + "who can reach them can then join and steer the output; for trusted private networks only."))
     var insecure = false
+
+    /// The TLS files given on the command line: none, or all three.
+    func tls() throws -> TLSConfiguration? {
+        let given = [tlsCertificate, tlsKey, tlsCA].compactMap { $0 }
+        if given.isEmpty { return nil }
+        guard let tlsCertificate, let tlsKey, let tlsCA else {
+            throw ConfigurationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
+        }
+        return TLSConfiguration(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
+    }
+
+    /// Lays these flags over a config file's settings.
+    func apply(to c: inout some NodeConfiguration) throws {
+        if let tls = try tls() { c.tls = tls }
+        if let keyFile { c.keyFile = keyFile }
+        if insecure { c.insecure = true }
+    }
 }
 
 /// The cluster's security from the resolved settings: loads and checks the key file.

@@ -28,11 +28,6 @@ struct GenerateCommand: AsyncParsableCommand {
         Precision.fast
     @Flag(name: .long, help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
     @Option(name: .long, help: "Seconds to wait for the coordinator.") var timeout = 60.0
-    @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM) for a tls+tcp:// coordinator.")
-    var tlsCertificate: String?
-    @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
-    @Option(name: .customLong("tls-ca"), help: "CA certificate (PEM) that signs the coordinator's certificate.")
-    var tlsCA: String?
     @OptionGroup var security: SecurityOptions
 
     var settings: SamplingSettings { SamplingSettings(temperature: temperature, topK: topK, topP: topP) }
@@ -45,7 +40,7 @@ struct GenerateCommand: AsyncParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
         do { try settings.validate() } catch { throw ValidationError("\(error)") }
         do {
-            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
+            let tls = try security.tls()
             if tls != nil || security.keyFile != nil || security.insecure, coordinator == nil {
                 throw ConfigurationError(
                     "--tls-cert, --tls-key, --tls-ca, --key-file and --insecure are for --coordinator")
@@ -102,7 +97,7 @@ extension GenerateCommand {
     func runRemote(coordinator address: String) async throws {
         let client: CoordinatorClient
         do {
-            let tls = try tlsOverride(certificate: tlsCertificate, key: tlsKey, ca: tlsCA)
+            let tls = try security.tls()
             let security = try clusterSecurity(tls: tls, keyFile: security.keyFile, insecure: security.insecure)
             client = try CoordinatorClient(address: address, network: .nng(security), timeout: .seconds(timeout))
         } catch {

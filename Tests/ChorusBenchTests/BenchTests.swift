@@ -13,12 +13,14 @@ import Testing
 /// the sweep plan's rules, and the SVG and markdown the plot command writes.
 @Suite struct BenchTests {
     static func record(
-        kind: BenchRecord.Kind = .point, scheme: String = "optimal", drafts: Int = 2, mix: String = "identical",
+        kind: BenchRecord.Kind = .point, scheme: String = "optimal", drafts: Int = 2, mix: DraftMix = .identical,
         temperature: Double = 1.0, hosts: Int? = nil
     ) -> BenchRecord {
         var r = BenchRecord(
-            kind: kind, run: "test-run", scheme: scheme, drafts: drafts, workers: drafts, sequencesPerWorker: 1,
-            draftLength: 4, mix: mix, draftTemperature: temperature,
+            kind: kind, run: "test-run",
+            point: BenchPoint(
+                scheme: scheme, drafts: drafts, workers: drafts, sequencesPerWorker: 1, draftLength: 4,
+                mix: mix, draftTemperature: temperature),
             draftTemperatures: Array(repeating: temperature, count: drafts),
             draftModels: Array(repeating: "draft-small-f32", count: drafts), targetTemperature: 1, prompts: 3,
             tokensPerPrompt: 48, seed: 7, hosts: hosts, build: "release", deadlineMilliseconds: 5000)
@@ -37,7 +39,7 @@ import Testing
     // MARK: Schema
 
     @Test func recordRoundTripsThroughOneJSONLine() throws {
-        var r = Self.record(scheme: "truncated-lp", drafts: 3, mix: "temperature", temperature: 1.6, hosts: 4)
+        var r = Self.record(scheme: "truncated-lp", drafts: 3, mix: .temperature, temperature: 1.6, hosts: 4)
         r.delayMilliseconds = 2.5
         r.pinning = "taskset: coordinator on CPU 0, workers on CPU 1"
         r.machine = "2 CPUs"
@@ -228,7 +230,7 @@ import Testing
         for scheme in ["specinfer", "optimal"] {
             for k in [1, 2, 4] { lines.append(try! record(scheme: scheme, drafts: k).jsonLine()) }
         }
-        var skipped = record(kind: .skipped, scheme: "spectr", drafts: 2, mix: "temperature")
+        var skipped = record(kind: .skipped, scheme: "spectr", drafts: 2, mix: .temperature)
         skipped.skipReason = "spectr needs identical drafts"
         lines.append(try! skipped.jsonLine())
         for h in [1, 2, 4] { lines.append(try! record(scheme: "optimal", drafts: 4, hosts: h).jsonLine()) }

@@ -175,6 +175,27 @@ final class DataBox: @unchecked Sendable {
         #expect(result.error.contains("--key-file"), "\(result.error)")
     }
 
+    /// The TLS flags are one group in every command that takes them: all three or none, checked before anything
+    /// runs (a usage error, status 64), and a config file's missing section is named the same way.
+    @Test(arguments: [
+        ["worker", "--model", "m.gguf", "--tls-cert", "c.pem"],
+        ["coordinator", "--model", "t.gguf", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+        ["generate", "--coordinator", "tls+tcp://127.0.0.1:7100", "--prompt", "x", "--tls-ca", "ca.pem"],
+    ])
+    func partialTLSFlagsAreRefused(_ arguments: [String]) async throws {
+        let result = try await runChorus(arguments)
+        #expect(result.status == 64, "\(arguments): \(result.status) \(result.error)")
+        #expect(result.error.contains("TLS needs all of --tls-cert, --tls-key and --tls-ca"), "\(result.error)")
+    }
+
+    @Test func aConfigWithoutTheCommandsSectionIsRefused() async throws {
+        let path = Self.directory.appendingPathComponent("worker-only.yaml").path
+        try "worker:\n  model: d.gguf\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try await runChorus(["coordinator", "--config", path])
+        #expect(result.status == 64, "\(result.status) \(result.error)")
+        #expect(result.error.contains("\(path): no `coordinator:` section"), "\(result.error)")
+    }
+
     /// `keygen --out` writes 64 hex digits with mode 600 and never overwrites; the key is accepted, a
     /// world-readable copy is refused with the command that fixes it.
     @Test func keygenAndKeyFilePermissions() async throws {

@@ -16,6 +16,31 @@ import Testing
         }
     }
 
+    /// A command's section of a config file (`init(file:)`): the defaults without a file, the section's values and
+    /// the keys both sections share (read by one reader) with one, and an error naming the file and the section when
+    /// the file has only the other section.
+    @Test func sectionOfAFile() throws {
+        #expect(try WorkerConfiguration(file: nil) == WorkerConfiguration())
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-section-\(getpid()).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+        worker:
+          model: d.gguf
+          listen: tcp://127.0.0.1:7201
+          threads: 3
+          precision: reference
+          key_file: k
+          insecure: true
+          sequences: 2
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let worker = try WorkerConfiguration(file: path)
+        #expect(worker.model == "d.gguf" && worker.listen == "tcp://127.0.0.1:7201" && worker.sequences == 2)
+        #expect(worker.threads == 3 && worker.precision == "reference" && worker.keyFile == "k" && worker.insecure)
+        #expect {
+            try CoordinatorConfiguration(file: path)
+        } throws: { "\($0)" == "\(path): no `coordinator:` section" }
+    }
+
     /// The HTTP keys (issue 12): values, defaults, and a limit out of range named in the error.
     @Test func httpKeys() throws {
         let config = try ClusterConfiguration(

@@ -396,7 +396,7 @@ struct CoordinatorFaultTests {
             let id = model.identity
             return Registration(
                 workerID: "registered", address: address,
-                model: ModelDescriptor(
+                model: ModelIdentity(
                     name: id.name, fileHash: id.fileHash, vocabularyHash: id.vocabularyHash,
                     vocabularySize: id.vocabularySize),
                 sampling: .standard, sequences: 2)
@@ -475,7 +475,7 @@ struct CoordinatorFaultTests {
             .register(
                 Registration(
                     workerID: "x", address: FaultCluster.address(0),
-                    model: ModelDescriptor(
+                    model: ModelIdentity(
                         name: identity.name, fileHash: identity.fileHash, vocabularyHash: identity.vocabularyHash,
                         vocabularySize: identity.vocabularySize),
                     sampling: .standard, sequences: 2)),

@@ -31,7 +31,7 @@ final class SteeringWorker: Sendable {
         let vocabulary = target.vocabularySize
         switch try WireMessage.decode(request.body) {
         case .describe:
-            let model = ModelDescriptor(
+            let model = ModelIdentity(
                 name: "honest-looking", fileHash: "", vocabularyHash: target.vocabularyHash,
                 vocabularySize: vocabulary)
             return WireMessage.register(
@@ -186,7 +186,7 @@ struct SecurityTests {
         let plain = raw.client(for: try TransportAddress("inproc://coordinator"))
         let registration = Registration(
             workerID: "mallory", address: "inproc://mallory",
-            model: ModelDescriptor(
+            model: ModelIdentity(
                 name: "m", fileHash: "", vocabularyHash: target.identity.vocabularyHash,
                 vocabularySize: Self.vocabulary),
             sampling: .standard, sequences: 1)

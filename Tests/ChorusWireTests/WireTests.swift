@@ -21,7 +21,7 @@ let sampleMessages: [WireMessage] = {
     stats.repliesUsed = 90
     stats.draftAheadHits = 61
     stats.draftWaitMicroseconds = 45_678
-    let model = ModelDescriptor(name: "draft", fileHash: "ab12", vocabularyHash: "cd34", vocabularySize: 4)
+    let model = ModelIdentity(name: "draft", fileHash: "ab12", vocabularyHash: "cd34", vocabularySize: 4)
     return [
         .register(
             Registration(

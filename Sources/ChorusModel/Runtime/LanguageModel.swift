@@ -1,23 +1,5 @@
 import ChorusSampling
 
-/// What identifies a model to its peers: a worker's draft model must share the target's vocabulary.
-public struct ModelIdentity: Sendable, Equatable, Hashable, Codable {
-    /// Human-readable name (file name or `general.name`).
-    public var name: String
-    /// SHA-256 (hex) of the model file, or of the in-memory model's parameters.
-    public var fileHash: String
-    /// SHA-256 (hex) of the vocabulary (token strings and types, in id order).
-    public var vocabularyHash: String
-    public var vocabularySize: Int
-
-    public init(name: String, fileHash: String, vocabularyHash: String, vocabularySize: Int) {
-        self.name = name
-        self.fileHash = fileHash
-        self.vocabularyHash = vocabularyHash
-        self.vocabularySize = vocabularySize
-    }
-}
-
 /// A causal language model as the cluster uses it (DESIGN.md "Modules"): sessions with a KV cache
 /// that can be extended, rolled back, and asked to score a whole tree of drafted tokens at once.
 public protocol LanguageModel: Sendable {

@@ -1,3 +1,5 @@
+import ChorusSampling
+
 /// A tiny in-memory language model for tests: the logits after a token depend only on that token,
 /// `logits = table[token]` (a first-order Markov chain over the vocabulary).
 ///

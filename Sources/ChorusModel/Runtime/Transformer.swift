@@ -1,5 +1,6 @@
 import CBLAS
 import CChorusEngine
+import ChorusSampling
 
 #if canImport(Glibc)
     import Glibc

@@ -68,45 +68,41 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
         return (p - pos, newlineEnd)
     }
 
+    /// The scan both patterns share: at each position a contraction if one starts there (both patterns try the
+    /// contractions first), else the piece `piece(pos)` ends (its end index, beyond `pos`); pieces are emitted in
+    /// order until the text is covered.
+    @inline(__always)
+    private static func scan(_ s: [UInt32], foldCase: Bool, _ emit: (Int, Int) -> Void, piece: (Int) -> Int) {
+        var pos = 0
+        while pos < s.count {
+            let k = contraction(s, pos, foldCase: foldCase)
+            let end = k > 0 ? pos + k : piece(pos)
+            emit(pos, end)
+            pos = end
+        }
+    }
+
     private static func splitGPT2(_ s: [UInt32], _ c: [UInt8], _ emit: (Int, Int) -> Void) {
         let n = s.count
-        var pos = 0
-        while pos < n {
-            let k = contraction(s, pos, foldCase: false)
-            if k > 0 {
-                emit(pos, pos + k)
-                pos += k
-                continue
-            }
+        scan(s, foldCase: false, emit) { pos in
             // ` ?X+` for X in {letter, number, other}: the optional space binds to the run after it.
             let spaced = s[pos] == 0x20 && pos + 1 < n
             let runClass = spaced ? c[pos + 1] : c[pos]
             if runClass != PreTokenizerClass.whitespace {
                 var p = spaced ? pos + 1 : pos
                 while p < n, c[p] == runClass { p += 1 }
-                emit(pos, p)
-                pos = p
-                continue
+                return p
             }
             // `\s+(?!\S)` leaves the last space of a run before a non-space to the next word;
             // `\s+` takes the rest (a single space, or a run reaching the end).
             let run = whitespaceRun(s, c, pos).count
-            let end = run > 1 && pos + run < n ? pos + run - 1 : pos + run
-            emit(pos, end)
-            pos = end
+            return run > 1 && pos + run < n ? pos + run - 1 : pos + run
         }
     }
 
     private static func splitQwen2(_ s: [UInt32], _ c: [UInt8], _ emit: (Int, Int) -> Void) {
         let n = s.count
-        var pos = 0
-        while pos < n {
-            let k = contraction(s, pos, foldCase: true)
-            if k > 0 {
-                emit(pos, pos + k)
-                pos += k
-                continue
-            }
+        scan(s, foldCase: true, emit) { pos in
             let here = c[pos]
             let isNewline = s[pos] == 0x0A || s[pos] == 0x0D
             // `[^\r\n\p{L}\p{N}]?\p{L}+`
@@ -116,38 +112,23 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
             {
                 var p = pos + 1
                 while p < n, c[p] == PreTokenizerClass.letter { p += 1 }
-                emit(pos, p)
-                pos = p
-                continue
+                return p
             }
             // `\p{N}`: one digit at a time.
-            if here == PreTokenizerClass.number {
-                emit(pos, pos + 1)
-                pos += 1
-                continue
-            }
+            if here == PreTokenizerClass.number { return pos + 1 }
             // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
             let spaced = s[pos] == 0x20 && pos + 1 < n && c[pos + 1] == PreTokenizerClass.other
             if here == PreTokenizerClass.other || spaced {
                 var p = spaced ? pos + 1 : pos
                 while p < n, c[p] == PreTokenizerClass.other { p += 1 }
                 while p < n, s[p] == 0x0A || s[p] == 0x0D { p += 1 }
-                emit(pos, p)
-                pos = p
-                continue
+                return p
             }
             // Whitespace: `\s*[\r\n]+` (up to the run's last CR/LF), then `\s+(?!\S)`, then `\s+`.
             let (run, newlineEnd) = whitespaceRun(s, c, pos)
-            let end: Int
-            if newlineEnd > 0 {
-                end = newlineEnd
-            } else if run > 1 && pos + run < n {
-                end = pos + run - 1
-            } else {
-                end = pos + max(run, 1)
-            }
-            emit(pos, end)
-            pos = end
+            if newlineEnd > 0 { return newlineEnd }
+            if run > 1 && pos + run < n { return pos + run - 1 }
+            return pos + max(run, 1)
         }
     }
 }

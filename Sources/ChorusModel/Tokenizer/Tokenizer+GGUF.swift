@@ -98,27 +98,23 @@ extension Tokenizer {
     }
 
     private static func strings(_ gguf: GGUFFile, _ key: String) throws(ModelError) -> [String] {
-        let items = try gguf.array(key)
-        var out: [String] = []
-        out.reserveCapacity(items.count)
-        for (i, item) in items.enumerated() {
-            guard let s = item.stringValue else {
-                throw ModelError.wrongMetadataType(
-                    key: key, expected: "array of strings", found: "\(item.summary) at index \(i)")
-            }
-            out.append(s)
-        }
-        return out
+        try elements(gguf, key, expected: "array of strings") { $0.stringValue }
     }
 
     private static func integers(_ gguf: GGUFFile, _ key: String) throws(ModelError) -> [Int] {
+        try elements(gguf, key, expected: "array of integers") { $0.integer }
+    }
+
+    /// Every element of the array at `key` through `value`; the first element it refuses is an error.
+    private static func elements<T>(
+        _ gguf: GGUFFile, _ key: String, expected: String, _ value: (GGUFValue) -> T?
+    ) throws(ModelError) -> [T] {
         let items = try gguf.array(key)
-        var out: [Int] = []
+        var out: [T] = []
         out.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
-            guard let v = item.integer else {
-                throw ModelError.wrongMetadataType(
-                    key: key, expected: "array of integers", found: "\(item.summary) at index \(i)")
+            guard let v = value(item) else {
+                throw ModelError.wrongMetadataType(key: key, expected: expected, found: "\(item.summary) at index \(i)")
             }
             out.append(v)
         }

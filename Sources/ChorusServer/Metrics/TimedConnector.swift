@@ -1,3 +1,4 @@
+import ChorusCluster
 import ChorusTransport
 import Metrics
 import Synchronization
@@ -40,4 +41,14 @@ struct TimedTransport: DraftTransport {
     }
 
     func close() { base.close() }
+}
+
+extension TimedConnector {
+    /// The connector a coordinator dials workers with: `network`'s, timed into `metrics` and `board` when the
+    /// HTTP face serves them (`timed`), as it is otherwise.
+    public static func connector(
+        for network: ClusterNetwork, timed: Bool, metrics: PrometheusServingMetrics, board: StatusBoard
+    ) -> any DraftTransportConnector {
+        timed ? TimedConnector(network.connector, metrics: metrics, board: board) : network.connector
+    }
 }

@@ -1,30 +1,5 @@
 import CNNG
 
-/// Settings for `NNGReplyServer`.
-public struct NNGServerOptions: Sendable, Hashable {
-    /// Largest request body accepted, in bytes (NNG_OPT_RECVMAXSZ, plus 64 bytes for the
-    /// protocol header). NNG closes a connection that announces a larger message; the server
-    /// itself keeps serving. Default 64 MiB.
-    public var receiveLimit: Int
-    /// Requests handled at the same time: one REP context (nng_ctx(5)) per slot, each running a
-    /// receive → handle → send loop. Default 8.
-    public var concurrency: Int
-    /// How long sending one reply may wait for a slow peer before the reply is dropped.
-    public var sendTimeout: Duration
-    /// Certificates for `tls+tcp://` addresses; required for them, rejected for the others.
-    public var tls: TLSSettings?
-
-    public init(
-        receiveLimit: Int = 64 << 20, concurrency: Int = 8, sendTimeout: Duration = .seconds(5),
-        tls: TLSSettings? = nil
-    ) {
-        self.receiveLimit = receiveLimit
-        self.concurrency = concurrency
-        self.sendTimeout = sendTimeout
-        self.tls = tls
-    }
-}
-
 /// A worker's REP socket (nng_rep(7)): listens on an address and answers requests with a handler.
 ///
 /// `options.concurrency` REP contexts each loop receive → handler → send, so that many requests
@@ -90,18 +65,8 @@ public final class NNGReplyServer: Sendable {
         var listener = nng_listener()
         try check(nng_listener_create(&listener, socket, address.url), address: address.url)
         try check(nng_listener_set_size(listener, chorus_nng_opt_recvmaxsz(), options.receiveLimit + spHeaderHeadroom))
-        switch (address.scheme, options.tls) {
-        case (.tlsTCP, let settings?):
-            let config = try NNGTLSConfiguration.make(settings, server: true)
-            // The listener takes its own reference to the configuration (nng_tls_config_hold).
-            defer { nng_tls_config_free(config) }
-            try check(nng_listener_set_ptr(listener, chorus_nng_opt_tls_config(), UnsafeMutableRawPointer(config)))
-        case (.tlsTCP, nil):
-            throw .tls("address \(address) is tls+tcp:// but no TLSSettings were given")
-        case (_, .some):
-            throw .invalidAddress(address.url, reason: "TLSSettings were given; use a tls+tcp:// address")
-        case (_, nil):
-            break
+        try NNGTLSConfiguration.attach(options.tls, for: address, server: true) {
+            nng_listener_set_ptr(listener, chorus_nng_opt_tls_config(), $0)
         }
         try check(nng_listener_start(listener, 0), address: address.url)
         guard address.port == 0 else { return address }

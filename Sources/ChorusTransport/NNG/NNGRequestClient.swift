@@ -1,35 +1,6 @@
 import CNNG
 import Foundation
 
-/// Settings for `NNGRequestClient`.
-public struct NNGClientOptions: Sendable, Hashable {
-    /// Largest reply body accepted, in bytes (NNG_OPT_RECVMAXSZ, plus 64 bytes for the protocol
-    /// header). A larger reply makes NNG drop the connection, and the request fails with
-    /// `.connectionLost`. Default 64 MiB.
-    public var receiveLimit: Int
-    /// First delay before redialing a worker that is down or went away (NNG_OPT_RECONNMINT).
-    public var reconnectMinimum: Duration
-    /// The redial delay doubles after each failure up to this bound (NNG_OPT_RECONNMAXT).
-    public var reconnectMaximum: Duration
-    /// Largest request sent, in bytes; a larger one fails at once with `.messageTooLarge`
-    /// instead of being sent. Set it to the workers' receive limit: a worker drops the connection
-    /// on an oversized request, which would otherwise surface as `.connectionLost`. `nil`: no check.
-    public var sendLimit: Int?
-    /// Certificates for `tls+tcp://` addresses; required for them, rejected for the others.
-    public var tls: TLSSettings?
-
-    public init(
-        receiveLimit: Int = 64 << 20, sendLimit: Int? = nil, reconnectMinimum: Duration = .milliseconds(50),
-        reconnectMaximum: Duration = .seconds(1), tls: TLSSettings? = nil
-    ) {
-        self.receiveLimit = receiveLimit
-        self.sendLimit = sendLimit
-        self.reconnectMinimum = reconnectMinimum
-        self.reconnectMaximum = reconnectMaximum
-        self.tls = tls
-    }
-}
-
 /// The coordinator's REQ socket to one worker (nng_req(7)), with async/await requests.
 ///
 /// * The dialer starts non-blocking (NNG_FLAG_NONBLOCK, nng_dialer_start(3)): NNG keeps
@@ -91,18 +62,8 @@ public final class NNGRequestClient: DraftTransport {
         try check(nng_dialer_set_ms(dialer, chorus_nng_opt_reconnmint(), options.reconnectMinimum.nngMilliseconds))
         try check(nng_dialer_set_ms(dialer, chorus_nng_opt_reconnmaxt(), options.reconnectMaximum.nngMilliseconds))
         try check(nng_dialer_set_size(dialer, chorus_nng_opt_recvmaxsz(), options.receiveLimit + spHeaderHeadroom))
-        switch (address.scheme, options.tls) {
-        case (.tlsTCP, let settings?):
-            let config = try NNGTLSConfiguration.make(settings, server: false)
-            // The dialer takes its own reference to the configuration (nng_tls_config_hold).
-            defer { nng_tls_config_free(config) }
-            try check(nng_dialer_set_ptr(dialer, chorus_nng_opt_tls_config(), UnsafeMutableRawPointer(config)))
-        case (.tlsTCP, nil):
-            throw .tls("address \(address) is tls+tcp:// but no TLSSettings were given")
-        case (_, .some):
-            throw .invalidAddress(address.url, reason: "TLSSettings were given; use a tls+tcp:// address")
-        case (_, nil):
-            break
+        try NNGTLSConfiguration.attach(options.tls, for: address, server: false) {
+            nng_dialer_set_ptr(dialer, chorus_nng_opt_tls_config(), $0)
         }
         // Non-blocking: NNG connects (and reconnects) in the background (nng_dialer_start(3)).
         try check(nng_dialer_start(dialer, chorus_nng_flag_nonblock()), address: address.url)

@@ -27,6 +27,27 @@ enum NNGTLSConfiguration {
         return config
     }
 
+    /// Gives a listener (`server`) or dialer of `address` its TLS configuration through `setConfig` (its
+    /// `nng_listener_set_ptr` / `nng_dialer_set_ptr` with NNG_OPT_TLS_CONFIG, which takes its own reference):
+    /// a `tls+tcp://` address needs `settings`, and every other address refuses them.
+    static func attach(
+        _ settings: TLSSettings?, for address: TransportAddress, server: Bool,
+        setConfig: (UnsafeMutableRawPointer) -> Int32
+    ) throws(TransportError) {
+        switch (address.scheme, settings) {
+        case (.tlsTCP, let settings?):
+            let config = try make(settings, server: server)
+            defer { nng_tls_config_free(config) }
+            try check(setConfig(UnsafeMutableRawPointer(config)))
+        case (.tlsTCP, nil):
+            throw .tls("address \(address) is tls+tcp:// but no TLSSettings were given")
+        case (_, .some):
+            throw .invalidAddress(address.url, reason: "TLSSettings were given; use a tls+tcp:// address")
+        case (_, nil):
+            break
+        }
+    }
+
     private static func apply(_ settings: TLSSettings, to config: OpaquePointer, server: Bool) throws(TransportError) {
         if let caFile = settings.caFile {
             // nng_tls_config_ca_file loads PEM CA certificates (and CRLs) from a file.
