@@ -53,7 +53,7 @@ trap 'kill -TERM $cluster 2>/dev/null; wait $cluster 2>/dev/null || true' EXIT
 
 ready() {  # every worker ready
     curl -sf "http://127.0.0.1:$port/health" 2>/dev/null |
-        python3 -c "import json, sys; sys.exit(json.load(sys.stdin)['workers']['ready'] < $workers)"
+        python3 -c "import json, sys; sys.exit(json.load(sys.stdin)['workers']['ready'] < $workers)" 2>/dev/null
 }
 for _ in $(seq 1 240); do
     if ready; then break; fi

@@ -6,8 +6,8 @@ import ChorusWire
 /// The coordinator (DESIGN.md "Data flow of one round"): holds the target model and runs each
 /// generation's rounds. One round, top to bottom in ``runSession(_:)``: ask the ready workers for
 /// drafts (``DraftCollector``), cut them to one length, check the scheme can take them, build the
-/// tree once, score it with ONE target forward and verify it (``GenerationSession``), and publish the
-/// tokens (``SessionStream``). Membership lives in ``WorkerRegistry``; the request endpoint in
+/// tree once, score it with ONE target forward — shared with the other sessions ready at the same moment
+/// (``TargetBatcher``) — and verify it (``GenerationSession``), and publish the tokens (``SessionStream``). Membership lives in ``WorkerRegistry``; the request endpoint in
 /// `Coordinator+Endpoint.swift`.
 ///
 /// Exactness does not depend on which workers answer: fewer drafts (a slow or dead worker) give a
