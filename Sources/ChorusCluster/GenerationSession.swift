@@ -89,69 +89,95 @@ public final class GenerationSession {
             tree: drafts.isEmpty ? nil : DraftTree(drafts: drafts, vocabularySize: target.vocabularySize))
     }
 
+    /// A round's target work, prepared by ``prepareRound(tree:)``: the rows the target scores (the root, then the
+    /// tree's nodes; only the root when there is no tree to verify) and the tree they came from.
+    public struct PreparedRound: Sendable {
+        /// Tokens and parents of the rows, as ``LanguageModelSession/scoreTree(tokens:parents:)`` takes them.
+        public let tokens: [Int]
+        public let parents: [Int]
+        /// The drafts' tree; nil: the target samples one token.
+        let tree: DraftTree?
+    }
+
     /// Runs one round on a tree of drafts (each worker's sequences one law group): ONE target forward
     /// over the tree, then the verifier. No tree, or one that does not fit the context: the target
-    /// samples one token.
+    /// samples one token. The same as ``prepareRound(tree:)``, the target scoring its rows, and
+    /// ``completeRound(_:logits:targetMicroseconds:)``; the coordinator does the middle step for several
+    /// sessions in one batched forward.
     ///
     /// - Throws: `ModelError.invalidRequest` for a tree deeper than ``usefulDraftLength``; the
     ///   model's and the verifier's errors (a scheme that cannot take these drafts: check
     ///   ``SelectionScheme/needsIdenticalDrafts`` first, the forward is paid by then).
     @discardableResult
     public func runRound(tree: DraftTree?) throws -> Round {
+        let prepared = try prepareRound(tree: tree)
+        let start = clock.now
+        let logits = try targetSession.scoreTree(tokens: prepared.tokens, parents: prepared.parents)
+        return try completeRound(prepared, logits: logits, targetMicroseconds: (clock.now - start).microseconds)
+    }
+
+    /// The rows one round asks of the target (see ``runRound(tree:)`` for the errors).
+    public func prepareRound(tree: DraftTree?) throws -> PreparedRound {
         precondition(!isFinished, "round on a finished session")
         let root = context[context.count - 1]
-        var round = Round(
-            tokens: [], acceptedDraftTokens: 0, draftPositions: 0, draftsUsed: 0, targetMicroseconds: 0,
-            verifyMicroseconds: 0)
         if let tree, tree.length > usefulDraftLength {
             throw ModelError.invalidRequest("a tree of depth \(tree.length); at most \(usefulDraftLength) is useful")
         }
-        if let tree, tree.nodeCount <= treeRoom {
-            var tokens = [root]
-            var parents = [-1]
-            for node in tree.nodes.dropFirst() {
-                tokens.append(node.token ?? root)
-                parents.append(node.parent ?? 0)
-            }
-            let start = clock.now
-            let logits = try targetSession.scoreTree(tokens: tokens, parents: parents)
-            let afterForward = clock.now
-            let cpuStart = ThreadCPUTime.microseconds()
-            guard logits.count == tree.nodeCount else {
-                throw ModelError.invalidRequest("the target scored \(logits.count) rows for \(tree.nodeCount) nodes")
-            }
-            // The target law of a node is built when the walk reaches it, once (at most L + 1 of them).
-            var targets: [Int: TokenDistribution] = [:]
-            let settings = settings
-            let outcome = try verifier.verify(
-                tree: tree,
-                targetLaw: { node in
-                    if let law = targets[node] { return law }
-                    let law = try TokenDistribution(logits: logits[node], settings: settings)
-                    targets[node] = law
-                    return law
-                }, using: &rng)
-            try targetSession.keepTreePath([0] + outcome.acceptedNodes)
-            round.targetMicroseconds = (afterForward - start).microseconds
-            round.verifyMicroseconds = (clock.now - afterForward).microseconds
-            round.verifyCPUMicroseconds = ThreadCPUTime.microseconds() - cpuStart
-            round.tokens = outcome.tokens
-            round.acceptedDraftTokens = outcome.acceptedCount
-            round.draftPositions = tree.length
-            round.draftsUsed = tree.draftCount
-            if acceptedAtPosition.count < tree.length {
-                acceptedAtPosition += Array(repeating: 0, count: tree.length - acceptedAtPosition.count)
-            }
-            for i in 0..<outcome.acceptedCount { acceptedAtPosition[i] += 1 }
+        guard let tree, tree.nodeCount <= treeRoom else {
+            return PreparedRound(tokens: [root], parents: [-1], tree: nil)
+        }
+        var tokens = [root]
+        var parents = [-1]
+        for node in tree.nodes.dropFirst() {
+            tokens.append(node.token ?? root)
+            parents.append(node.parent ?? 0)
+        }
+        return PreparedRound(tokens: tokens, parents: parents, tree: tree)
+    }
+
+    /// Verifies a prepared round against the target's `logits` for its rows ([rows][vocab], scored on
+    /// ``targetSession``, which has them pending) and keeps the accepted path. `targetMicroseconds`: the
+    /// forward's time, for the statistics.
+    @discardableResult
+    public func completeRound(_ prepared: PreparedRound, logits: [[Float]], targetMicroseconds: Int64) throws -> Round {
+        precondition(!isFinished, "round on a finished session")
+        var round = Round(
+            tokens: [], acceptedDraftTokens: 0, draftPositions: 0, draftsUsed: 0,
+            targetMicroseconds: targetMicroseconds, verifyMicroseconds: 0)
+        guard logits.count == prepared.tokens.count else {
+            throw ModelError.invalidRequest("the target scored \(logits.count) rows for \(prepared.tokens.count) nodes")
+        }
+        guard let tree = prepared.tree else {
+            // No drafts (or no room): plain target sampling of one token.
+            try targetSession.keepTreePath([0])
+            let law = try TokenDistribution(logits: logits[0], settings: settings)
+            round.tokens = [law.sample(using: &rng)]
             return finish(round)
         }
-        // No drafts (or no room): plain target sampling of one token.
         let start = clock.now
-        let logits = try targetSession.scoreTree(tokens: [root], parents: [-1])
-        try targetSession.keepTreePath([0])
-        round.targetMicroseconds = (clock.now - start).microseconds
-        let law = try TokenDistribution(logits: logits[0], settings: settings)
-        round.tokens = [law.sample(using: &rng)]
+        let cpuStart = ThreadCPUTime.microseconds()
+        // The target law of a node is built when the walk reaches it, once (at most L + 1 of them).
+        var targets: [Int: TokenDistribution] = [:]
+        let settings = settings
+        let outcome = try verifier.verify(
+            tree: tree,
+            targetLaw: { node in
+                if let law = targets[node] { return law }
+                let law = try TokenDistribution(logits: logits[node], settings: settings)
+                targets[node] = law
+                return law
+            }, using: &rng)
+        try targetSession.keepTreePath([0] + outcome.acceptedNodes)
+        round.verifyMicroseconds = (clock.now - start).microseconds
+        round.verifyCPUMicroseconds = ThreadCPUTime.microseconds() - cpuStart
+        round.tokens = outcome.tokens
+        round.acceptedDraftTokens = outcome.acceptedCount
+        round.draftPositions = tree.length
+        round.draftsUsed = tree.draftCount
+        if acceptedAtPosition.count < tree.length {
+            acceptedAtPosition += Array(repeating: 0, count: tree.length - acceptedAtPosition.count)
+        }
+        for i in 0..<outcome.acceptedCount { acceptedAtPosition[i] += 1 }
         return finish(round)
     }
 

@@ -128,6 +128,10 @@ struct CoordinatorCommand: ConfiguredCommand {
         name: .customLong("adaptive-depth"),
         help: "Verify the depth that maximises tokens per second each round (default: the full draft length).")
     var adaptiveDepth = false
+    @Flag(
+        name: .customLong("no-batch"),
+        help: "Give each session's round a target forward of its own (default: sessions ready together share one).")
+    var noBatch = false
     @Option(
         name: .customLong("deadline-ms"),
         help: "Round deadline for worker replies, ms (default: learned from recent reply times).")
@@ -209,6 +213,7 @@ struct CoordinatorCommand: ConfiguredCommand {
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
         options.adaptiveDepth = c.adaptiveDepth
+        options.batchTarget = !noBatch
         options.deadline = c.deadlineMilliseconds.map { .milliseconds($0) }
         let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
         log.info("authentication: \(security.summary)")

@@ -77,15 +77,19 @@ import Testing
         let runs = 2000
         let concurrency = 8
         let results = try await within(.seconds(120), "2000 generations") {
-            try await withThrowingTaskGroup(of: [(Int, Int)].self) { group in
-                var all: [(Int, Int)] = []
+            try await withThrowingTaskGroup(of: [(Int, Int, Int)].self) { group in
+                var all: [(Int, Int, Int)] = []
                 for lane in 0..<concurrency {
                     group.addTask {
-                        var mine: [(Int, Int)] = []
+                        var mine: [(Int, Int, Int)] = []
                         for run in stride(from: lane, to: runs, by: concurrency) {
                             let result = try await coordinator.generate(
                                 prompt: [3], maxTokens: 5, settings: settings, seed: UInt64(run) &* 7919 &+ 11)
-                            mine.append((result.tokens[3] * n + result.tokens[4], result.statistics.draftAheadHits))
+                            mine.append(
+                                (
+                                    result.tokens[3] * n + result.tokens[4], result.statistics.draftAheadHits,
+                                    result.rounds.filter { $0.batchedSessions > 1 }.count
+                                ))
                         }
                         return mine
                     }
@@ -96,7 +100,7 @@ import Testing
         }
         #expect(results.count == runs)
         var counts = [Int](repeating: 0, count: n * n)
-        for (pair, _) in results { counts[pair] += 1 }
+        for (pair, _, _) in results { counts[pair] += 1 }
         // The law of (token 4, token 5) after the prompt: the bigram chain marginalised over tokens 1–3.
         var marginal = [Double](repeating: 0, count: n)
         marginal[3] = 1
@@ -112,6 +116,9 @@ import Testing
         ChiSquareTest.expectFits(observed: counts, expected: expected)
         let hits = results.reduce(0) { $0 + $1.1 }
         #expect(hits > runs / 4, "drafts made ahead were used \(hits) times in \(runs) generations")
+        // The 8 lanes' rounds shared target forwards (``TargetBatcher``), so the law above is checked through it.
+        let shared = results.reduce(0) { $0 + $1.2 }
+        #expect(shared > runs / 4, "rounds that shared a target forward: \(shared) in \(runs) generations")
         await cluster.close()
     }
 }

@@ -6,8 +6,8 @@ import ChorusWire
 /// The coordinator (DESIGN.md "Data flow of one round"): holds the target model and runs each
 /// generation's rounds. One round, top to bottom in ``runSession(_:)``: ask the ready workers for
 /// drafts (``DraftCollector``), cut them to one length, check the scheme can take them, build the
-/// tree once, score it with ONE target forward and verify it (``GenerationSession``), and publish the
-/// tokens (``SessionStream``). Membership lives in ``WorkerRegistry``; the request endpoint in
+/// tree once, score it with ONE target forward — shared with the other sessions ready at the same moment
+/// (``TargetBatcher``) — and verify it (``GenerationSession``), and publish the tokens (``SessionStream``). Membership lives in ``WorkerRegistry``; the request endpoint in
 /// `Coordinator+Endpoint.swift`.
 ///
 /// Exactness does not depend on which workers answer: fewer drafts (a slow or dead worker) give a
@@ -26,6 +26,9 @@ public actor Coordinator {
         /// default because the depth follows measured times, so a seeded run would no longer reproduce token for
         /// token; exact either way.
         public var adaptiveDepth = false
+        /// Sessions whose rounds are ready at the same moment share one target forward (``TargetBatcher``); false:
+        /// each round gets a forward of its own, one after another (for comparisons). Tokens are the same either way.
+        public var batchTarget = true
         /// Sequences per worker per round; 0: each worker's own setting.
         public var sequencesPerWorker = 0
         /// How often a worker that missed a deadline is probed.
@@ -59,6 +62,8 @@ public actor Coordinator {
         public var draftTokens: Int = 0
         /// Coordinator thread CPU time outside the target forward: replies, tree, verification (µs).
         public var coordinatorCPU: Int64 = 0
+        /// Sessions whose trees shared this round's target forward (``TargetBatcher``), this one included.
+        public var batchedSessions: Int = 1
     }
 
     /// A running or recently finished generation.
@@ -83,6 +88,8 @@ public actor Coordinator {
     let target: any LanguageModel
     let tokenizer: Tokenizer?
     let collector: DraftCollector
+    /// Combines the target forwards of the sessions that are ready at the same moment.
+    let batcher: TargetBatcher
     /// The round deadline, learned from the replies of every session.
     var deadline: ReplyDeadline
     /// The depth each round verifies, learned from the rounds of every session.
@@ -107,6 +114,7 @@ public actor Coordinator {
             target: target.identity, connector: connector, log: log, clock: self.clock,
             probeInterval: options.probeInterval, describeTimeout: max(options.deadline ?? .zero, .milliseconds(500)))
         deadline = ReplyDeadline(fixed: options.deadline)
+        batcher = TargetBatcher(target: target, clock: self.clock, combine: options.batchTarget)
         collector = DraftCollector(
             vocabularySize: target.vocabularySize, sequencesPerWorker: options.sequencesPerWorker,
             draftSampling: options.draftSampling)
@@ -190,10 +198,15 @@ public actor Coordinator {
                 drafts = drafts.trimmed(to: sizer.length(drafts: drafts.count, limit: longest))
             }
             do {
-                // 3. The tree, once; ONE target forward over it; verification.
+                // 3. The tree, once; ONE target forward over it (shared with the other sessions ready now);
+                // verification.
                 let tree = drafts.isEmpty ? nil : try DraftTree(drafts: drafts, vocabularySize: target.vocabularySize)
+                let prepared = try session.prepareRound(tree: tree)
                 let treeCPU = ThreadCPUTime.microseconds() - treeCPUStart
-                let result = try session.runRound(tree: tree)
+                let scored = try await batcher.score(
+                    .init(session: session.targetSession), tokens: prepared.tokens, parents: prepared.parents)
+                let result = try session.completeRound(
+                    prepared, logits: scored.logits, targetMicroseconds: scored.microseconds)
                 let coordinatorCPU = collected.validationCPU + treeCPU + result.verifyCPUMicroseconds
                 session.recordDraftTraffic(
                     replyBytes: collected.replyBytes, draftTokens: collected.draftTokens,
@@ -213,7 +226,8 @@ public actor Coordinator {
                         replyBytes: collected.replyBytes, workerDraftTime: collected.workerDraftTime,
                         aheadHits: collected.aheadHits, replies: collected.replyTimes.count,
                         depth: result.draftPositions, nodes: tree?.nodeCount ?? 1,
-                        draftTokens: collected.draftTokens, coordinatorCPU: coordinatorCPU))
+                        draftTokens: collected.draftTokens, coordinatorCPU: coordinatorCPU,
+                        batchedSessions: scored.sessions))
                 session.record(replies: collected.replyTimes.count, aheadHits: collected.aheadHits, wait: draftWait)
                 session.setElapsed(clock.now - started)
                 entry.stream.publish(result.tokens, statistics: session.statistics)

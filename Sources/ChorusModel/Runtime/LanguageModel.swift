@@ -9,6 +9,23 @@ public protocol LanguageModel: Sendable {
     var contextLength: Int { get }
     /// A fresh session with an empty cache.
     func makeSession() throws -> any LanguageModelSession
+    /// Scores one tree on each of several distinct sessions of this model, as
+    /// ``LanguageModelSession/scoreTree(tokens:parents:)`` on each: [sessions.count][tokens[i].count][vocab].
+    /// A model that can batches them into one forward pass with the same logits; the default scores them one
+    /// after another.
+    func scoreTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]]) throws -> [[[Float]]]
+}
+
+extension LanguageModel {
+    public func scoreTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]]) throws
+        -> [[[Float]]]
+    {
+        guard sessions.count == tokens.count, sessions.count == parents.count else {
+            throw ModelError.invalidRequest(
+                "scoreTrees: \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
+        }
+        return try sessions.indices.map { try sessions[$0].scoreTree(tokens: tokens[$0], parents: parents[$0]) }
+    }
 }
 
 /// One sequence's state: the tokens in its cache, in order. Not thread-safe; one owner at a time.

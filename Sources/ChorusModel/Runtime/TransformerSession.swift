@@ -23,20 +23,20 @@ import CChorusEngine
 /// single-token decoding allocates nothing but the returned logits array.
 public final class TransformerSession: LanguageModelSession {
     public let model: TransformerModel
-    public fileprivate(set) var length = 0
+    public internal(set) var length = 0
     /// Parents of the tree scored last, whose rows sit at length..<length+count; nil when none is pending.
-    fileprivate var pendingTree: [Int]?
+    var pendingTree: [Int]?
     /// Depth of each pending tree node (0 for a child of the prefix): [pendingTree.count].
-    private var pendingDepths: [Int] = []
+    var pendingDepths: [Int] = []
     /// Tree nodes already in the cache (rows length..<length+treeOffset) before the tokens of the forward pass
     /// under way: 0 except while ``extendTree(tokens:parents:)`` runs.
     private var treeOffset = 0
 
     /// [blocks][contextLength][kvWidth]
-    fileprivate let keys: UnsafeMutablePointer<Float>
+    let keys: UnsafeMutablePointer<Float>
     /// [blocks][contextLength][kvWidth]
-    fileprivate let values: UnsafeMutablePointer<Float>
-    fileprivate let scratch: ForwardScratch
+    let values: UnsafeMutablePointer<Float>
+    let scratch: ForwardScratch
 
     init(model: TransformerModel) {
         self.model = model
@@ -159,7 +159,7 @@ public final class TransformerSession: LanguageModelSession {
             s.positions[i] = length + (depths?[i] ?? i)
         }
         s.reserveMask(rows: n, span: treeOffset + n)
-        buildMask(s.mask, count: n, parents: parents)
+        Self.buildMask(s.mask, count: n, treeOffset: treeOffset, parents: parents)
 
         switch m.precision {
         case .fast: fastBlocks(rows: n)
@@ -177,7 +177,7 @@ public final class TransformerSession: LanguageModelSession {
     /// (reference). `quantize` true marks a new input; false means the previous projection read the same x, so
     /// its 8-bit blocks in `scratch.q8` are reused when that projection made them.
     @inline(__always)
-    fileprivate func project(
+    func project(
         _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix, rows n: Int,
         quantize: Bool
     ) {
@@ -205,22 +205,25 @@ public final class TransformerSession: LanguageModelSession {
     /// The transformer blocks through the engine: row-independent kernels, attention summed per token over
     /// exactly the positions it sees (so tree rows equal sequential rows bit for bit).
     ///
-    /// With `batch`, row i is one new token of `batch[i]` instead (a batch of sessions, see
-    /// ``TransformerModel/appendBatch(_:tokens:)``): its K/V rows go to that session's cache and it attends that
-    /// session's cache only.
-    fileprivate func fastBlocks(rows n: Int, batch: [TransformerSession]? = nil) {
+    /// `rows` says whose the n rows are (``BatchRows``): this session's new tokens, one new token of each of
+    /// several sessions, or several sessions' trees. In a batch each row's K/V go to its session's cache and it
+    /// attends that session's cache only; the weights are read once for all rows.
+    func fastBlocks(rows n: Int, of rows: BatchRows = .session) {
         let m = model
         let c = m.config
         let d = c.embeddingLength, qw = c.queryWidth, kvw = c.kvWidth, ff = c.feedForwardLength
         let s = scratch
-        let lengths = batch.map { $0.map { Int32($0.length) } } ?? []
+        var lengths: [Int32] = []
+        if case .tokens(let batch) = rows { lengths = batch.map { Int32($0.length) } }
         for (l, w) in m.blocks.enumerated() {
             let layer = l * c.contextLength * kvw
             let layerKeys = keys + layer  // [contextLength][kvw]
             let layerValues = values + layer  // [contextLength][kvw]
             // [n][kvw]: the new tokens' rows, in the cache (one session) or in scratch (a batch).
-            let newKeys = batch == nil ? layerKeys + (length + treeOffset) * kvw : s.batchKeys
-            let newValues = batch == nil ? layerValues + (length + treeOffset) * kvw : s.batchValues
+            let inCache: Bool
+            if case .session = rows { inCache = true } else { inCache = false }
+            let newKeys = inCache ? layerKeys + (length + treeOffset) * kvw : s.batchKeys
+            let newValues = inCache ? layerValues + (length + treeOffset) * kvw : s.batchValues
 
             Kernels.rmsNorm(s.xb, s.x, w.attentionNorm, rows: n, dim: d, epsilon: c.rmsEpsilon)
             project(s.q, s.xb, w.query, rows: n, quantize: true)
@@ -230,7 +233,13 @@ public final class TransformerSession: LanguageModelSession {
             if let b = w.keyBias { Kernels.addRows(newKeys, b, rows: n, dim: kvw) }
             if let b = w.valueBias { Kernels.addRows(newValues, b, rows: n, dim: kvw) }
             rotate(newKeys, rows: n)
-            if let batch {
+            switch rows {
+            case .session:
+                chorus_attention(
+                    m.pool, m.isa, s.q, Int32(n), Int32(qw), layerKeys, layerValues, Int32(kvw), Int32(c.headCount),
+                    Int32(c.kvHeadCount), Int32(c.headDimension), Int32(length), Int32(treeOffset), s.mask,
+                    s.attention, Int32(qw), s.attentionScratch)
+            case .tokens(let batch):
                 var rowKeys: [UnsafePointer<Float>?] = []
                 var rowValues: [UnsafePointer<Float>?] = []
                 for (i, session) in batch.enumerated() {
@@ -244,12 +253,18 @@ public final class TransformerSession: LanguageModelSession {
                     m.pool, m.isa, s.q, Int32(n), Int32(qw), rowKeys, rowValues, lengths, Int32(kvw),
                     Int32(c.headCount), Int32(c.kvHeadCount), Int32(c.headDimension), s.attention, Int32(qw),
                     s.attentionScratch, Int32(c.contextLength + s.capacity))
-            } else {
-                chorus_attention(
-                    m.pool, m.isa, s.q, Int32(n), Int32(qw), layerKeys, layerValues, Int32(kvw), Int32(c.headCount),
-                    Int32(c.kvHeadCount), Int32(c.headDimension), Int32(length), Int32(treeOffset), s.mask,
-                    s.attention, Int32(qw),
-                    s.attentionScratch)
+            case .trees(let segments):
+                // Each session's tree rows: the same call as scoring that tree alone, on its own cache.
+                for g in segments {
+                    let at = layer + g.session.length * kvw
+                    (g.session.keys + at).update(from: newKeys + g.start * kvw, count: g.count * kvw)
+                    (g.session.values + at).update(from: newValues + g.start * kvw, count: g.count * kvw)
+                    chorus_attention(
+                        m.pool, m.isa, s.q + g.start * qw, Int32(g.count), Int32(qw), g.session.keys + layer,
+                        g.session.values + layer, Int32(kvw), Int32(c.headCount), Int32(c.kvHeadCount),
+                        Int32(c.headDimension), Int32(g.session.length), 0, s.mask + g.maskStart,
+                        s.attention + g.start * qw, Int32(qw), s.attentionScratch)
+                }
             }
             project(s.xb, s.attention, w.attentionOutput, rows: n, quantize: true)
             if let b = w.attentionOutputBias { Kernels.addRows(s.xb, b, rows: n, dim: d) }
@@ -265,7 +280,7 @@ public final class TransformerSession: LanguageModelSession {
     }
 
     /// RoPE on the queries in `scratch.q` and the new keys, at each new token's position.
-    fileprivate func rotate(_ newKeys: UnsafeMutablePointer<Float>, rows n: Int) {
+    func rotate(_ newKeys: UnsafeMutablePointer<Float>, rows n: Int) {
         let m = model
         let c = m.config
         let s = scratch
@@ -318,8 +333,9 @@ public final class TransformerSession: LanguageModelSession {
     }
 
     /// mask: [n][treeOffset + n], mask[i][j] = 1 when tree node j is new token i (node treeOffset + i) or one
-    /// of its ancestors (tree attention); for a chain (parents nil) that is j ≤ i, the causal mask.
-    private func buildMask(_ mask: UnsafeMutablePointer<UInt8>, count n: Int, parents: [Int]?) {
+    /// of its ancestors (tree attention); for a chain (parents nil) that is j ≤ i, the causal mask. `parents`
+    /// covers the whole tree ([treeOffset + n]).
+    static func buildMask(_ mask: UnsafeMutablePointer<UInt8>, count n: Int, treeOffset: Int, parents: [Int]?) {
         let span = treeOffset + n
         for i in 0..<n {
             let row = mask + i * span
@@ -373,154 +389,5 @@ public final class TransformerSession: LanguageModelSession {
                     1, s.scores, Int32(total), v, Int32(kvw), 0, out, Int32(qw))
             }
         }
-    }
-}
-
-/// Per-session work buffers for a forward pass over up to `capacity` rows (new tokens). Grown, never shrunk,
-/// by ``reserve(rows:)``; the single-token decode path therefore never allocates after the first call.
-final class ForwardScratch {
-    let config: TransformerConfig
-    private(set) var capacity = 0
-    /// residual stream [capacity][d]
-    private(set) var x: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// normed input / projection output [capacity][d]
-    private(set) var xb: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// queries [capacity][heads·hd]
-    private(set) var q: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// attention output, heads concatenated [capacity][heads·hd]
-    private(set) var attention: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// FFN gate, then silu(gate) ⊙ up [capacity][ff]
-    private(set) var gate: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// FFN up projection [capacity][ff]
-    private(set) var up: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// attention scores of one head [capacity][contextLength]
-    private(set) var scores: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// tree mask of the new tokens over the tree nodes [rows][span] (see ``reserveMask(rows:span:)``)
-    private(set) var mask: UnsafeMutablePointer<UInt8> = .allocate(capacity: 0)
-    private var maskCapacity = 0
-    /// RoPE position of each new token [capacity]
-    private(set) var positions: UnsafeMutablePointer<Int> = .allocate(capacity: 0)
-    /// logits [capacity][vocab]
-    private(set) var logits: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// 8-bit blocks of one projection input: [capacity] rows of chorus_q8_row_bytes(max(d, heads·hd, ff)) bytes
-    private(set) var q8: UnsafeMutableRawPointer = .allocate(byteCount: 0, alignment: 64)
-    /// True when `q8` holds the blocks of the input the current projection reads.
-    var q8Valid = false
-    /// New keys and values of a batch of sessions, before they are copied to each cache [capacity][kvw]
-    private(set) var batchKeys: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    private(set) var batchValues: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// attention scores, one row per pool thread [threads][contextLength + capacity]
-    private(set) var attentionScratch: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    let threads: Int
-
-    init(config: TransformerConfig, rows: Int, threads: Int) {
-        self.config = config
-        self.threads = threads
-        reserve(rows: max(rows, 1))
-    }
-
-    /// Ensures room for `rows` new tokens (at most contextLength), growing geometrically.
-    func reserve(rows: Int) {
-        guard rows > capacity else { return }
-        let c = config
-        let n = max(rows, min(2 * capacity, c.contextLength))
-        free()
-        capacity = n
-        x = .allocate(capacity: n * c.embeddingLength)
-        xb = .allocate(capacity: n * c.embeddingLength)
-        q = .allocate(capacity: n * c.queryWidth)
-        attention = .allocate(capacity: n * c.queryWidth)
-        gate = .allocate(capacity: n * c.feedForwardLength)
-        up = .allocate(capacity: n * c.feedForwardLength)
-        scores = .allocate(capacity: n * c.contextLength)
-        positions = .allocate(capacity: n)
-        logits = .allocate(capacity: n * c.vocabularySize)
-        q8 = .allocate(
-            byteCount: n * chorus_q8_row_bytes(Int32(max(c.embeddingLength, c.queryWidth, c.feedForwardLength))) + 64,
-            alignment: 64)
-        attentionScratch = .allocate(capacity: threads * (c.contextLength + n))
-        batchKeys = .allocate(capacity: n * c.kvWidth)
-        batchValues = .allocate(capacity: n * c.kvWidth)
-    }
-
-    private func free() {
-        x.deallocate()
-        xb.deallocate()
-        q.deallocate()
-        attention.deallocate()
-        gate.deallocate()
-        up.deallocate()
-        scores.deallocate()
-        positions.deallocate()
-        logits.deallocate()
-        q8.deallocate()
-        attentionScratch.deallocate()
-        batchKeys.deallocate()
-        batchValues.deallocate()
-    }
-
-    /// Ensures room for a mask of `rows` × `span` entries.
-    func reserveMask(rows: Int, span: Int) {
-        guard rows * span > maskCapacity else { return }
-        mask.deallocate()
-        maskCapacity = max(rows * span, 2 * maskCapacity)
-        mask = .allocate(capacity: maskCapacity)
-    }
-
-    deinit {
-        free()
-        mask.deallocate()
-    }
-}
-
-extension TransformerModel {
-    /// Appends one token to each of several sessions of this model in one forward pass: their rows share every
-    /// weight read (a worker's S draft sequences, several clients' sessions). Returns each session's logits,
-    /// [sessions.count][vocab]. Each session's logits and cache afterwards are bit-identical to
-    /// `session.append([token])` on that session alone (fast precision; in reference precision the sessions
-    /// are appended one after another, with the same result as doing so by hand).
-    ///
-    /// Throws ``ModelError/invalidRequest(_:)`` when a session belongs to another model, appears twice, or
-    /// cannot take the token (out of vocabulary, context full); then no session has changed.
-    public func appendBatch(_ sessions: [any LanguageModelSession], tokens: [Int]) throws(ModelError) -> [[Float]] {
-        guard sessions.count == tokens.count else {
-            throw ModelError.invalidRequest("appendBatch: \(sessions.count) sessions but \(tokens.count) tokens")
-        }
-        var batch: [TransformerSession] = []
-        var seen: Set<ObjectIdentifier> = []
-        for (session, token) in zip(sessions, tokens) {
-            guard let t = session as? TransformerSession, t.model === self else {
-                throw ModelError.invalidRequest("appendBatch: a session of another model")
-            }
-            guard seen.insert(ObjectIdentifier(t)).inserted else {
-                throw ModelError.invalidRequest("appendBatch: the same session twice")
-            }
-            try SessionRules.checkAppend(
-                [token], length: t.length, vocabularySize: config.vocabularySize, contextLength: config.contextLength)
-            batch.append(t)
-        }
-        guard let first = batch.first else { return [] }
-        if precision == .reference {
-            var out: [[Float]] = []
-            for (session, token) in zip(batch, tokens) { out.append(try session.append([token])) }
-            return out
-        }
-        let n = batch.count, d = config.embeddingLength, v = config.vocabularySize
-        let s = first.scratch
-        s.reserve(rows: n)
-        for i in 0..<n {
-            Dequantize.row(
-                tokenEmbedding.type, from: tokenEmbedding.data + tokens[i] * tokenEmbedding.rowBytes, count: d,
-                into: s.x + i * d)
-            s.positions[i] = batch[i].length
-        }
-        first.fastBlocks(rows: n, batch: batch)
-        Kernels.rmsNorm(s.xb, s.x, outputNorm, rows: n, dim: d, epsilon: config.rmsEpsilon)
-        first.project(s.logits, s.xb, output, rows: n, quantize: true)
-        for session in batch {
-            session.length += 1
-            session.pendingTree = nil
-        }
-        return (0..<n).map { Array(UnsafeBufferPointer(start: s.logits + $0 * v, count: v)) }
     }
 }

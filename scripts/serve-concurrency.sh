@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Aggregate token rate of C concurrent HTTP clients against a local cluster (issue 12, "many clients at
+# once"): starts scripts/launch-local.sh with the coordinator's HTTP API on loopback, then for each C in
+# --clients sends C non-streaming /v1/completions requests at once (max_tokens T, ignore_eos, distinct
+# seeds), R times, and prints per run: C, the wall time from the first send to the last answer, the completion
+# tokens of all answers and their sum over the wall time (tokens/s). Stops the cluster at the end.
+# Only loopback traffic; every request is bounded by curl's --max-time.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: scripts/serve-concurrency.sh [options] [-- extra coordinator args, e.g. --no-batch]
+
+options:
+  --clients LIST   comma-separated concurrencies (default 1,4)
+  --tokens T       max_tokens of each request (default 200)
+  --repeat R       runs per concurrency (default 3)
+  --workers N      draft workers (default 1)
+  --port P         HTTP port (default 8177; the cluster uses 7300…)
+  --bin FILE       the chorus binary (default .build/release/chorus)
+  -h, --help       this help
+EOF
+}
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+clients=1,4
+tokens=200
+repeat=3
+workers=1
+port=8177
+bin=$repo/.build/release/chorus
+extra=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --clients) clients=$2; shift 2 ;;
+        --tokens) tokens=$2; shift 2 ;;
+        --repeat) repeat=$2; shift 2 ;;
+        --workers) workers=$2; shift 2 ;;
+        --port) port=$2; shift 2 ;;
+        --bin) bin=$2; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        --) shift; extra=("$@"); break ;;
+        *) echo "serve-concurrency: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+log=$(mktemp -d)
+bash "$repo/scripts/launch-local.sh" -n "$workers" --bin "$bin" --no-build --base-port 7300 \
+    --draft "$repo/models/chorus-kjv-draft-small-f32.gguf" -- --http "127.0.0.1:$port" "${extra[@]}" \
+    >"$log/cluster.log" 2>&1 &
+cluster=$!
+trap 'kill -TERM $cluster 2>/dev/null; wait $cluster 2>/dev/null || true' EXIT
+
+ready() {  # every worker ready
+    curl -sf "http://127.0.0.1:$port/health" 2>/dev/null |
+        python3 -c "import json, sys; sys.exit(json.load(sys.stdin)['workers']['ready'] < $workers)" 2>/dev/null
+}
+for _ in $(seq 1 240); do
+    if ready; then break; fi
+    sleep 0.5
+done
+ready || { echo "cluster not ready; log: $log" >&2; exit 1; }
+
+request() {  # seed → completion tokens
+    curl -sf --max-time 300 "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
+        -d "{\"prompt\": \"And God said\", \"max_tokens\": $tokens, \"ignore_eos\": true, \"temperature\": 1, \"seed\": $1}" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["usage"]["completion_tokens"])'
+}
+
+echo "clients wall_s tokens tokens_per_s"
+seed=1
+for c in ${clients//,/ }; do
+    for _ in $(seq 1 "$repeat"); do
+        start=$(date +%s.%N)
+        pids=()
+        for i in $(seq 1 "$c"); do
+            request $((seed + i)) >"$log/out.$i" &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p"; done
+        end=$(date +%s.%N)
+        seed=$((seed + c))
+        total=$(cat $(seq -f "$log/out.%g" 1 "$c") | paste -sd+ | bc)
+        python3 -c "w = $end - $start; print($c, round(w, 3), $total, round($total / w, 1))"
+    done
+done
