@@ -22,7 +22,8 @@ public final class GenerationSession {
     public private(set) var acceptedAtPosition: [Int] = []
     public private(set) var finishReason: String?
     let target: any LanguageModel
-    let targetSession: any LanguageModelSession
+    /// The target's session (its KV cache and scratch), until ``releaseTarget()``.
+    private var heldTargetSession: (any LanguageModelSession)?
     let verifier: TreeVerifier
     var rng: ChorusRandom
     let clock: ClusterClock
@@ -62,9 +63,27 @@ public final class GenerationSession {
         self.seed = seed
         self.rng = ChorusRandom(seed: seed)
         self.clock = clock
-        targetSession = try target.makeSession()
+        heldTargetSession = try target.makeSession()
         if prompt.count > 1 { _ = try targetSession.append(Array(prompt.dropLast())) }
     }
+
+    /// The target's session; an error once released.
+    var targetSession: any LanguageModelSession {
+        get throws(ModelError) {
+            guard let session = heldTargetSession else {
+                throw ModelError.invalidRequest("session \(id) has ended; its target state is released")
+            }
+            return session
+        }
+    }
+
+    /// Drops the target's session, KV cache and scratch included, when the generation is over. The coordinator
+    /// keeps finished sessions for late readers, who need only the text and the statistics; holding the caches
+    /// made a serving coordinator grow by megabytes per request (`scripts/soak.sh`).
+    public func releaseTarget() { heldTargetSession = nil }
+
+    /// Whether the target's session is still held (for tests and the status of kept sessions).
+    public var holdsTargetState: Bool { heldTargetSession != nil }
 
     public var generated: [Int] { Array(context[promptLength...]) }
     public var isFinished: Bool { finishReason != nil }

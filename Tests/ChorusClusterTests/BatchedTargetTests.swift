@@ -32,6 +32,24 @@ import Testing
         return (coordinator, [server])
     }
 
+    /// A finished session is kept for late readers without its KV cache: a serving coordinator's memory grew by
+    /// megabytes per request until it released them (`scripts/soak.sh`).
+    @Test func finishedSessionsReleaseTheirTargetState() async throws {
+        let (coordinator, servers) = try await Self.cluster()
+        defer { for server in servers { server.close() } }
+        for seed in 1...3 as ClosedRange<UInt64> {
+            let result = try await within(.seconds(120), "session \(seed)") {
+                try await coordinator.generate(
+                    prompt: [0, 297, 388], maxTokens: 12, settings: SamplingSettings(temperature: 1), seed: seed)
+            }
+            #expect(!result.tokens.isEmpty)
+        }
+        let kept = await coordinator.keptSessions
+        #expect(kept.count == 3)
+        #expect(kept.holdingTargetState == 0)
+        await coordinator.close()
+    }
+
     /// The strongest check: the batched logits are bit-identical to each tree scored alone, so a seeded session
     /// gives the same tokens alone and among three others whose rounds share its forwards. Temperature 1, so
     /// every token is a draw from the target's law through the verifier's RNG: any difference in a logit or in

@@ -240,12 +240,18 @@ public actor Coordinator {
         }
         _ = await next?.value
         session.setElapsed(clock.now - started)
+        session.releaseTarget()
         await registry.forget(session: session.id)
         finishedOrder.append(session.id)
         while finishedOrder.count > options.finishedSessionsKept {
             sessions[finishedOrder.removeFirst()] = nil
         }
         entry.stream.finish(reason: session.finishReason ?? "", statistics: session.statistics, error: failure)
+    }
+
+    /// Sessions kept (running or finished) and how many of them still hold their target state (KV cache).
+    var keptSessions: (count: Int, holdingTargetState: Int) {
+        (sessions.count, sessions.values.filter { $0.session.holdsTargetState }.count)
     }
 
     /// Sends round `round`'s draft requests to the ready workers (in the background) and records what became
