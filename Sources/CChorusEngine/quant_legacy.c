@@ -21,45 +21,23 @@ static inline void unpack_nibbles(const uint8_t *qs, uint32_t qh, int five, uint
 
 // MARK: Dequantization
 
-void chorus_dequantize_q4_0(const void *src, float *dst, int blocks) {
-    const uint8_t *b = src;
+/// Q4_0, Q4_1, Q5_0 and Q5_1 in one form: after the scale d come the minimum m (`has_min`) and the fifth bits qh
+/// (`five`), then the nibbles; x = d·q + m, or d·(q − offset) for the types without a minimum.
+static void dequantize_nibbles(const uint8_t *b, float *dst, int blocks, int bytes, int five, int has_min,
+                               int offset) {
+    int qh_at = has_min ? 4 : 2, qs_at = qh_at + (five ? 4 : 0);
     uint8_t q[32];
-    for (int k = 0; k < blocks; k++, b += 18, dst += 32) {
-        float d = chorus_half_at(b);
-        unpack_nibbles(b + 2, 0, 0, q);
-        for (int i = 0; i < 32; i++) dst[i] = d * (float)((int)q[i] - 8);
+    for (int k = 0; k < blocks; k++, b += bytes, dst += 32) {
+        float d = chorus_half_at(b), m = has_min ? chorus_half_at(b + 2) : 0;
+        unpack_nibbles(b + qs_at, five ? chorus_load32(b + qh_at) : 0, five, q);
+        for (int i = 0; i < 32; i++) dst[i] = has_min ? d * (float)q[i] + m : d * (float)((int)q[i] - offset);
     }
 }
 
-void chorus_dequantize_q4_1(const void *src, float *dst, int blocks) {
-    const uint8_t *b = src;
-    uint8_t q[32];
-    for (int k = 0; k < blocks; k++, b += 20, dst += 32) {
-        float d = chorus_half_at(b), m = chorus_half_at(b + 2);
-        unpack_nibbles(b + 4, 0, 0, q);
-        for (int i = 0; i < 32; i++) dst[i] = d * (float)q[i] + m;
-    }
-}
-
-void chorus_dequantize_q5_0(const void *src, float *dst, int blocks) {
-    const uint8_t *b = src;
-    uint8_t q[32];
-    for (int k = 0; k < blocks; k++, b += 22, dst += 32) {
-        float d = chorus_half_at(b);
-        unpack_nibbles(b + 6, chorus_load32(b + 2), 1, q);
-        for (int i = 0; i < 32; i++) dst[i] = d * (float)((int)q[i] - 16);
-    }
-}
-
-void chorus_dequantize_q5_1(const void *src, float *dst, int blocks) {
-    const uint8_t *b = src;
-    uint8_t q[32];
-    for (int k = 0; k < blocks; k++, b += 24, dst += 32) {
-        float d = chorus_half_at(b), m = chorus_half_at(b + 2);
-        unpack_nibbles(b + 8, chorus_load32(b + 4), 1, q);
-        for (int i = 0; i < 32; i++) dst[i] = d * (float)q[i] + m;
-    }
-}
+void chorus_dequantize_q4_0(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 18, 0, 0, 8); }
+void chorus_dequantize_q4_1(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 20, 0, 1, 0); }
+void chorus_dequantize_q5_0(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 22, 1, 0, 16); }
+void chorus_dequantize_q5_1(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 24, 1, 1, 0); }
 
 void chorus_dequantize_q8_0(const void *src, float *dst, int blocks) {
     const uint8_t *b = src;
