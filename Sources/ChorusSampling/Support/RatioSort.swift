@@ -1,6 +1,7 @@
 /// One support entry while it is sorted by `q/p`: its index in the support, the sort key, and the
 /// values the prefix scan needs, carried along so the scan reads them in rank order instead of
-/// gathering them at random from two arrays of n entries afterwards (issue 13).
+/// gathering them at random from two arrays of n entries afterwards (issue 13). After
+/// ``RatioSort/sortInPlace(count:_:)`` record j is rank j's: the records are the rank tables.
 struct RatioRecord {
     /// Index into the draft's support.
     var index: UInt32
@@ -8,7 +9,15 @@ struct RatioRecord {
     var key: UInt32
     var p: Double
     var q: Double
+
+    /// Rank order: by key, ties by support index.
+    @inline(__always)
+    func precedes(key: UInt32, index: UInt32) -> Bool { self.key < key || (self.key == key && self.index < index) }
 }
+
+/// The sort key of a support entry: the float32 bits of `q/p` (p > 0 on the support).
+@inline(__always)
+func ratioKey(q: Double, p: Double) -> UInt32 { Float(q / p).bitPattern }
 
 /// The ratio sort of the quantile-key build (`../shared/spec/OPTIMAL.md` step 1): the draft's support
 /// ordered by the float32 bits of `q/p` ascending, ties in support (token) order — the same order as
@@ -19,22 +28,26 @@ struct RatioRecord {
 /// classic LSD radix sort, Knuth TAOCP vol. 3 §5.2.5):
 /// 1. one sequential pass computes the keys and a histogram of the top 11 bits;
 /// 2. one scatter pass moves each entry, with its p and q, into its top-digit bucket (stable);
-/// 3. ``forEachInOrder(count:_:)`` sorts each bucket by the low 21 bits — insertion sort below 48
-///    entries, else two stable LSD passes of 11 and 10 bits over 8-byte (bits, position) words — while
-///    the bucket is in cache, and hands the entries to the scan in rank order.
+/// 3. ``sortInPlace(count:_:)`` sorts each bucket by the low 21 bits — insertion sort below 48
+///    entries, else two stable LSD passes of 11 and 10 bits over 8-byte (bits, position) words in a
+///    bucket-sized scratch that stays in cache — permutes the bucket's records into rank order in
+///    place, and hands them to the scan.
 /// At n = 151,936 the keys span a few dozen top-digit buckets of a few thousand entries, so only step 2
-/// touches memory out of cache, against three full scatter passes and a random gather before.
+/// touches memory out of cache; nothing of size m is written besides the records themselves.
 struct RatioSort {
     /// Counters: top digit [2048], bucket starts [2049], low digits [2048 + 1024].
     static let countsSize = 2048 + 2049 + 2048 + 1024
     static let insertionLimit = 48
 
-    /// keys: [m] by support index.
+    /// keys: [m] by support index (free scratch of the caller's, dead after step 2).
     let keys: UnsafeMutablePointer<UInt32>
-    /// records: [m], grouped by top digit after ``sort(count:q:support:dense:sparse:)``.
+    /// records: [m], grouped by top digit after ``sort(count:q:support:dense:sparse:)``, in rank
+    /// order after ``sortInPlace(count:_:)``.
     let records: UnsafeMutablePointer<RatioRecord>
-    /// local: [2m], per-bucket sort words and their scratch.
+    /// local: [2m] sort words and their scratch; only twice the largest bucket is touched.
     let local: UnsafeMutablePointer<UInt64>
+    /// bucket: [m] a copy of one bucket's records while it is permuted (largest bucket touched).
+    let bucket: UnsafeMutablePointer<RatioRecord>
     let counts: UnsafeMutablePointer<Int32>
 
     private var bucketStart: UnsafeMutablePointer<Int32> { counts + 2048 }
@@ -57,7 +70,7 @@ struct RatioSort {
             return dense.unsafelyUnwrapped[token(i)]
         }
         for i in 0..<m {
-            let key = Float(q[token(i)] / probability(i)).bitPattern
+            let key = ratioKey(q: q[token(i)], p: probability(i))
             keys[i] = key
             top[Int(key >> 21)] += 1
         }
@@ -78,20 +91,23 @@ struct RatioSort {
         }
     }
 
-    /// Step 3: calls `body(r)` with the record position `r` of every entry, in rank order.
-    func forEachInOrder(count m: Int, _ body: (Int) -> Void) {
-        let scratch = local + m
+    /// Step 3: puts the records in rank order (record j becomes rank j's) and calls `body(j, record)`
+    /// for every rank j ascending.
+    func sortInPlace(count m: Int, _ body: (Int, RatioRecord) -> Void) {
         for d in 0..<2048 {
             let start = Int(bucketStart[d]), end = Int(bucketStart[d + 1])
             let size = end - start
             if size == 0 { continue }
             if size == 1 {
-                body(start)
+                body(start, records[start])
                 continue
             }
-            let words = local + start
+            let words = local
+            let source = records + start
             for l in 0..<size {
-                words[l] = UInt64(records[start + l].key & 0x1F_FFFF) << 32 | UInt64(l)
+                let record = source[l]
+                bucket[l] = record
+                words[l] = UInt64(record.key & 0x1F_FFFF) << 32 | UInt64(l)
             }
             if size < Self.insertionLimit {
                 // Stable: a word moves past strictly larger words only (positions break ties).
@@ -105,9 +121,13 @@ struct RatioSort {
                     words[b] = v
                 }
             } else {
-                sortLow21(words, scratch: scratch + start, count: size)
+                sortLow21(words, scratch: local + size, count: size)
             }
-            for l in 0..<size { body(start + Int(words[l] & 0xFFFF_FFFF)) }
+            for l in 0..<size {
+                let record = bucket[Int(words[l] & 0xFFFF_FFFF)]
+                source[l] = record
+                body(start + l, record)
+            }
         }
     }
 
@@ -121,18 +141,8 @@ struct RatioSort {
             c0[Int((v >> 32) & 0x7FF)] += 1
             c1[Int((v >> 43) & 0x3FF)] += 1
         }
-        var total: Int32 = 0
-        for d in 0..<2048 {
-            let c = c0[d]
-            c0[d] = total
-            total += c
-        }
-        total = 0
-        for d in 0..<1024 {
-            let c = c1[d]
-            c1[d] = total
-            total += c
-        }
+        exclusivePrefixSums(c0, count: 2048)
+        exclusivePrefixSums(c1, count: 1024)
         for l in 0..<count {
             let v = words[l]
             let d = Int((v >> 32) & 0x7FF)
@@ -145,5 +155,16 @@ struct RatioSort {
             words[Int(c1[d])] = v
             c1[d] += 1
         }
+    }
+}
+
+/// Replaces `counts[0..<count]` by their exclusive prefix sums (histogram → bucket offsets).
+@inline(__always)
+func exclusivePrefixSums<T: FixedWidthInteger>(_ counts: UnsafeMutablePointer<T>, count: Int) {
+    var total: T = 0
+    for d in 0..<count {
+        let c = counts[d]
+        counts[d] = total
+        total += c
     }
 }
