@@ -39,8 +39,8 @@ final class QuantileKeyTables: @unchecked Sendable {
     let support: [Int]
     /// records: [m] by rank — support index, sort key, p and q (the sort's records, put in rank order).
     let records: UnsafeMutablePointer<RatioRecord>
-    /// bounds: [m + 1] cell bounds c_j; x: [m] p_I by rank. (The cell weight ā_j is recomputed from
-    /// the bounds where a pass needs it, for receivers only: one stream fewer to write.)
+    /// bounds: [m + 1] cell bounds c_j; x: [m] p_I by rank (the greedy vertex p_j ā_j, then moved by
+    /// the transfers).
     let bounds: UnsafeMutablePointer<Double>
     let x: UnsafeMutablePointer<Double>
     /// measure: [m] by rank: a donor's (or untouched rank's) last entry `h ≥ −1`, or a receiver's
@@ -115,27 +115,24 @@ final class QuantileKeyTables: @unchecked Sendable {
         let now = stopwatch ?? { 0 }
         let t1 = now()
         // 2. One fused scan in rank order (``RatioSort/sortInPlace``): prefix sums in float64 (c_m
-        //    clamped to 1), k* = argmin_j (Q_j − c_j^K), and the greedy vertex — rank j owns U(I_j),
-        //    ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j.
+        //    clamped to 1) and k* = argmin_j (Q_j − c_j^K). The greedy vertex (x_j = p_j ā_j with
+        //    ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}: rank j owns U(I_j)) is computed by the pass that visits j.
         bounds[0] = 0
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
         let factors = CellWeightFactors(k: k)
-        let m = m, bounds = bounds, x = x
+        let m = m, bounds = bounds
         sorter.sortInPlace(count: m) { j, record in
-            let pj = record.p
             let lower = bounds[j]
-            let upper = j == m - 1 ? 1 : lower + pj
+            let upper = j == m - 1 ? 1 : lower + record.p
             bounds[j + 1] = upper
             prefixQ += record.q
-            let (mean, upperPower) = factors.meanWeightAndPower(lower: lower, upper: upper)
-            let value = prefixQ - upperPower
+            let value = prefixQ - factors.upperPower(upper)
             if value < best {
                 best = value
                 kStar = j + 1
             }
-            x[j] = pj * mean
         }
         optimum = 1 + best
         sStar = kStar
@@ -169,16 +166,18 @@ final class QuantileKeyTables: @unchecked Sendable {
         var top = 0
         for j in ranks {
             measure[j] = -1
-            let qj = records[j].q
-            if s * x[j] <= s * qj {
-                if x[j] != qj {
+            let pj = records[j].p, qj = records[j].q
+            let meanJ = factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
+            let xj = pj * meanJ
+            x[j] = xj
+            if s * xj <= s * qj {
+                if xj != qj {
                     stack[top] = Int32(truncatingIfNeeded: j)
                     top += 1
                 }
                 continue
             }
-            var need = s * (x[j] - qj)
-            let meanJ = factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
+            var need = s * (xj - qj)
             let first = e
             while need > 0, top > 0 {
                 let i = Int(stack[top - 1])
