@@ -66,7 +66,6 @@ final class QuantileKeyTables: @unchecked Sendable {
         let oMeasure = layout.reserve(Int32.self, m)
         let oEntries = layout.reserve(KeyEntry.self, 2 * m)
         let oStack = layout.reserve(Int32.self, m)
-        let oKeys = layout.reserve(UInt32.self, m)
         let oLocal = layout.reserve(UInt64.self, 2 * m)
         let oBucket = layout.reserve(RatioRecord.self, m)
         let oCounts = layout.reserve(Int32.self, RatioSort.countsSize)
@@ -80,7 +79,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         measure = at(oMeasure, Int32.self)
         entries = at(oEntries, KeyEntry.self)
         let sorter = RatioSort(
-            keys: at(oKeys, UInt32.self), records: records, local: at(oLocal, UInt64.self),
+            records: records, local: at(oLocal, UInt64.self),
             bucket: at(oBucket, RatioRecord.self), counts: at(oCounts, Int32.self))
         // 1. Sort the support by q/p ascending (q = 0 first; ties harmless), exactly by the float32
         //    ratio bits, ties in token order (``RatioSort``), with p and q carried along so nothing is
@@ -163,43 +162,82 @@ final class QuantileKeyTables: @unchecked Sendable {
         _ ranks: some Sequence<Int>, sign s: Double, stack: UnsafeMutablePointer<Int32>, entry e: inout Int,
         factors: CellWeightFactors
     ) {
+        // The donor on top of the stack lives in registers (rank, p, q, x, list head) and is written
+        // back when it leaves the top: consecutive receivers draw on the same donor, and its x would
+        // otherwise round-trip through memory on the pass's critical path.
         var top = 0
+        var donor = StackTop()
         for j in ranks {
-            measure[j] = -1
             let pj = records[j].p, qj = records[j].q
             let meanJ = factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
             let xj = pj * meanJ
-            x[j] = xj
             if s * xj <= s * qj {
                 if xj != qj {
+                    if top > 0 { donor.store(to: self) }
                     stack[top] = Int32(truncatingIfNeeded: j)
                     top += 1
+                    donor = StackTop(rank: j, p: pj, q: qj, x: xj, head: -1)
+                } else {
+                    measure[j] = -1
+                    x[j] = xj
                 }
                 continue
             }
             var need = s * (xj - qj)
             let first = e
             while need > 0, top > 0 {
-                let i = Int(stack[top - 1])
-                let pi = records[i].p, qi = records[i].q
-                let room = s * (qi - x[i])
+                let room = s * (donor.q - donor.x)
                 let d = min(room, need)
-                let theta = min(max(d / (pi * (s * (meanJ - x[i] / pi))), 0), 1)
+                let theta = min(max(d / (donor.p * (s * (meanJ - donor.x / donor.p))), 0), 1)
                 entries[e] = KeyEntry(
-                    theta: theta, cell: Int32(truncatingIfNeeded: j), previous: measure[i],
-                    donor: Int32(truncatingIfNeeded: i))
-                measure[i] = Int32(truncatingIfNeeded: e)
+                    theta: theta, cell: Int32(truncatingIfNeeded: j), previous: donor.head,
+                    donor: Int32(truncatingIfNeeded: donor.rank))
+                donor.head = Int32(truncatingIfNeeded: e)
                 e += 1
                 if room <= need {
-                    x[i] = qi
+                    donor.x = donor.q
+                    donor.store(to: self)
                     top -= 1
+                    if top > 0 { donor = StackTop(rank: Int(stack[top - 1]), from: self) }
                 } else {
-                    x[i] += s * d
+                    donor.x += s * d
                 }
                 need -= d
             }
-            if e > first { measure[j] = Int32(truncatingIfNeeded: -2 - first) }
+            measure[j] = e > first ? Int32(truncatingIfNeeded: -2 - first) : -1
             x[j] = qj + s * max(need, 0)
         }
+        if top > 0 { donor.store(to: self) }
+    }
+}
+
+/// The donor on top of a stack pass's stack, cached: its rank, p, q, current x and donor-list head.
+private struct StackTop {
+    var rank = 0
+    var p = 0.0
+    var q = 0.0
+    var x = 0.0
+    var head: Int32 = -1
+
+    init() {}
+
+    init(rank: Int, p: Double, q: Double, x: Double, head: Int32) {
+        self.rank = rank
+        self.p = p
+        self.q = q
+        self.x = x
+        self.head = head
+    }
+
+    /// Reloads a donor that was written back when another was pushed over it.
+    init(rank: Int, from tables: QuantileKeyTables) {
+        self.init(
+            rank: rank, p: tables.records[rank].p, q: tables.records[rank].q, x: tables.x[rank],
+            head: tables.measure[rank])
+    }
+
+    func store(to tables: QuantileKeyTables) {
+        tables.x[rank] = x
+        tables.measure[rank] = head
     }
 }

@@ -27,7 +27,8 @@ func ratioKey(q: Double, p: Double) -> UInt32 { Float(q / p).bitPattern }
 /// Efficient Sorting Algorithms for Manycore GPUs", IPDPS 2009, local sorts per bucket; and the
 /// classic LSD radix sort, Knuth TAOCP vol. 3 §5.2.5):
 /// 1. one sequential pass computes the keys and a histogram of the top 11 bits;
-/// 2. one scatter pass moves each entry, with its p and q, into its top-digit bucket (stable);
+/// 2. one scatter pass recomputes each key (a division is cheaper than a stored key's round trip
+///    through memory) and moves the entry, with its p and q, into its top-digit bucket (stable);
 /// 3. ``sortInPlace(count:_:)`` sorts each bucket by the low 21 bits — insertion sort below 48
 ///    entries, else two stable LSD passes of 11 and 10 bits over 8-byte (bits, position) words in a
 ///    bucket-sized scratch that stays in cache — permutes the bucket's records into rank order in
@@ -39,8 +40,6 @@ struct RatioSort {
     static let countsSize = 2048 + 2049 + 2048 + 1024
     static let insertionLimit = 48
 
-    /// keys: [m] by support index (free scratch of the caller's, dead after step 2).
-    let keys: UnsafeMutablePointer<UInt32>
     /// records: [m], grouped by top digit after ``sort(count:q:support:dense:sparse:)``, in rank
     /// order after ``sortInPlace(count:_:)``.
     let records: UnsafeMutablePointer<RatioRecord>
@@ -70,9 +69,7 @@ struct RatioSort {
             return dense.unsafelyUnwrapped[token(i)]
         }
         for i in 0..<m {
-            let key = ratioKey(q: q[token(i)], p: probability(i))
-            keys[i] = key
-            top[Int(key >> 21)] += 1
+            top[Int(ratioKey(q: q[token(i)], p: probability(i)) >> 21)] += 1
         }
         var total: Int32 = 0
         for d in 0..<2048 {
@@ -83,11 +80,12 @@ struct RatioSort {
         }
         bucketStart[2048] = total
         for i in 0..<m {
-            let key = keys[i]
+            let p = probability(i), qi = q[token(i)]
+            let key = ratioKey(q: qi, p: p)
             let d = Int(key >> 21)
             let position = Int(top[d])
             top[d] += 1
-            records[position] = RatioRecord(index: UInt32(i), key: key, p: probability(i), q: q[token(i)])
+            records[position] = RatioRecord(index: UInt32(i), key: key, p: p, q: qi)
         }
     }
 
