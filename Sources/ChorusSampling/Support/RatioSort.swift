@@ -30,14 +30,14 @@ func ratioKey(q: Double, p: Double) -> UInt32 { Float(q / p).bitPattern }
 /// 2. one scatter pass recomputes each key (a division is cheaper than a stored key's round trip
 ///    through memory) and moves the entry, with its p and q, into its top-digit bucket (stable);
 /// 3. ``sortInPlace(count:_:)`` sorts each bucket by the low 21 bits — insertion sort below 48
-///    entries, else two stable LSD passes of 11 and 10 bits over 8-byte (bits, position) words in a
-///    bucket-sized scratch that stays in cache — permutes the bucket's records into rank order in
+///    entries, else stable LSD passes (11 + 10 bits, or 3 × 7 below 2048 entries) over 8-byte
+///    (bits, position) words in a bucket-sized scratch that stays in cache — permutes the bucket's records into rank order in
 ///    place, and hands them to the scan.
 /// At n = 151,936 the keys span a few dozen top-digit buckets of a few thousand entries, so only step 2
 /// touches memory out of cache; nothing of size m is written besides the records themselves.
 struct RatioSort {
-    /// Counters: top digit [2048], bucket starts [2049], low digits [2048 + 1024].
-    static let countsSize = 2048 + 2049 + 2048 + 1024
+    /// Counters: top digit [2048], bucket starts [2049], one low digit [2048].
+    static let countsSize = 2048 + 2049 + 2048
     static let insertionLimit = 48
 
     /// records: [m], grouped by top digit after ``sort(count:q:support:dense:sparse:)``, in rank
@@ -107,6 +107,7 @@ struct RatioSort {
                 bucket[l] = record
                 words[l] = UInt64(record.key & 0x1F_FFFF) << 32 | UInt64(l)
             }
+            let sorted: UnsafeMutablePointer<UInt64>
             if size < Self.insertionLimit {
                 // Stable: a word moves past strictly larger words only (positions break ties).
                 for a in 1..<size {
@@ -118,40 +119,50 @@ struct RatioSort {
                     }
                     words[b] = v
                 }
+                sorted = words
             } else {
-                sortLow21(words, scratch: local + size, count: size)
+                sorted = sortLow21(words, scratch: local + size, count: size)
             }
             for l in 0..<size {
-                let record = bucket[Int(words[l] & 0xFFFF_FFFF)]
+                let record = bucket[Int(sorted[l] & 0xFFFF_FFFF)]
                 source[l] = record
                 body(start + l, record)
             }
         }
     }
 
-    /// Stable LSD sort of `count` words by bits 32–52 (11 then 10 bits); the result ends in `words`.
-    private func sortLow21(_ words: UnsafeMutablePointer<UInt64>, scratch: UnsafeMutablePointer<UInt64>, count: Int) {
-        let c0 = lowCounts, c1 = lowCounts + 2048
-        c0.initialize(repeating: 0, count: 2048)
-        c1.initialize(repeating: 0, count: 1024)
-        for l in 0..<count {
-            let v = words[l]
-            c0[Int((v >> 32) & 0x7FF)] += 1
-            c1[Int((v >> 43) & 0x3FF)] += 1
+    /// Stable LSD sort of `count` words by bits 32–52; returns where the sorted words are (`words` or
+    /// `scratch`). Large buckets take two passes of 11 and 10 bits; below 2048 words three passes of 7
+    /// bits, whose 128-entry histograms cost less to clear and scan than the words they sort.
+    private func sortLow21(
+        _ words: UnsafeMutablePointer<UInt64>, scratch: UnsafeMutablePointer<UInt64>, count: Int
+    ) -> UnsafeMutablePointer<UInt64> {
+        if count >= 2048 {
+            lsdPass(words, into: scratch, count: count, shift: 32, bits: 11)
+            lsdPass(scratch, into: words, count: count, shift: 43, bits: 10)
+            return words
         }
-        exclusivePrefixSums(c0, count: 2048)
-        exclusivePrefixSums(c1, count: 1024)
+        lsdPass(words, into: scratch, count: count, shift: 32, bits: 7)
+        lsdPass(scratch, into: words, count: count, shift: 39, bits: 7)
+        lsdPass(words, into: scratch, count: count, shift: 46, bits: 7)
+        return scratch
+    }
+
+    /// One stable counting-sort pass of `count` words by the `bits`-bit digit at `shift`.
+    @inline(__always)
+    private func lsdPass(
+        _ source: UnsafeMutablePointer<UInt64>, into destination: UnsafeMutablePointer<UInt64>, count: Int,
+        shift: UInt64, bits: UInt64
+    ) {
+        let counts = lowCounts, mask: UInt64 = (1 << bits) - 1, size = 1 << Int(bits)
+        counts.initialize(repeating: 0, count: size)
+        for l in 0..<count { counts[Int((source[l] >> shift) & mask)] += 1 }
+        exclusivePrefixSums(counts, count: size)
         for l in 0..<count {
-            let v = words[l]
-            let d = Int((v >> 32) & 0x7FF)
-            scratch[Int(c0[d])] = v
-            c0[d] += 1
-        }
-        for l in 0..<count {
-            let v = scratch[l]
-            let d = Int((v >> 43) & 0x3FF)
-            words[Int(c1[d])] = v
-            c1[d] += 1
+            let v = source[l]
+            let d = Int((v >> shift) & mask)
+            destination[Int(counts[d])] = v
+            counts[d] += 1
         }
     }
 }
