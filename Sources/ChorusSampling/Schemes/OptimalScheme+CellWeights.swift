@@ -49,24 +49,6 @@ struct CellWeightFactors {
         }
         return (mean, uPower)
     }
-
-    /// `U^K` alone, by the same products as ``meanWeightAndPower(lower:upper:)`` (bit for bit its
-    /// `upperPower`).
-    @inline(__always)
-    func upperPower(_ u: Double) -> Double {
-        var uPower = u
-        var i = 1
-        while i < oddPart {
-            uPower *= u
-            i += 1
-        }
-        var d = 0
-        while d < doublings {
-            uPower *= uPower
-            d += 1
-        }
-        return uPower
-    }
 }
 
 /// `E_{U[a,b]}[K s^{K−1}] = Σ_{t=0}^{K−1} b^t a^{K−1−t}` — never `(b^K − a^K)/(b − a)`, which cancels.

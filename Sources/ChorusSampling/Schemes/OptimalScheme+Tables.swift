@@ -114,24 +114,27 @@ final class QuantileKeyTables: @unchecked Sendable {
         let now = stopwatch ?? { 0 }
         let t1 = now()
         // 2. One fused scan in rank order (``RatioSort/sortInPlace``): prefix sums in float64 (c_m
-        //    clamped to 1) and k* = argmin_j (Q_j − c_j^K). The greedy vertex (x_j = p_j ā_j with
-        //    ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}: rank j owns U(I_j)) is computed by the pass that visits j.
+        //    clamped to 1), k* = argmin_j (Q_j − c_j^K), and the greedy vertex — rank j owns U(I_j),
+        //    ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j. (ā_j is recomputed from the bounds by the
+        //    passes for receivers only: one stream fewer to write.)
         bounds[0] = 0
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
         let factors = CellWeightFactors(k: k)
-        let m = m, bounds = bounds
+        let m = m, bounds = bounds, x = x
         sorter.sortInPlace(count: m) { j, record in
             let lower = bounds[j]
             let upper = j == m - 1 ? 1 : lower + record.p
             bounds[j + 1] = upper
             prefixQ += record.q
-            let value = prefixQ - factors.upperPower(upper)
+            let (mean, upperPower) = factors.meanWeightAndPower(lower: lower, upper: upper)
+            let value = prefixQ - upperPower
             if value < best {
                 best = value
                 kStar = j + 1
             }
+            x[j] = record.p * mean
         }
         optimum = 1 + best
         sStar = kStar
@@ -169,8 +172,7 @@ final class QuantileKeyTables: @unchecked Sendable {
         var donor = StackTop()
         for j in ranks {
             let pj = records[j].p, qj = records[j].q
-            let meanJ = factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
-            let xj = pj * meanJ
+            let xj = x[j]
             if s * xj <= s * qj {
                 if xj != qj {
                     if top > 0 { donor.store(to: self) }
@@ -179,11 +181,11 @@ final class QuantileKeyTables: @unchecked Sendable {
                     donor = StackTop(rank: j, p: pj, q: qj, x: xj, head: -1)
                 } else {
                     measure[j] = -1
-                    x[j] = xj
                 }
                 continue
             }
             var need = s * (xj - qj)
+            let meanJ = factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
             let first = e
             while need > 0, top > 0 {
                 let room = s * (donor.q - donor.x)

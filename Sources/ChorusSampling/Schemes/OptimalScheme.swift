@@ -43,8 +43,8 @@ public struct OptimalSelection: PreparedSelection {
     /// Number of mass transfers the two passes made (at most 2m).
     public var transferCount: Int { tables.entryCount }
     /// Where the build's time went, in nanoseconds: the ratio sort (keys and the scatter into top-digit
-    /// buckets), the prefix scan (each bucket sorted in cache, the optimum), and the two stack passes
-    /// (greedy vertex and transfers) with the final acceptance sum. Zero without a stopwatch.
+    /// buckets), the prefix scan (each bucket sorted in cache; the optimum and the greedy vertex), and
+    /// the two stack passes with the final acceptance sum. Zero without a stopwatch.
     public var buildNanoseconds: (sort: UInt64, scan: UInt64, passes: UInt64) { tables.split }
 
     let q: [Double]
