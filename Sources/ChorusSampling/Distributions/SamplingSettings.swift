@@ -54,16 +54,7 @@ extension TokenDistribution {
             return
         }
         try settings.validate()
-        var maxIndex = 0
-        for (i, v) in logits.enumerated() {
-            guard !v.isNaN, v != .infinity else {
-                throw SamplingError.invalidSamplingSettings("logit \(i) is \(Double(v))")
-            }
-            if v > logits[maxIndex] { maxIndex = i }
-        }
-        guard logits[maxIndex] > -.infinity else {
-            throw SamplingError.invalidSamplingSettings("every logit is -infinity")
-        }
+        let maxIndex = try largestLogit(logits)
         let maxLogit = Double(logits[maxIndex])
         let invT = 1 / settings.temperature
         let n = logits.count
@@ -95,16 +86,7 @@ extension TokenDistribution {
     public init(logits: [Double], settings: SamplingSettings) throws {
         try settings.validate()
         guard !logits.isEmpty else { throw SamplingError.invalidSupport("empty logits") }
-        var maxIndex = 0
-        for (i, v) in logits.enumerated() {
-            guard !v.isNaN, v != .infinity else {
-                throw SamplingError.invalidSamplingSettings("logit \(i) is \(v)")
-            }
-            if v > logits[maxIndex] { maxIndex = i }
-        }
-        guard logits[maxIndex] > -.infinity else {
-            throw SamplingError.invalidSamplingSettings("every logit is -infinity")
-        }
+        let maxIndex = try largestLogit(logits)
         if settings.temperature == 0 || settings.topK == 1 {
             self = .oneHot(maxIndex, vocabularySize: logits.count)
             return
@@ -141,4 +123,20 @@ extension TokenDistribution {
         }
         try self.init(weights: weights)
     }
+}
+
+/// The index of the largest of `logits` (non-empty; the first of equal maxima). Throws on a NaN or
+/// +infinity logit, and when every logit is -infinity.
+func largestLogit<T: BinaryFloatingPoint>(_ logits: [T]) throws -> Int {
+    var maxIndex = 0
+    for (i, v) in logits.enumerated() {
+        guard !v.isNaN, v != .infinity else {
+            throw SamplingError.invalidSamplingSettings("logit \(i) is \(Double(v))")
+        }
+        if v > logits[maxIndex] { maxIndex = i }
+    }
+    guard logits[maxIndex] > -.infinity else {
+        throw SamplingError.invalidSamplingSettings("every logit is -infinity")
+    }
+    return maxIndex
 }

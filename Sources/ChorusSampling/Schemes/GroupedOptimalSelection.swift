@@ -49,10 +49,12 @@ public struct GroupedOptimalSelection: PreparedSelection {
         let contributions: [[Double]] = groups.enumerated().map { g, selection in
             let tables = selection.tables
             let moments = tables.keyMoments(exponent: sizes[g] * groupCount - 1)
-            return (0..<tables.m).map { i in
-                let j = Int(tables.rankOfIndex[i])
-                return Double(sizes[g]) * tables.pr[j] * moments[j]
+            var byIndex = [Double](repeating: 0, count: tables.m)
+            for j in 0..<tables.m {
+                let record = tables.records[j]
+                byIndex[Int(record.index)] = Double(sizes[g]) * record.p * moments[j]
             }
+            return byIndex
         }
         var cursor = [Int](repeating: 0, count: groupCount)
         var tokens: [Int] = []
@@ -97,31 +99,21 @@ public struct GroupedOptimalSelection: PreparedSelection {
     }
 
     public func choose<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> Int {
-        var bestToken = drafted[0]
-        var bestKey = -1.0
-        for (i, token) in drafted.enumerated() {
-            let g = groupOf[i]
+        draftWithLargestKey(drafted) { k, token in
+            let g = groupOf[k]
             let tables = groups[g].tables
             let rank = tables.rank(of: token)
-            guard rank >= 0 else { continue }
-            let v = power(tables.key(rank: rank, using: &rng), groupSize[g])
-            if v > bestKey {
-                bestKey = v
-                bestToken = token
-            }
+            return rank >= 0 ? power(tables.key(rank: rank, using: &rng), groupSize[g]) : nil
         }
-        return bestToken
     }
 
     public func select<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> SelectionOutcome {
         let z = choose(drafted, using: &rng)
-        let u = rng.nextUnit()
-        let xz = selected(z)
-        if 1 - acceptance <= 0 || xz <= 0 || u * xz < q[z] {
-            return SelectionOutcome(token: z, accepted: true, drafted: drafted)
+        let (tokens, values) = (selectedTokens, selectedValues)
+        return speculativeOutcome(
+            z, drafted: drafted, target: q, acceptance: acceptance, selected: selected(z), using: &rng
+        ) { rng in
+            sampleResidual(target: q, support: tokens, using: &rng) { values[$0] }
         }
-        let values = selectedValues
-        let y = sampleResidual(target: q, support: selectedTokens, using: &rng) { values[$0] }
-        return SelectionOutcome(token: y, accepted: false, drafted: drafted)
     }
 }

@@ -2,16 +2,17 @@
 extension QuantileKeyTables {
     /// The key measure of the token at `rank` as weights over the m cells (`μ = Σ_c w[c] U(I_c)`).
     func keyMeasure(rank: Int) -> [Double] {
-        let start = Int(receiverStart[rank]), end = Int(receiverEnd[rank])
-        if start == end { return donorMeasure(owner: rank, head: donorHead[rank]) }
+        let received = receiverEntries(rank)
+        if received.isEmpty { return donorMeasure(owner: rank, head: donorHead(rank)) }
         var w = [Double](repeating: 0, count: m)
-        w[rank] = ownWeight[rank]
-        var left = 1 - ownWeight[rank]
-        for e in start..<end {
+        let own = ownWeight(rank)
+        w[rank] = own
+        var left = 1 - own
+        for e in received {
             // The sampler gives whatever weight is left to the last entry; do the same here.
-            let omega = e == end - 1 ? left : receiverWeight[e]
+            let omega = e == received.upperBound - 1 ? left : receiverWeight(e)
             left -= omega
-            let donor = donorMeasure(owner: Int(receiverDonor[e]), head: receiverSnapshot[e])
+            let donor = donorMeasure(owner: Int(entries[e].donor), head: entries[e].previous)
             for c in w.indices { w[c] += omega * donor[c] }
         }
         return w
@@ -22,14 +23,14 @@ extension QuantileKeyTables {
         var l = Int(head)
         while l >= 0 {
             chain.append(l)
-            l = Int(entryPrevious[l])
+            l = Int(entries[l].previous)
         }
         var w = [Double](repeating: 0, count: m)
         w[owner] = 1
         for l in chain.reversed() {
-            let theta = entryTheta[l]
+            let theta = entries[l].theta
             for c in w.indices { w[c] *= 1 - theta }
-            w[Int(entryCell[l])] += theta
+            w[Int(entries[l].cell)] += theta
         }
         return w
     }
@@ -42,9 +43,9 @@ extension QuantileKeyTables {
             cellMean[j] = cellMeanWeight(lower: bounds[j], upper: bounds[j + 1], k: r + 1) / Double(r + 1)
         }
         var b = cellMean
-        for e in 0..<entries {
-            let i = Int(receiverDonor[e]), j = Int(entryCell[e])
-            let theta = entryTheta[e], omega = receiverWeight[e]
+        for e in 0..<entryCount {
+            let i = Int(entries[e].donor), j = Int(entries[e].cell)
+            let theta = entries[e].theta, omega = receiverWeight(e)
             let old = b[i]
             b[i] = (1 - theta) * old + theta * cellMean[j]
             b[j] += omega * (old - cellMean[j])
@@ -61,7 +62,7 @@ extension OptimalSelection {
     }
 
     /// Token id at each rank: [m].
-    public var tokensByRank: [Int] { (0..<tables.m).map { tables.support[Int(tables.indexAt[$0])] } }
+    public var tokensByRank: [Int] { (0..<tables.m).map { tables.support[Int(tables.records[$0].index)] } }
 
     /// `P(Z = y | drafted)` for each distinct drafted token: the probability that one of its drafts
     /// holds the largest key, integrated exactly cell by cell (keys are uniform within a cell, so
