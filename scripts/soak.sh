@@ -66,7 +66,9 @@ trap cleanup EXIT
 "$bin" keygen --out "$out/cluster.key" >/dev/null
 
 start_coordinator() {
-    "$bin" coordinator --model "$target" --listen "tcp://0.0.0.0:$coordinator_port" --key-file "$out/cluster.key" \
+    # As deploy/systemd/chorus-coordinator.service runs it (two malloc arenas; docs/benchmarks.md §8). Set
+    # MALLOC_ARENA_MAX in the environment to soak another setting.
+    MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} "$bin" coordinator --model "$target" --listen "tcp://0.0.0.0:$coordinator_port" --key-file "$out/cluster.key" \
         --http "127.0.0.1:$http_port" >>"$out/coordinator.log" 2>&1 &
     coordinator_pid=$!
     echo "$coordinator_pid" >"$out/coordinator.pid"
