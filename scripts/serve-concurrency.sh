@@ -80,7 +80,7 @@ for c in ${clients//,/ }; do
         for p in "${pids[@]}"; do wait "$p"; done
         end=$(date +%s.%N)
         seed=$((seed + c))
-        total=$(cat $(seq -f "$log/out.%g" 1 "$c") | paste -sd+ | bc)
+        total=$(for i in $(seq 1 "$c"); do cat "$log/out.$i"; done | paste -sd+ | bc)
         python3 -c "w = $end - $start; print($c, round(w, 3), $total, round($total / w, 1))"
     done
 done

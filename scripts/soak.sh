@@ -54,9 +54,10 @@ elapsed() { echo $(($(date +%s) - start)); }
 event() { echo "$(elapsed) $*" | tee -a "$out/events.log"; }
 
 coordinator_pid=""
+client_pids=()
 cleanup() {
     set +e
-    [[ -n ${client_pids:-} ]] && kill $client_pids 2>/dev/null
+    ((${#client_pids[@]})) && kill "${client_pids[@]}" 2>/dev/null
     [[ -n ${sampler_pid:-} ]] && kill "$sampler_pid" 2>/dev/null
     [[ -n $coordinator_pid ]] && kill -TERM "$coordinator_pid" 2>/dev/null && wait "$coordinator_pid" 2>/dev/null
     "$repo/scripts/netns-cluster.sh" down >/dev/null 2>&1
@@ -128,17 +129,16 @@ client() {
         elif [[ $code =~ ^[45][0-9][0-9]$ ]] && grep -q '"error"' "$file"; then
             outcome=error
         else
-            outcome=cut
+            outcome="cut"
         fi
         printf '%s\t%s\t%.3f\t%s\t%s\t%s\t%s\n' "$c" "$t0" "$(echo "$(date +%s.%N) - $t0" | bc)" "$code" "$rc" \
             "$outcome" "$chunks" >>"$out/requests.tsv"
         [[ $outcome == error ]] && sleep 0.5  # do not spin while the coordinator is away
     done
 }
-client_pids=""
 for ((c = 1; c <= clients; c++)); do
     client "$c" &
-    client_pids+=" $!"
+    client_pids+=("$!")
 done
 event "$clients streaming clients started (max_tokens $max_tokens)"
 
@@ -171,8 +171,8 @@ while (($(elapsed) < duration)); do
     sleep 1
 done
 event "time is up: waiting for the clients' last requests"
-for pid in $client_pids; do wait "$pid" || true; done
-client_pids=""
+for pid in "${client_pids[@]}"; do wait "$pid" || true; done
+client_pids=()
 
 # Exactness afterwards: greedy decoding through the cluster equals the target alone, token for token.
 prompt="In the beginning"
