@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Aggregate token rate of C concurrent HTTP clients against a local cluster (issue 12, "many clients at
 # once"): starts scripts/launch-local.sh with the coordinator's HTTP API on loopback, then for each C in
-# --clients sends C non-streaming /v1/completions requests at once (max_tokens T, ignore_eos, distinct
-# seeds), R times, and prints per run: C, the wall time from the first send to the last answer, the completion
-# tokens of all answers and their sum over the wall time (tokens/s). Stops the cluster at the end.
-# Only loopback traffic; every request is bounded by curl's --max-time.
+# --clients sends C streaming /v1/completions requests at once through `chorus bench serve` (max_tokens T,
+# ignore_eos, a seed each), R times, and prints per run: C, the wall time from the first send to the last
+# answer, the completion tokens of all answers and their sum over the wall time (tokens/s). Stops the cluster
+# at the end. Only loopback traffic; every request gives up after 300 s of silence.
 set -euo pipefail
 
 usage() {
@@ -61,26 +61,15 @@ for _ in $(seq 1 240); do
 done
 ready || { echo "cluster not ready; log: $log" >&2; exit 1; }
 
-request() {  # seed → completion tokens
-    curl -sf --max-time 300 "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
-        -d "{\"prompt\": \"And God said\", \"max_tokens\": $tokens, \"ignore_eos\": true, \"temperature\": 1, \"seed\": $1}" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["usage"]["completion_tokens"])'
-}
-
 echo "clients wall_s tokens tokens_per_s"
-seed=1
 for c in ${clients//,/ }; do
     for _ in $(seq 1 "$repeat"); do
-        start=$(date +%s.%N)
-        pids=()
-        for i in $(seq 1 "$c"); do
-            request $((seed + i)) >"$log/out.$i" &
-            pids+=($!)
-        done
-        for p in "${pids[@]}"; do wait "$p"; done
-        end=$(date +%s.%N)
-        seed=$((seed + c))
-        total=$(for i in $(seq 1 "$c"); do cat "$log/out.$i"; done | paste -sd+ | bc)
-        python3 -c "w = $end - $start; print($c, round(w, 3), $total, round($total / w, 1))"
+        # One wave: exactly C requests, C at a time.
+        "$bin" bench serve --url "http://127.0.0.1:$port" --concurrency "$c" --requests "$c" --max-tokens "$tokens" \
+            --temperature 1 --timeout 300 --json 2>>"$log/bench.log" |
+            python3 -c 'import json, sys
+r = json.loads(sys.stdin.readline())
+assert r["completed"] == r["requests"], "failed requests: " + str(r["errors"])
+print(r["concurrency"], round(r["seconds"], 3), r["completionTokens"], round(r["tokensPerSecond"], 1))'
     done
 done

@@ -1,3 +1,4 @@
+import ChorusCluster
 import Foundation
 import Histogram
 
@@ -94,7 +95,7 @@ public enum ServeLoad {
             thread.start()
         }
         group.wait()
-        return summary(plan, records: board.records, seconds: (clock.now - started).seconds)
+        return summary(plan, records: board.records, seconds: seconds(clock.now - started))
     }
 
     /// The JSON body of request `index`: its prompt, a seed of its own, streaming with usage.
@@ -178,12 +179,14 @@ public enum ServeLoad {
             tokensPerChunk: chunks > 0 ? Double(tokens) / Double(chunks) : 0)
     }
 
+    static func seconds(_ d: Duration) -> Double { Double(d.microseconds) / 1e6 }
+
     /// p50/p90/p99 in milliseconds through an HdrHistogram of microseconds (1 µs … 1 h, 3 digits).
     static func percentiles(_ samples: [Duration]) -> LatencyPercentiles {
         guard !samples.isEmpty else { return LatencyPercentiles(p50: .nan, p90: .nan, p99: .nan) }
         var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
         for sample in samples {
-            _ = histogram.record(UInt64(max(0, min(3_600_000_000, sample.seconds * 1e6))))
+            _ = histogram.record(UInt64(max(0, min(3_600_000_000, Double(sample.microseconds)))))
         }
         func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1000 }
         return LatencyPercentiles(p50: ms(50), p90: ms(90), p99: ms(99))
@@ -209,8 +212,4 @@ final class RecordBoard: @unchecked Sendable {
     func put(_ index: Int, _ record: ServeRequestRecord) { lock.withLock { slots[index] = record } }
 
     var records: [ServeRequestRecord] { lock.withLock { slots.compactMap { $0 } } }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
