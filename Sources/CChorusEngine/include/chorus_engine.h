@@ -143,7 +143,8 @@ void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weight
 ///
 /// Each (row, head) sums over exactly the positions it attends, in increasing position order, so
 /// a token's result is bit-identical whether it is scored in a tree, in a chain or alone after the
-/// same cached prefix. `scratch` holds `chorus_pool_threads(pool) · (prefix + tree_offset + rows)` floats.
+/// same cached prefix. `scratch` holds `2 · chorus_pool_threads(pool) · (prefix + tree_offset + rows)` floats
+/// (each thread's scores and the positions it attends).
 void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int q_stride, const float *keys,
                       const float *values, int kv_stride, int heads, int kv_heads, int head_dim, int prefix,
                       int tree_offset, const uint8_t *mask, float *out, int out_stride, float *scratch);
@@ -151,7 +152,7 @@ void chorus_attention(chorus_pool *pool, int isa, const float *q, int rows, int 
 /// Attention of `rows` tokens of different sequences in one call (a batch of sessions): row i reads its own
 /// cache `keys[i]`, `values[i]` ([positions][kv_stride]) at positions 0…lengths[i], its own new row being at
 /// lengths[i]. The same arithmetic as `chorus_attention` for one token after a prefix of lengths[i], so a
-/// batched row equals that sequence decoded alone, bit for bit. `scratch`: `chorus_pool_threads(pool)` rows
+/// batched row equals that sequence decoded alone, bit for bit. `scratch`: `2 · chorus_pool_threads(pool)` rows
 /// of `scratch_stride` ≥ max(lengths) + 1 floats.
 void chorus_attention_batch(chorus_pool *pool, int isa, const float *q, int rows, int q_stride,
                             const float *const *keys, const float *const *values, const int *lengths, int kv_stride,

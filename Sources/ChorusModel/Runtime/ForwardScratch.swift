@@ -33,7 +33,7 @@ final class ForwardScratch {
     /// New keys and values of a batch of sessions, before they are copied to each cache [capacity][kvw]
     private(set) var batchKeys: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     private(set) var batchValues: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
-    /// attention scores, one row per pool thread [threads][contextLength + capacity]
+    /// attention scores and positions, two rows per pool thread [threads][2][contextLength + capacity]
     private(set) var attentionScratch: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
     let threads: Int
 
@@ -62,7 +62,7 @@ final class ForwardScratch {
         q8 = .allocate(
             byteCount: n * chorus_q8_row_bytes(Int32(max(c.embeddingLength, c.queryWidth, c.feedForwardLength))) + 64,
             alignment: 64)
-        attentionScratch = .allocate(capacity: threads * (c.contextLength + n))
+        attentionScratch = .allocate(capacity: 2 * threads * (c.contextLength + n))
         batchKeys = .allocate(capacity: n * c.kvWidth)
         batchValues = .allocate(capacity: n * c.kvWidth)
     }
