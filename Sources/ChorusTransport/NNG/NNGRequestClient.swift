@@ -20,7 +20,14 @@ public final class NNGRequestClient: DraftTransport {
     public let address: TransportAddress
     public let options: NNGClientOptions
     private let socket: nng_socket
-    private let isClosed = Locked(false)
+    /// Whether `close()` was called, the REQ contexts of the requests in flight (by id) and how many requests
+    /// have not finished (released their aio) yet.
+    private struct State {
+        var closed = false
+        var contexts: [UInt32: nng_ctx] = [:]
+        var active = 0
+    }
+    private let state = Locked(State())
 
     /// Opens a REQ socket and starts dialing `address` in the background. Does not wait for the
     /// peer. Throws for a malformed address or bad TLS settings.
@@ -72,7 +79,7 @@ public final class NNGRequestClient: DraftTransport {
     public func request(_ message: [UInt8], timeout: Duration) async throws(TransportError) -> [UInt8] {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
-        if isClosed.withLock({ $0 }) { throw .closed }
+        if state.withLock({ $0.closed }) { throw .closed }
         if Task.isCancelled { throw .cancelled }
         if let limit = options.sendLimit, message.count > limit {
             throw .messageTooLarge(size: message.count, limit: limit)
@@ -80,7 +87,35 @@ public final class NNGRequestClient: DraftTransport {
 
         var context = nng_ctx()
         try check(nng_ctx_open(&context, socket))
-        defer { nng_ctx_close(context) }
+        let id = UInt32(bitPattern: nng_ctx_id(context))
+        let registered = state.withLock { s -> Bool in
+            guard !s.closed else { return false }
+            s.contexts[id] = context
+            s.active += 1
+            return true
+        }
+        guard registered else {
+            nng_ctx_close(context)
+            throw .closed
+        }
+        defer {
+            // Whoever takes the context out of the table closes it: this request, or `close()` (which aborts
+            // the operation in progress). `active` drops only now, after the aio is gone (see `exchange`).
+            let mine = state.withLock { s -> Bool in
+                s.active -= 1
+                return s.contexts.removeValue(forKey: id) != nil
+            }
+            if mine { nng_ctx_close(context) }
+        }
+        return try await exchange(message, on: context, deadline: deadline, timeout: timeout)
+    }
+
+    /// Sends `message` on `context` and waits for the reply. The aio lives and dies inside this call, so when
+    /// it returns NNG holds no operation of the request.
+    private func exchange(_ message: [UInt8], on context: nng_ctx, deadline: ContinuousClock.Instant, timeout: Duration)
+        async throws(TransportError) -> [UInt8]
+    {
+        let clock = ContinuousClock()
         // Contexts copy the socket's resend time when opened; set it again to be explicit.
         try check(nng_ctx_set_ms(context, chorus_nng_opt_req_resendtime(), chorus_nng_duration_infinite()))
 
@@ -111,29 +146,43 @@ public final class NNGRequestClient: DraftTransport {
     /// the socket first closes its connections, and with resending disabled nng 1.5.2's REQ fails
     /// a request whose connection closed with NNG_ECONNRESET, which would read as a network fault.
     private func failure(_ code: Int32, timeout: Duration) -> TransportError {
-        if isClosed.withLock({ $0 }) { return .closed }
+        if state.withLock({ $0.closed }) { return .closed }
         return TransportError.fromNNG(code, address: address.url, timeout: timeout)
     }
 
     /// Closes the socket (nng_close(3)): requests in flight complete with `.closed`.
     ///
-    /// nng 1.5.2's `nng_close` has been seen to block forever (after an oversized request dropped the
+    /// In order: the contexts of the requests in flight are closed first (each aborts its operation with
+    /// NNG_ECLOSED, nng_ctx_close(3)); the socket is closed once those requests have finished and released their
+    /// aios, so nng never tears a socket down under operations still completing on it (nng 1.5.2 was seen to
+    /// panic, "pthread_mutex_unlock: Invalid argument", closing a socket with requests in flight).
+    ///
+    /// nng 1.5.2's `nng_close` has also been seen to block forever (after an oversized request dropped the
     /// connection and the socket reconnected; the E2E garbage test). It runs on a thread of its own, and the
-    /// caller waits for it at most ``closeWait``: a stuck close costs one parked thread, never the caller
-    /// (a deinit on a cooperative thread, a shutting-down coordinator).
+    /// caller waits for it at most ``closeWait`` when no request was in flight, not at all otherwise (the
+    /// requests finish on the caller's executor, which must not be blocked): a stuck close costs one parked
+    /// thread, never the caller (a deinit on a cooperative thread, a shutting-down coordinator).
     public func close() {
-        let wasOpen = isClosed.withLock { closed -> Bool in
-            defer { closed = true }
-            return !closed
+        let closing = state.withLock { s -> (open: Bool, contexts: [nng_ctx]) in
+            defer {
+                s.closed = true
+                s.contexts = [:]
+            }
+            return (!s.closed, Array(s.contexts.values))
         }
-        guard wasOpen else { return }
+        guard closing.open else { return }
+        for context in closing.contexts { nng_ctx_close(context) }
         let socket = socket
+        let state = state
         let done = DispatchSemaphore(value: 0)
+        let waitForRequests = !closing.contexts.isEmpty
         Thread {
+            let giveUp = DispatchTime.now() + Self.closeWait
+            while state.withLock({ $0.active }) > 0, DispatchTime.now() < giveUp { usleep(1000) }
             nng_close(socket)
             done.signal()
         }.start()
-        _ = done.wait(timeout: .now() + Self.closeWait)
+        if !waitForRequests { _ = done.wait(timeout: .now() + Self.closeWait) }
     }
 
     /// How long ``close()`` waits for nng_close before it goes on.
