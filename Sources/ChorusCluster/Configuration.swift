@@ -66,8 +66,10 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var topK = 0
     public var topP = 1.0
     public var sequences = 1
-    /// Likely next contexts drafted ahead per session while the coordinator verifies; 0: off.
-    public var aheadBranches = 4
+    /// Likely next contexts drafted ahead per session while the coordinator verifies; 0: off. One by default: on a
+    /// draft whose every extra row costs nearly a decode (the 0.5B on AVX2), more branches are not drafted before
+    /// the next request comes, which then waits for the step in progress (docs/benchmarks.md §6).
+    public var aheadBranches = 1
     public var threads = 1
     /// `fast` (the engine) or `reference` (Float32 copies through OpenBLAS).
     public var precision = "fast"

@@ -21,7 +21,7 @@ public actor DraftWorker {
 
         public init(
             workerID: String, sampling: SamplingSettings = .standard, sequences: Int = 1, maxSessions: Int = 32,
-            aheadBranches: Int = 4
+            aheadBranches: Int = 1
         ) {
             self.workerID = workerID
             self.sampling = sampling

@@ -26,7 +26,7 @@ struct WorkerCommand: ConfiguredCommand {
     @Option(name: .long, help: "Sequences drafted per request (default 1).") var sequences: Int?
     @Option(
         name: .customLong("ahead-branches"),
-        help: "Likely next contexts drafted ahead while the coordinator verifies (default 4; 0 = off).")
+        help: "Likely next contexts drafted ahead while the coordinator verifies (default 1; 0 = off).")
     var aheadBranches: Int?
     @Option(
         name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")

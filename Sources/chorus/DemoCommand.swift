@@ -34,7 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("draft-length"), help: "Draft length L.") var draftLength = 4
     @Option(name: .long, help: "Sequences per worker per round.") var sequences = 1
     @Option(name: .customLong("ahead-branches"), help: "Branches each worker drafts ahead (0 = off).")
-    var aheadBranches = 4
+    var aheadBranches = 1
     @Flag(
         name: .customLong("no-pin"),
         help: "Do not pin the coordinator to CPU 0 and the workers to CPU 1 (done when there are ≥ 2 CPUs).")
