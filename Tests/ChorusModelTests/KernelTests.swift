@@ -195,7 +195,8 @@ import Testing
     @Test(arguments: GGMLType.allCases.filter { !$0.dotsWithFloat })
     func extremeBlocksDoNotOverflow(type: GGMLType) throws {
         let inDim = 512, outDim = 3, rows = 3
-        var weights = [UInt8](repeating: type == .q8_0 ? 0x80 : 0xFF, count: outDim * type.rowBytes(inDim))
+        let rowBytes = try #require(type.rowBytes(inDim))
+        var weights = [UInt8](repeating: type == .q8_0 ? 0x80 : 0xFF, count: outDim * rowBytes)
         for b in 0..<outDim * inDim / type.blockSize {
             for offset in Self.halfFields[type] ?? [] {
                 let bits = Float16(0.01).bitPattern
