@@ -163,9 +163,18 @@ import Testing
     func dotProductsEqualTheProductOfDequantizedWeights(type: GGMLType) throws {
         let inDim = 512, outDim = 9, rows = 6
         let weights = Self.randomWeights(type, rows: outDim, count: inDim, seed: UInt64(type.rawValue) + 1)
+        let x = Self.randomActivations(rows: rows, count: inDim, seed: 7)
+        Self.expectTheProductOfDequantizedWeights(
+            type, weights: weights, x: x, inDim: inDim, outDim: outDim, rows: rows)
+    }
+
+    /// Expects the engine's y = W·x, for every ISA, within Float32 accumulation (a few ulps of Σ|w·x| over the
+    /// `inDim` terms) of the Float64 product of the dequantized weights with the activations the kernels multiply.
+    static func expectTheProductOfDequantizedWeights(
+        _ type: GGMLType, weights: [UInt8], x: [Float], inDim: Int, outDim: Int, rows: Int
+    ) {
         var w = [Float](repeating: 0, count: outDim * inDim)
         weights.withUnsafeBytes { Dequantize.row(type, from: $0.baseAddress!, count: w.count, into: &w) }
-        let x = Self.randomActivations(rows: rows, count: inDim, seed: 7)
         let a = Self.effectiveActivations(type, x: x, rows: rows, count: inDim)
         for isa in Self.isas {
             let y = Self.engineProduct(
@@ -177,7 +186,6 @@ import Testing
                         exact += Double(w[o * inDim + i]) * a[r * inDim + i]
                         magnitude += abs(Double(w[o * inDim + i]) * a[r * inDim + i])
                     }
-                    // Float32 accumulation over 512 terms: a few ulps of the magnitude.
                     let error = abs(Double(y[r * outDim + o]) - exact)
                     #expect(
                         error <= 2e-6 * magnitude + 1e-9,
@@ -204,32 +212,15 @@ import Testing
                 weights[b * type.blockBytes + offset + 1] = UInt8(bits >> 8)
             }
         }
-        var w = [Float](repeating: 0, count: outDim * inDim)
-        weights.withUnsafeBytes { Dequantize.row(type, from: $0.baseAddress!, count: w.count, into: &w) }
         // Row 0: all +1; row 1: all −1; row 2: signs alternating every 16.
         let x: [Float] = (0..<rows * inDim).map { i in
             let r = i / inDim, c = i % inDim
             return r == 0 ? 1 : (r == 1 ? -1 : (c / 16 % 2 == 0 ? 1 : -1))
         }
         let a = Self.effectiveActivations(type, x: x, rows: rows, count: inDim)
-        #expect(a.allSatisfy { abs(abs($0) - 1) < 1e-6 })
-        for isa in Self.isas {
-            let y = Self.engineProduct(
-                type, isa: isa, weights: weights, inDim: inDim, outDim: outDim, x: x, rows: rows, threads: 1)
-            for r in 0..<rows {
-                for o in 0..<outDim {
-                    var exact = 0.0, magnitude = 0.0
-                    for i in 0..<inDim {
-                        exact += Double(w[o * inDim + i]) * a[r * inDim + i]
-                        magnitude += abs(Double(w[o * inDim + i]) * a[r * inDim + i])
-                    }
-                    let error = abs(Double(y[r * outDim + o]) - exact)
-                    #expect(
-                        error <= 2e-6 * magnitude + 1e-9,
-                        "\(type.name) isa \(isa) row \(r) out \(o): \(y[r * outDim + o]) vs \(exact)")
-                }
-            }
-        }
+        #expect(a.allSatisfy { abs(abs($0) - 1) < 1e-6 })  // every value quantized to ±127
+        Self.expectTheProductOfDequantizedWeights(
+            type, weights: weights, x: x, inDim: inDim, outDim: outDim, rows: rows)
     }
 
     /// 5 rows (one call of the k-quant and float kernels), 7 (4 + 3), 17 (6 + 6 + 5; 16 + 1 for the blocks of 32).
