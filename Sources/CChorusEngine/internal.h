@@ -111,6 +111,23 @@ CHORUS_AVX2 static inline __m256i chorus_sum8(const __m256i p[8]) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20), _mm256_permute2x128_si256(e, f, 0x31));
 }
 
+/// [Σ p[0], Σ p[1], …, Σ p[7]] of vectors of sixteen 16-bit lanes, as eight 32-bit sums. Exact when the sum of
+/// any eight lanes of one p[j] within a 128-bit half fits in int16, as for maddubs of 4-bit unsigned weights with
+/// int8 activations (8 · 2 · 15 · 127 = 30,480): the first three levels of the transpose add in 16 bits, so the
+/// kernels need no madd by ones (a multiply-port micro-op per sub-block and row) before reducing.
+CHORUS_AVX2 static inline __m256i chorus_sum8_i16(const __m256i p[8]) {
+    __m256i a[4];
+    for (int i = 0; i < 4; i++)  // lanes per half: p[2i], p[2i+1] alternating, each the sum of two
+        a[i] = _mm256_add_epi16(_mm256_unpacklo_epi16(p[2 * i], p[2 * i + 1]),
+                                _mm256_unpackhi_epi16(p[2 * i], p[2 * i + 1]));
+    // per half: p0…p3 repeating, sums of four; then p0…p7, sums of eight
+    __m256i b0 = _mm256_add_epi16(_mm256_unpacklo_epi32(a[0], a[1]), _mm256_unpackhi_epi32(a[0], a[1]));
+    __m256i b1 = _mm256_add_epi16(_mm256_unpacklo_epi32(a[2], a[3]), _mm256_unpackhi_epi32(a[2], a[3]));
+    __m256i c = _mm256_add_epi16(_mm256_unpacklo_epi64(b0, b1), _mm256_unpackhi_epi64(b0, b1));
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(c)),
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(c, 1)));
+}
+
 /// A dot function from an inlined tile taking the row count as a compile-time constant (1–CHORUS_TILE_ROWS), so
 /// the accumulators stay in registers (the float and k-quant kernels, whose every product feeds a row's
 /// accumulator).
@@ -127,7 +144,7 @@ CHORUS_AVX2 static inline __m256i chorus_sum8(const __m256i p[8]) {
     }
 
 /// Most rows a CHORUS_TILES dot call takes. The float kernels take six (twelve accumulators and two weight
-/// vectors fill the sixteen registers); the k-quant kernels are called with at most four (measured faster).
+/// vectors fill the sixteen registers); the k-quant kernels take six too, so that a tree of five nodes is one call.
 #define CHORUS_TILE_ROWS 6
 
 /// Rows a quantized dot call takes at once: each weight block is unpacked once for all of them.

@@ -1,4 +1,4 @@
-// The multi-row matrix product: every weight row is read once for (up to 4 at a time) all rows.
+// The multi-row matrix product: every weight row is read once for all rows (a few calls of its dot kernel).
 #include <stdatomic.h>
 
 #include "internal.h"
@@ -37,15 +37,25 @@ static void run_rows(const matmul_job *j, int begin, int end) {
     for (int o = begin; o < end; o++) {
         const uint8_t *w = j->weights + (size_t)o * j->row_bytes;
         // Rows per dot call. The blocks-of-32 kernels unpack each group of eight weight blocks once for up to
-        // CHORUS_QUANT_ROWS rows (their unpacking is costly); the k-quant and float kernels keep their
-        // accumulators in registers, four rows at a time (k-quants, measured faster for them) or six (floats:
-        // a tree of five nodes, one token and four drafts, in one pass over each weight row).
-        int tile = j->traits->activation == CHORUS_ACT_Q8 ? (j->traits->block_size == 32 ? CHORUS_QUANT_ROWS : 4)
-                                                          : CHORUS_TILE_ROWS;
-        for (int r = 0; r < j->rows; r += tile) {
-            int n = j->rows - r < tile ? j->rows - r : tile;
-            j->dot(j->blocks, w, j->act + (size_t)r * j->act_stride, j->act_stride, n, j->y + (size_t)r * j->y_stride + o,
-                   j->y_stride);
+        // CHORUS_QUANT_ROWS rows (their unpacking is costly, their accumulators live in memory). The k-quant and
+        // float kernels keep their accumulators in registers, at most CHORUS_TILE_ROWS rows a call: the rows are
+        // split into the fewest such calls, of sizes differing by at most one (5 → 5, 8 → 4 + 4, 16 → 6 + 5 + 5),
+        // so a tree of five (one token and four drafts) takes one pass over each weight row, and no call is left
+        // with one row that pays a whole unpacking of the weights for itself.
+        if (j->traits->activation == CHORUS_ACT_Q8 && j->traits->block_size == 32) {
+            for (int r = 0; r < j->rows; r += CHORUS_QUANT_ROWS) {
+                int n = j->rows - r < CHORUS_QUANT_ROWS ? j->rows - r : CHORUS_QUANT_ROWS;
+                j->dot(j->blocks, w, j->act + (size_t)r * j->act_stride, j->act_stride, n,
+                       j->y + (size_t)r * j->y_stride + o, j->y_stride);
+            }
+        } else {
+            int calls = (j->rows + CHORUS_TILE_ROWS - 1) / CHORUS_TILE_ROWS;
+            for (int c = 0, r = 0; c < calls; c++) {
+                int n = j->rows / calls + (c < j->rows % calls);
+                j->dot(j->blocks, w, j->act + (size_t)r * j->act_stride, j->act_stride, n,
+                       j->y + (size_t)r * j->y_stride + o, j->y_stride);
+                r += n;
+            }
         }
         // Outliers left out of their activation blocks: weight (dequantized) × exact value, in position order.
         for (int r = 0; j->has_outliers && r < j->rows; r++) {

@@ -202,7 +202,9 @@ K_TYPE(q6_k, 210)
 //
 // Per super-block the eight 32-wide sub-blocks are unpacked once; per row each costs maddubs + madd, the
 // eight sub-block sums are gathered into one vector (chorus_sum8), converted once and multiplied by the
-// eight sub-block scales and the eight activation scales, loaded together.
+// eight sub-block scales and the eight activation scales, loaded together. Q4_K skips the madd: its maddubs
+// pairs are reduced in 16 bits (chorus_sum8_i16), 8 multiply-port micro-ops per row and super-block instead of
+// 16, and 5–8 % less time for trees of 4–16 rows (docs/benchmarks.md §3); the sums are the same integers.
 
 #if CHORUS_X86
 
@@ -277,8 +279,15 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void q45_k_tile(int fiv
         _Pragma("clang loop unroll(full)")
         for (int r = 0; r < rows; r++) {
             __m256i p[8];
-            for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), one16);
-            __m256 sums = _mm256_mul_ps(_mm256_cvtepi32_ps(chorus_sum8(p)), dsc);
+            __m256i isum;
+            if (five) {
+                for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), one16);
+                isum = chorus_sum8(p);
+            } else {  // 4-bit weights: sums of 16 products fit in int16
+                for (int j = 0; j < 8; j++) p[j] = _mm256_maddubs_epi16(w[j], XQ(r, n, j));
+                isum = chorus_sum8_i16(p);
+            }
+            __m256 sums = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), dsc);
             acc[r] = _mm256_fmadd_ps(sums, _mm256_loadu_ps(x[r].d + 8 * n), acc[r]);
             acc[r] = _mm256_fnmadd_ps(dm, _mm256_loadu_ps(x[r].ds + 8 * n), acc[r]);
         }
@@ -297,12 +306,13 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q5_k_av
 CHORUS_TILES(chorus_dot_q4_k_avx2)
 CHORUS_TILES(chorus_dot_q5_k_avx2)
 
-/// The types with 16-wide signed scales and an offset (Q6_K: 32, Q3_K: 4). Weights stay unsigned
+/// The types with 16-wide signed scales and an offset 2^offset_shift (Q6_K: 32, Q3_K: 4). Weights stay unsigned
 /// (maddubs needs no sign trick); per row the offset comes off in integers as
-/// offset · Σ_h scale_h · Σx_h, one madd of the sixteen scales with the sixteen half-block sums.
+/// offset · Σ_h scale_h · Σx_h, one madd of the sixteen scales with the sixteen half-block sums and a shift
+/// (a 32-bit multiply is two micro-ops on the multiply ports that maddubs and madd need).
 /// sv[j]: the scale pair of sub-block j; scales16: the sixteen scales as i16.
 CHORUS_AVX2 static inline __attribute__((always_inline)) void offset16_rows(
-    const __m256i w[8], const __m256i sv[8], __m256i scales16, int offset, float d, int n, const chorus_q8_row *x,
+    const __m256i w[8], const __m256i sv[8], __m256i scales16, int offset_shift, float d, int n, const chorus_q8_row *x,
     const int rows, __m256 *acc) {
     __m256 dv = _mm256_set1_ps(d);
     _Pragma("clang loop unroll(full)")
@@ -310,7 +320,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void offset16_rows(
         __m256i p[8];
         for (int j = 0; j < 8; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], XQ(r, n, j)), sv[j]);
         __m256i off = _mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)(x[r].s16 + 16 * n)));
-        __m256i total = _mm256_sub_epi32(chorus_sum8(p), _mm256_mullo_epi32(off, _mm256_set1_epi32(offset)));
+        __m256i total = _mm256_sub_epi32(chorus_sum8(p), _mm256_slli_epi32(off, offset_shift));
         __m256 sums = _mm256_mul_ps(_mm256_cvtepi32_ps(total), dv);
         acc[r] = _mm256_fmadd_ps(sums, _mm256_loadu_ps(x[r].d + 8 * n), acc[r]);
     }
@@ -349,7 +359,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q6_k_av
                 w[4 * g + s] = _mm256_or_si256(low[s], hs);
             }
         }
-        offset16_rows(w, sv, scales16, 32, _cvtsh_ss(chorus_load16(b + 208)), n, x, rows, acc);
+        offset16_rows(w, sv, scales16, 5, _cvtsh_ss(chorus_load16(b + 208)), n, x, rows, acc);
     }
     K_ROWS_FINISH
 }
@@ -377,7 +387,7 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void chorus_dot_q3_k_av
                 w[j] = _mm256_or_si256(low, high);
             }
         }
-        offset16_rows(w, sv, scales16, 4, _cvtsh_ss(chorus_load16(b + 108)), n, x, rows, acc);
+        offset16_rows(w, sv, scales16, 2, _cvtsh_ss(chorus_load16(b + 108)), n, x, rows, acc);
     }
     K_ROWS_FINISH
 }

@@ -164,9 +164,10 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
 }
 
 // UNPACK(b) sets `__m256i v` (signed weights for SIGNED, else unsigned) for the block at b. Offset types
-// (Q4_0, Q5_0) keep their weights unsigned and take OFFSET · Σx off each block's integer sum (one madd of the
-// activation's half-block sums per row), which saves the sign trick.
-#define LEGACY_DOT_AVX2(NAME, BYTES, UNPACK, SIGNED, OFFSET, HAS_MIN)                                           \
+// (Q4_0, Q5_0) keep their weights unsigned and take 2^SHIFT · Σx off each block's integer sum (one madd of the
+// activation's half-block sums per row and a shift), which saves the sign trick. NARROW (4-bit weights) reduces
+// the maddubs pairs in 16 bits (chorus_sum8_i16), without a madd by ones.
+#define LEGACY_DOT_AVX2(NAME, BYTES, UNPACK, SIGNED, NARROW, SHIFT, HAS_MIN)                           \
     CHORUS_AVX2 static inline __attribute__((always_inline)) void NAME##_tile(                          \
         int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out, \
         size_t out_stride) {                                                                            \
@@ -200,13 +201,14 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
                     __m256i xq = j < count ? _mm256_loadu_si256((const __m256i *)(x[r].q + 32 * (k0 + j))) \
                                            : _mm256_setzero_si256();                                    \
                     if (SIGNED) xq = _mm256_sign_epi8(xq, w[j]);                                        \
-                    p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(wa[j], xq), _mm256_set1_epi16(1));    \
+                    p[j] = _mm256_maddubs_epi16(wa[j], xq);                                             \
+                    if (!NARROW) p[j] = _mm256_madd_epi16(p[j], _mm256_set1_epi16(1));                  \
                 }                                                                                       \
-                __m256i isum = chorus_sum8(p);                                                          \
-                if (OFFSET) {                                                                           \
+                __m256i isum = NARROW ? chorus_sum8_i16(p) : chorus_sum8(p);                            \
+                if (SHIFT) {                                                                            \
                     __m256i xs = _mm256_madd_epi16(                                                     \
                         _mm256_loadu_si256((const __m256i *)(x[r].s16 + 2 * k0)), _mm256_set1_epi16(1)); \
-                    isum = _mm256_sub_epi32(isum, _mm256_mullo_epi32(xs, _mm256_set1_epi32(OFFSET)));   \
+                    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(xs, SHIFT));                        \
                 }                                                                                       \
                 __m256 sums = _mm256_cvtepi32_ps(isum);                                                 \
                 __m256 xd = _mm256_maskload_ps(x[r].d + k0, lanes);                                     \
@@ -218,11 +220,13 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
     }                                                                                                   \
     CHORUS_QUANT_TILES(NAME)
 
-LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, v = nibbles32(b + 2);, 0, 8, 0)
-LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, v = nibbles32(b + 4);, 0, 0, 1)
-LEGACY_DOT_AVX2(chorus_dot_q5_0_avx2, 22, v = _mm256_or_si256(nibbles32(b + 6), fifth_bits(chorus_load32(b + 2)));, 0, 16, 0)
-LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, v = _mm256_or_si256(nibbles32(b + 8), fifth_bits(chorus_load32(b + 4)));, 0, 0, 1)
-LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, v = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0, 0)
+LEGACY_DOT_AVX2(chorus_dot_q4_0_avx2, 18, v = nibbles32(b + 2);, 0, 1, 3, 0)
+LEGACY_DOT_AVX2(chorus_dot_q4_1_avx2, 20, v = nibbles32(b + 4);, 0, 1, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q5_0_avx2, 22, v = _mm256_or_si256(nibbles32(b + 6), fifth_bits(chorus_load32(b + 2)));,
+                0, 0, 4, 0)
+LEGACY_DOT_AVX2(chorus_dot_q5_1_avx2, 24, v = _mm256_or_si256(nibbles32(b + 8), fifth_bits(chorus_load32(b + 4)));,
+                0, 0, 0, 1)
+LEGACY_DOT_AVX2(chorus_dot_q8_0_avx2, 34, v = _mm256_loadu_si256((const __m256i *)(b + 2));, 1, 0, 0, 0)
 
 #else
 CHORUS_AVX2_FALLBACK(q4_0)

@@ -163,9 +163,18 @@ import Testing
     func dotProductsEqualTheProductOfDequantizedWeights(type: GGMLType) throws {
         let inDim = 512, outDim = 9, rows = 6
         let weights = Self.randomWeights(type, rows: outDim, count: inDim, seed: UInt64(type.rawValue) + 1)
+        let x = Self.randomActivations(rows: rows, count: inDim, seed: 7)
+        Self.expectTheProductOfDequantizedWeights(
+            type, weights: weights, x: x, inDim: inDim, outDim: outDim, rows: rows)
+    }
+
+    /// Expects the engine's y = W·x, for every ISA, within Float32 accumulation (a few ulps of Σ|w·x| over the
+    /// `inDim` terms) of the Float64 product of the dequantized weights with the activations the kernels multiply.
+    static func expectTheProductOfDequantizedWeights(
+        _ type: GGMLType, weights: [UInt8], x: [Float], inDim: Int, outDim: Int, rows: Int
+    ) {
         var w = [Float](repeating: 0, count: outDim * inDim)
         weights.withUnsafeBytes { Dequantize.row(type, from: $0.baseAddress!, count: w.count, into: &w) }
-        let x = Self.randomActivations(rows: rows, count: inDim, seed: 7)
         let a = Self.effectiveActivations(type, x: x, rows: rows, count: inDim)
         for isa in Self.isas {
             let y = Self.engineProduct(
@@ -177,7 +186,6 @@ import Testing
                         exact += Double(w[o * inDim + i]) * a[r * inDim + i]
                         magnitude += abs(Double(w[o * inDim + i]) * a[r * inDim + i])
                     }
-                    // Float32 accumulation over 512 terms: a few ulps of the magnitude.
                     let error = abs(Double(y[r * outDim + o]) - exact)
                     #expect(
                         error <= 2e-6 * magnitude + 1e-9,
@@ -187,9 +195,38 @@ import Testing
         }
     }
 
-    @Test(arguments: GGMLType.allCases)
-    func aRowsResultDoesNotDependOnItsNeighboursOrTheThreadCount(type: GGMLType) throws {
-        let inDim = 512, outDim = 40, rows = 7
+    /// Weights at the extremes of every quantized type (each quant byte 0xFF: the largest unsigned values, the
+    /// largest 6-bit scales and minimums, Q6_K's scales −1; Q8_0's bytes 0x80 = −128) times activations ±127 in
+    /// every position, in runs of one sign per 16 and per 32: the largest integer sums the AVX2 kernels form,
+    /// which the 16-bit reduction of the 4-bit types (chorus_sum8_i16: 16 · 15 · 127 = 30,480 ≤ 32,767) must hold
+    /// without wrapping. Checked against the product of the dequantized weights, as above.
+    @Test(arguments: GGMLType.allCases.filter { !$0.dotsWithFloat })
+    func extremeBlocksDoNotOverflow(type: GGMLType) throws {
+        let inDim = 512, outDim = 3, rows = 3
+        let rowBytes = try #require(type.rowBytes(inDim))
+        var weights = [UInt8](repeating: type == .q8_0 ? 0x80 : 0xFF, count: outDim * rowBytes)
+        for b in 0..<outDim * inDim / type.blockSize {
+            for offset in Self.halfFields[type] ?? [] {
+                let bits = Float16(0.01).bitPattern
+                weights[b * type.blockBytes + offset] = UInt8(bits & 0xFF)
+                weights[b * type.blockBytes + offset + 1] = UInt8(bits >> 8)
+            }
+        }
+        // Row 0: all +1; row 1: all −1; row 2: signs alternating every 16.
+        let x: [Float] = (0..<rows * inDim).map { i in
+            let r = i / inDim, c = i % inDim
+            return r == 0 ? 1 : (r == 1 ? -1 : (c / 16 % 2 == 0 ? 1 : -1))
+        }
+        let a = Self.effectiveActivations(type, x: x, rows: rows, count: inDim)
+        #expect(a.allSatisfy { abs(abs($0) - 1) < 1e-6 })  // every value quantized to ±127
+        Self.expectTheProductOfDequantizedWeights(
+            type, weights: weights, x: x, inDim: inDim, outDim: outDim, rows: rows)
+    }
+
+    /// 5 rows (one call of the k-quant and float kernels), 7 (4 + 3), 17 (6 + 6 + 5; 16 + 1 for the blocks of 32).
+    @Test(arguments: GGMLType.allCases, [5, 7, 17])
+    func aRowsResultDoesNotDependOnItsNeighboursOrTheThreadCount(type: GGMLType, rows: Int) throws {
+        let inDim = 512, outDim = 40
         let weights = Self.randomWeights(type, rows: outDim, count: inDim, seed: 99 + UInt64(type.rawValue))
         let x = Self.randomActivations(rows: rows, count: inDim, seed: 3)
         for isa in Self.isas {

@@ -79,7 +79,7 @@ size_t chorus_q8_row_bytes(int k);
 int chorus_q8_outliers(const void *row, int k, int32_t *indices, float *values);
 
 /// Dot products of one weight row (`blocks` blocks of its type) with `rows` activation rows (≤ 16 for the
-/// blocks-of-32 quantized types, ≤ 6 for the float types, ≤ 4 for the k-quants):
+/// blocks-of-32 quantized types, ≤ 6 for the float types and the k-quants):
 /// out[r · out_stride] = Σ w · x_r. `act` points at row 0; row r starts `act_stride` bytes later.
 typedef void (*chorus_dot_fn)(int blocks, const void *weights, const void *act, size_t act_stride, int rows,
                               float *out, size_t out_stride);
