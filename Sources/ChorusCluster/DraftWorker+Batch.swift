@@ -64,31 +64,50 @@ extension DraftWorker {
     static let sharedCatchUp = 16
 
     /// Serves one draft request: a `.draftReply` or an `.error`. Requests of other sessions waiting at the same
-    /// moment are drafted in the same forward passes.
+    /// moment are drafted in the same forward passes. A request that finds the worker idle is served by its own
+    /// task, with the requests already on their way; later ones wait for the next batch.
     public func handle(_ request: DraftRequest, receivedAt: ContinuousClock.Instant = .now) async -> WireMessage {
-        await withCheckedContinuation { reply in
-            waiting.append(Waiting(request: request, receivedAt: receivedAt, reply: reply))
-            guard !serving else { return }
-            serving = true
+        guard !serving else {
+            return await withCheckedContinuation { reply in
+                waiting.append(Waiting(request: request, receivedAt: receivedAt, reply: reply))
+            }
+        }
+        serving = true
+        // Requests already on their way to the actor join this batch.
+        await Task.yield()
+        let others = nextBatch(after: request.session)
+        let replies = serve([(request, receivedAt)] + others.map { ($0.request, $0.receivedAt) })
+        for (w, reply) in zip(others, replies.dropFirst()) { w.reply.resume(returning: reply) }
+        if waiting.isEmpty {
+            serving = false
+            startDraftingAhead()
+        } else {
             Task { await serveWaiting() }
         }
+        return replies.first ?? .error(ErrorReply(code: .internalError, message: "request not served"))
     }
 
-    /// Serves batches while requests wait: each takes every waiting request of a session not already in it (one
-    /// request, without batching).
+    /// Takes the waiting requests that join a batch: one per session, none of session `taken` (the batch's own
+    /// request), and none at all without batching when the batch has its request.
+    private func nextBatch(after taken: UInt64?) -> [Waiting] {
+        var batch: [Waiting] = []
+        var later: [Waiting] = []
+        var sessionsInBatch: Set<UInt64> = taken.map { [$0] } ?? []
+        for w in waiting {
+            let fits = configuration.batchSessions || sessionsInBatch.isEmpty
+            if fits, sessionsInBatch.insert(w.request.session).inserted { batch.append(w) } else { later.append(w) }
+        }
+        waiting = later
+        return batch
+    }
+
+    /// Serves the waiting requests, batch after batch, then lets drafting ahead run.
     private func serveWaiting() async {
         while true {
             // Requests already on their way to the actor join this batch.
             await Task.yield()
-            guard !waiting.isEmpty else { break }
-            var batch: [Waiting] = []
-            var later: [Waiting] = []
-            var sessionsInBatch = Set<UInt64>()
-            for w in waiting {
-                let fits = configuration.batchSessions || batch.isEmpty
-                if fits, sessionsInBatch.insert(w.request.session).inserted { batch.append(w) } else { later.append(w) }
-            }
-            waiting = later
+            let batch = nextBatch(after: nil)
+            guard !batch.isEmpty else { break }
             let replies = serve(batch.map { ($0.request, $0.receivedAt) })
             for (w, reply) in zip(batch, replies) { w.reply.resume(returning: reply) }
         }
