@@ -25,6 +25,8 @@ options:
   --key-file FILE       the cluster key for every process (see `chorus keygen`; default: none on loopback)
   --insecure            with a non-loopback --bind and no --key-file: run without authentication
   --worker-arg ARG      an extra argument for every worker (repeatable), e.g. --worker-arg --sequences=2
+  --coordinator-cpus L  run the coordinator under `taskset -c L` (benchmarks: e.g. 0)
+  --worker-cpus L       run every worker under `taskset -c L` (benchmarks: e.g. 1)
   --bin FILE            the chorus binary (default: build with `swift build -c release` if needed)
   --no-build            do not run `swift build`; use the binary that is there
   --ready-timeout S     seconds to wait for every process to listen (default 120)
@@ -55,6 +57,8 @@ ready_timeout=120
 coordinator_args=()
 key_file=""
 insecure=0
+coordinator_cpus=""
+worker_cpus=""
 
 need_value() {
     [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"
@@ -75,6 +79,8 @@ while [[ $# -gt 0 ]]; do
         --ready-timeout) need_value "$@"; ready_timeout=$2; shift 2 ;;
         --key-file) need_value "$@"; key_file=$2; shift 2 ;;
         --insecure) insecure=1; shift ;;
+        --coordinator-cpus) need_value "$@"; coordinator_cpus=$2; shift 2 ;;
+        --worker-cpus) need_value "$@"; worker_cpus=$2; shift 2 ;;
         --) shift; coordinator_args=("$@"); break ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -139,6 +145,15 @@ elif [[ $bind != 127.* && $bind != localhost && $bind != ::1 && $bind != "[::1]"
         echo "launch-local: --bind $bind reaches other hosts: cluster key generated in $key_file"
     fi
 fi
+
+# taskset prefixes for pinned runs (empty: unpinned).
+coordinator_pin=()
+worker_pin=()
+if [[ -n $coordinator_cpus || -n $worker_cpus ]]; then
+    command -v taskset >/dev/null || die "--coordinator-cpus/--worker-cpus need taskset (util-linux)"
+fi
+[[ -n $coordinator_cpus ]] && coordinator_pin=(taskset -c "$coordinator_cpus")
+[[ -n $worker_cpus ]] && worker_pin=(taskset -c "$worker_cpus")
 
 # Children, in the order they are stopped (coordinator first, then workers).
 pids=()
@@ -209,7 +224,7 @@ for ((w = 1; w <= workers; w++)); do
     port=$((base_port + w))
     draft=${drafts[(w - 1) % ${#drafts[@]}]}
     address=tcp://$bind:$port
-    start "worker w$w" "$log_dir/worker-w$w.log" \
+    start "worker w$w" "$log_dir/worker-w$w.log" "${worker_pin[@]}" \
         "$bin" worker --listen "$address" --model "$draft" --id "w$w" "${security_args[@]}" "${worker_args[@]}"
     worker_addresses+=("$address")
 done
@@ -218,7 +233,7 @@ for ((w = 1; w <= workers; w++)); do
 done
 
 coordinator_address=tcp://$bind:$base_port
-coordinator_command=("$bin" coordinator --model "$target" --listen "$coordinator_address" "${security_args[@]}")
+coordinator_command=("${coordinator_pin[@]}" "$bin" coordinator --model "$target" --listen "$coordinator_address" "${security_args[@]}")
 for address in "${worker_addresses[@]}"; do
     coordinator_command+=(--worker "$address")
 done

@@ -16,8 +16,11 @@ options:
   --tokens T       max_tokens of each request (default 200)
   --repeat R       runs per concurrency (default 3)
   --workers N      draft workers (default 1)
-  --port P         HTTP port (default 8177; the cluster uses 7300…)
+  --port P         HTTP port (default 8177)
+  --base-port P    the cluster's ports: coordinator P, workers P+1… (default 7300)
   --bin FILE       the chorus binary (default .build/release/chorus)
+  --pin            coordinator on CPU 0, workers on CPU 1 (taskset), as separate machines would be
+  --worker-arg ARG an extra argument for every worker (repeatable), e.g. --worker-arg --no-batch
   -h, --help       this help
 EOF
 }
@@ -28,8 +31,10 @@ tokens=200
 repeat=3
 workers=1
 port=8177
+base_port=7300
 bin=$repo/.build/release/chorus
 extra=()
+launch=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --clients) clients=$2; shift 2 ;;
@@ -37,7 +42,10 @@ while [[ $# -gt 0 ]]; do
         --repeat) repeat=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
         --port) port=$2; shift 2 ;;
+        --base-port) base_port=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
+        --pin) launch+=(--coordinator-cpus 0 --worker-cpus 1); shift ;;
+        --worker-arg) launch+=(--worker-arg "$2"); shift 2 ;;
         -h | --help) usage; exit 0 ;;
         --) shift; extra=("$@"); break ;;
         *) echo "serve-concurrency: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -45,7 +53,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 log=$(mktemp -d)
-bash "$repo/scripts/launch-local.sh" -n "$workers" --bin "$bin" --no-build --base-port 7300 \
+bash "$repo/scripts/launch-local.sh" -n "$workers" --bin "$bin" --no-build --base-port "$base_port" "${launch[@]}" \
     --draft "$repo/models/chorus-kjv-draft-small-f32.gguf" -- --http "127.0.0.1:$port" "${extra[@]}" \
     >"$log/cluster.log" 2>&1 &
 cluster=$!

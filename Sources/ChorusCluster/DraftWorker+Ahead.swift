@@ -47,8 +47,6 @@ extension DraftWorker {
         let count: Int
         /// Tokens drafted per sequence (the last request's draft length).
         let length: Int
-        /// Stops a drafting loop that belongs to an earlier plan.
-        let generation: UInt64
         var branches: [Branch] = []
         /// Rows waiting for the next forward pass: (token, parent node, what the row is).
         var queued: [(token: Int, parent: Int, role: Role)] = []
@@ -62,13 +60,12 @@ extension DraftWorker {
             case branchEnd(Int)
         }
 
-        init(base: [Int], seed: UInt64, settings: SamplingSettings, count: Int, length: Int, generation: UInt64) {
+        init(base: [Int], seed: UInt64, settings: SamplingSettings, count: Int, length: Int) {
             self.base = base
             self.seed = seed
             self.settings = settings
             self.count = count
             self.length = length
-            self.generation = generation
         }
 
         var isDone: Bool {
@@ -79,8 +76,8 @@ extension DraftWorker {
 
     /// Plans drafting ahead after a reply: the branches worth drafting, ranked by how likely the coordinator's
     /// verification ends in them, and the first forward's rows (the reply's sequences and the corrections'
-    /// tokens). The drafting itself runs step by step in the background (``runAhead(session:generation:)``),
-    /// between requests.
+    /// tokens). The drafting itself runs step by step in the background, between requests, all sessions' plans
+    /// stepping together (`DraftWorker+Batch.swift`).
     func planAhead(after reply: [DraftStream], request: DraftRequest) {
         guard configuration.aheadBranches > 0, let entry = sessions[request.session] else { return }
         let sequences = reply.map(\.tokens)
@@ -88,11 +85,10 @@ extension DraftWorker {
         let length = sequences.first?.count ?? 0
         let count = sequences.count
         guard length >= 1, count >= 1 else { return }
-        aheadGeneration += 1
         let plan = Ahead(
             base: entry.context, seed: DraftRequest.nextSeed(after: request.seed),
             settings: request.useWorkerSampling ? configuration.sampling : request.sampling, count: count,
-            length: length, generation: aheadGeneration)
+            length: length)
         // The reply's sequences as a trie of rows (prefixes shared by several sequences scored once).
         var nodes: [[Int]: Int] = [:]
         for sequence in sequences {
@@ -147,38 +143,55 @@ extension DraftWorker {
             return
         }
         entry.ahead = plan
-        let session = request.session
-        let generation = plan.generation
-        Task(priority: .low) { await self.runAhead(session: session, generation: generation) }
+        startDraftingAhead()
     }
 
-    /// Drafts ahead for one session, one forward pass per actor turn, so requests get in between steps. Ends
-    /// when the plan is drafted, or replaced (a request came: hit or miss, it plans anew).
-    func runAhead(session: UInt64, generation: UInt64) async {
-        while let entry = sessions[session], let plan = entry.ahead, plan.generation == generation, !plan.isDone {
+    /// One forward pass of drafting ahead for several sessions' plans (distinct sessions): in each, every branch
+    /// stream draws its next token, and the queued rows (trie, branch ends, bonus ends) and the streams' new
+    /// tokens are scored; all sessions' rows in the same pass. A plan whose step fails is dropped.
+    func aheadStep(_ plans: [(entry: Entry, plan: Ahead)]) {
+        var stepping: [(entry: Entry, plan: Ahead, queued: [Queued], streams: [DraftStream], step: Step)] = []
+        for (entry, plan) in plans {
+            guard entry.tree != nil else {
+                entry.ahead = nil  // no tree to grow (cannot happen: a plan starts one)
+                continue
+            }
+            // Queued rows name their parents by tree node: the first step's trie rows are nodes 0…, numbered when
+            // planned on a fresh tree; later rows hang off nodes already scored.
+            let queued = plan.queued
+            plan.queued = []
+            // All branches' streams step together: one list of streams, split back afterwards.
+            var streams = plan.branches.flatMap(\.streams)
             do {
-                try aheadStep(entry, plan)
-                counters.aheadSteps += 1
+                let step = try entry.stepRows(
+                    &streams, length: plan.length, settings: plan.settings, extra: queued.map { ($0.token, $0.parent) })
+                stepping.append((entry, plan, queued, streams, step))
             } catch {
                 try? entry.dropAhead()
-                return
             }
-            await Task.yield()
+        }
+        guard !stepping.isEmpty else { return }
+        let scored: (firsts: [Int], logits: [[[Float]]])
+        do {
+            scored = try forward(stepping.map { ($0.entry, $0.step.rows) })
+        } catch {
+            for s in stepping { try? s.entry.dropAhead() }
+            return
+        }
+        counters.aheadSteps += 1
+        if stepping.filter({ !$0.step.rows.isEmpty }).count > 1 { counters.sharedAheadSteps += 1 }
+        for (k, s) in stepping.enumerated() {
+            var streams = s.streams
+            let extra = s.entry.absorb(s.step, first: scored.firsts[k], logits: scored.logits[k], into: &streams)
+            absorbAhead(s.plan, first: scored.firsts[k], queued: s.queued, logits: extra, streams: streams)
         }
     }
 
-    /// One forward pass of drafting ahead: every branch stream draws its next token, and the queued rows (trie,
-    /// branch ends, bonus ends) and the streams' new tokens are scored together.
-    func aheadStep(_ entry: Entry, _ plan: Ahead) throws {
-        guard let first = entry.tree else { return }
-        // Queued rows name their parents by tree node: the first step's trie rows are nodes 0…, numbered when
-        // planned on a fresh tree; later rows hang off nodes already scored.
-        let queued = plan.queued
-        plan.queued = []
-        let rows = queued.map { ($0.token, $0.parent) }
-        // All branches' streams step together: one list of streams, split back afterwards.
-        var streams = plan.branches.flatMap(\.streams)
-        let logits = try entry.step(&streams, length: plan.length, settings: plan.settings, extra: rows)
+    typealias Queued = (token: Int, parent: Int, role: Ahead.Role)
+
+    /// The rest of a drafting-ahead step once its rows are scored: the branch streams back in their branches,
+    /// branch ends' logits and streams, and the bonus branches chosen after the full reply sequences.
+    private func absorbAhead(_ plan: Ahead, first: Int, queued: [Queued], logits: [[Float]], streams: [DraftStream]) {
         var offset = 0
         for branch in plan.branches {
             let n = branch.streams.count
@@ -222,7 +235,7 @@ extension DraftWorker {
 
     /// The trie path ending at tree node `node` (a row of the first step's queue, numbered from `first`), root to
     /// end: its tokens and their tree nodes.
-    private func triePath(ending node: Int, first: Int, queued: [(token: Int, parent: Int, role: Ahead.Role)])
+    private func triePath(ending node: Int, first: Int, queued: [Queued])
         -> (tokens: [Int], nodes: [Int])
     {
         var tokens: [Int] = []
@@ -236,13 +249,13 @@ extension DraftWorker {
         return (tokens.reversed(), nodes.reversed())
     }
 
-    /// A request's drafts from what was drafted ahead, when a branch's context is `context` and the request
-    /// asks for what the plan drafted with (seed, settings, sequences): the branch's streams, finished to
-    /// `length` tokens on their own if needed, and the cache moved to `context` (the branch's path kept).
-    /// nil: no such branch (a miss; the caller drops the plan and drafts afresh).
-    func draftedAhead(
+    /// The branch drafted ahead that holds a request's drafts: the one whose context is `context`, when the
+    /// request asks for what the plan drafted with (seed, settings, sequences) and the rows still needed to
+    /// finish its streams to `length` tokens fit in the context. nil: no such branch (a miss; the caller drops
+    /// the plan and drafts afresh).
+    func aheadBranch(
         _ entry: Entry, context: [Int], seed: UInt64, settings: SamplingSettings, count: Int, length: Int
-    ) throws -> [DraftStream]? {
+    ) -> Ahead.Branch? {
         guard let plan = entry.ahead, plan.seed == seed, plan.settings == settings, plan.count == count,
             context.count > plan.base.count, context[0..<plan.base.count].elementsEqual(plan.base),
             let branch = plan.branches.first(where: {
@@ -256,21 +269,7 @@ extension DraftWorker {
             return total + max(0, length - 1 - scored)
         }
         guard plan.base.count + used + missing <= model.contextLength else { return nil }
-        var streams = branch.streams
-        while streams.contains(where: { $0.tokens.count < length }) {
-            try entry.step(&streams, length: length, settings: settings)
-        }
-        try entry.session.keepTreePath(branch.path)
-        entry.tree = nil
-        entry.ahead = nil
-        entry.context = context
-        entry.lastLogits = branch.logits
-        return streams.map { stream in
-            var cut = stream
-            cut.tokens = Array(stream.tokens.prefix(length))
-            cut.laws = Array(stream.laws.prefix(length))
-            return cut
-        }
+        return branch
     }
 }
 

@@ -6,7 +6,12 @@ import ChorusWire
 /// brings it up to the context the coordinator reports, and drafts sequences, each token with the
 /// exact law it was drawn from (DESIGN.md "Data flow of one round").
 ///
-/// Requests are served one at a time (the model is CPU-bound); the actor serialises them.
+/// Requests of several generation sessions that wait at the same moment are drafted together: every draft step
+/// of all of them is ONE forward pass of the draft model, each session's sequences as rows on its own KV cache
+/// (``LanguageModel/extendTrees(_:tokens:parents:)``), and the sessions drafting ahead step together in the same
+/// way (`DraftWorker+Batch.swift`). A row's logits do not depend on the other rows, and each sequence draws from
+/// its own generator, so a reply is token for token and law for law what the worker would send serving that
+/// request alone.
 public actor DraftWorker {
     public struct Configuration: Sendable {
         public var workerID: String
@@ -18,16 +23,21 @@ public actor DraftWorker {
         /// Branches drafted ahead per session while the coordinator verifies (the likely outcomes of its round,
         /// each a possible next context); 0 turns drafting ahead off.
         public var aheadBranches: Int
+        /// True: the requests of several sessions waiting at the same moment share each draft forward pass, and
+        /// so do the sessions drafting ahead; false: one request (or one session's drafting-ahead step) per
+        /// forward pass, in arrival order (`chorus worker --no-batch`, for comparisons). The replies are the same.
+        public var batchSessions: Bool
 
         public init(
             workerID: String, sampling: SamplingSettings = .standard, sequences: Int = 1, maxSessions: Int = 32,
-            aheadBranches: Int = 1
+            aheadBranches: Int = 1, batchSessions: Bool = true
         ) {
             self.workerID = workerID
             self.sampling = sampling
             self.sequences = sequences
             self.maxSessions = maxSessions
             self.aheadBranches = aheadBranches
+            self.batchSessions = batchSessions
         }
     }
 
@@ -43,6 +53,12 @@ public actor DraftWorker {
         public var aheadMisses = 0
         /// Forward passes spent drafting ahead.
         public var aheadSteps = 0
+        /// Forward passes spent on requests, and how many of them carried the rows of two sessions or more (their
+        /// requests waited at the same moment).
+        public var requestForwards = 0
+        public var sharedForwards = 0
+        /// Drafting-ahead forward passes that carried two sessions' rows or more.
+        public var sharedAheadSteps = 0
     }
 
     /// One generation session's state on this worker: its model session (KV cache), the context the cache holds,
@@ -100,27 +116,38 @@ public actor DraftWorker {
             }
         }
 
-        /// One draft step for `streams` on the pending tree: each stream holding logits draws its next token,
-        /// then every stream still short of `length` has that token scored, all as rows of one forward pass.
-        /// `extra` rows (token, parent) join the same pass; their logits are returned.
-        @discardableResult
-        func step(
+        /// The rows of one draft step for `streams` on the pending tree: each stream holding logits draws its next
+        /// token, then every stream still short of `length` needs that token scored. `extra` rows (token, parent)
+        /// come first; the caller scores all the rows as an extension of the pending tree (one forward pass,
+        /// possibly shared with other sessions) and hands the logits to ``absorb(_:logits:into:)``.
+        func stepRows(
             _ streams: inout [DraftStream], length: Int, settings: SamplingSettings, extra: [(Int, Int)] = []
-        ) throws -> [[Float]] {
+        ) throws -> Step {
             for i in streams.indices where streams[i].logits != nil && streams[i].tokens.count < length {
                 try streams[i].draw(settings: settings)
             }
             let fed = streams.indices.filter { streams[$0].logits == nil && streams[$0].tokens.count < length }
             let rows = extra + fed.map { (streams[$0].tokens.last ?? 0, streams[$0].node) }
-            guard !rows.isEmpty, let first = tree else { return [] }
-            let logits = try session.extendTree(tokens: rows.map(\.0), parents: rows.map(\.1))
-            tree = first + rows.count
-            for (k, i) in fed.enumerated() {
-                streams[i].node = first + extra.count + k
-                streams[i].logits = logits[extra.count + k]
-            }
-            return Array(logits[0..<extra.count])
+            return Step(rows: rows, fed: fed, extraCount: extra.count)
         }
+
+        /// Takes a step's logits ([rows][vocab], scored as nodes `first`… of the tree, `first` the tree's size
+        /// before the step): the fed streams' nodes and next logits. Returns the `extra` rows' logits.
+        func absorb(_ step: Step, first: Int, logits: [[Float]], into streams: inout [DraftStream]) -> [[Float]] {
+            for (k, i) in step.fed.enumerated() {
+                streams[i].node = first + step.extraCount + k
+                streams[i].logits = logits[step.extraCount + k]
+            }
+            return Array(logits[0..<step.extraCount])
+        }
+    }
+
+    /// The rows one session adds to its pending tree in a draft step: `extraCount` extra rows, then one row per
+    /// fed stream (indices into the streams).
+    struct Step {
+        var rows: [(token: Int, parent: Int)]
+        var fed: [Int]
+        var extraCount: Int
     }
 
     /// One draft sequence growing on the pending tree: its generator, tokens and their exact laws.
@@ -154,8 +181,12 @@ public actor DraftWorker {
     var sessions: [UInt64: Entry] = [:]
     var clock: UInt64 = 0
     public internal(set) var counters = Counters()
-    /// Numbers drafting-ahead plans, so a plan's background loop stops once a newer plan replaces it.
-    var aheadGeneration: UInt64 = 0
+    /// Requests waiting for the next batch, and whether a loop is serving them (`DraftWorker+Batch.swift`).
+    var waiting: [Waiting] = []
+    var serving = false
+    /// Whether the drafting-ahead loop runs, and (one session per step, without batching) whose turn is next.
+    var aheadRunning = false
+    var aheadTurn = 0
 
     /// How the worker describes itself (to `describe` requests and at registration).
     public private(set) var registration: Registration
@@ -173,7 +204,7 @@ public actor DraftWorker {
 
     /// Decodes a request, serves it, and encodes the reply. Malformed bytes get an error reply
     /// (the process keeps serving).
-    public func handle(bytes: [UInt8], receivedAt: ContinuousClock.Instant = .now) -> [UInt8] {
+    public func handle(bytes: [UInt8], receivedAt: ContinuousClock.Instant = .now) async -> [UInt8] {
         let message: WireMessage
         do {
             message = try WireMessage.decode(bytes)
@@ -183,7 +214,7 @@ public actor DraftWorker {
         }
         switch message {
         case let .draftRequest(request):
-            return handle(request, receivedAt: receivedAt).encoded()
+            return await handle(request, receivedAt: receivedAt).encoded()
         case .describe:
             return WireMessage.register(registration).encoded()
         default:
@@ -191,31 +222,6 @@ public actor DraftWorker {
             return WireMessage.error(
                 ErrorReply(code: .invalidRequest, message: "a worker serves draft and describe requests only")
             ).encoded()
-        }
-    }
-
-    /// Serves one draft request: a `.draftReply` or an `.error`.
-    public func handle(_ request: DraftRequest, receivedAt: ContinuousClock.Instant = .now) -> WireMessage {
-        if ContinuousClock.now - receivedAt > .milliseconds(request.deadlineMilliseconds) {
-            counters.expired += 1
-            return .error(
-                ErrorReply(
-                    code: .deadlineExpired, message: "request of round \(request.round) waited past its deadline"))
-        }
-        let started = ContinuousClock.now
-        do {
-            let (streams, fromDraftAhead) = try draft(request)
-            counters.served += 1
-            var reply = reply(request, streams, fromDraftAhead: fromDraftAhead)
-            reply.draftMicroseconds = UInt64(max(0, (ContinuousClock.now - started).microseconds))
-            planAhead(after: streams, request: request)
-            return .draftReply(reply)
-        } catch let error as WorkerFailure {
-            if case .contextMismatch = error { counters.contextMismatches += 1 }
-            return .error(error.reply)
-        } catch {
-            sessions[request.session] = nil
-            return .error(ErrorReply(code: .internalError, message: "\(error)"))
         }
     }
 
@@ -229,91 +235,6 @@ public actor DraftWorker {
             case let .invalid(m): return ErrorReply(code: .invalidRequest, message: m)
             }
         }
-    }
-
-    /// Drafts a request's sequences (from what was drafted ahead when a branch matches), with their laws; true
-    /// when they come from drafting ahead.
-    func draft(_ request: DraftRequest) throws -> (streams: [DraftStream], fromDraftAhead: Bool) {
-        let vocabulary = model.vocabularySize
-        for t in request.newTokens where t >= vocabulary {
-            throw WorkerFailure.invalid("token \(t) outside the worker's vocabulary of \(vocabulary)")
-        }
-        let entry = try entry(for: request.session)
-        guard request.keepLength <= entry.context.count else {
-            sessions[request.session] = nil
-            throw WorkerFailure.contextMismatch(
-                "worker holds \(entry.context.count) tokens of session \(request.session), asked to keep \(request.keepLength)"
-            )
-        }
-        let context = Array(entry.context[0..<request.keepLength]) + request.newTokens
-        guard ContextHash(context).value == request.contextHash else {
-            sessions[request.session] = nil
-            throw WorkerFailure.contextMismatch(
-                "context hash differs for session \(request.session); resend the context")
-        }
-        guard !context.isEmpty else { throw WorkerFailure.invalid("empty context") }
-        let room = model.contextLength - context.count
-        let length = min(request.draftLength, room)
-        guard length >= 1 else {
-            throw WorkerFailure.invalid("context of \(context.count) tokens leaves no room to draft")
-        }
-        let settings = request.useWorkerSampling ? configuration.sampling : request.sampling
-        let count = request.sequences == 0 ? configuration.sequences : request.sequences
-        entry.observe(acceptedContext: context)
-
-        // Drafted ahead? Then the drafts are those a fresh draft below would make (same seed, same logits).
-        if let hit = try draftedAhead(
-            entry, context: context, seed: request.seed, settings: settings, count: count,
-            length: length)
-        {
-            counters.aheadHits += 1
-            return (hit, true)
-        }
-        if entry.ahead != nil { counters.aheadMisses += 1 }
-        try entry.dropAhead()
-
-        // Bring the KV cache to `context`; keep the logits after its last token.
-        let session = entry.session
-        var baseLogits: [Float]
-        if request.keepLength == entry.context.count, request.newTokens.isEmpty, let logits = entry.lastLogits,
-            session.length == context.count
-        {
-            baseLogits = logits
-        } else {
-            let keep = min(request.keepLength, session.length)
-            let reuse = request.newTokens.isEmpty ? max(keep - 1, 0) : keep
-            try session.rollback(to: reuse)
-            baseLogits = try session.append(Array(context[reuse...]))
-        }
-        entry.context = context
-        entry.lastLogits = baseLogits
-
-        // Sequence s draws from its own generator, fixed by (seed, s) before anything is drafted.
-        var streams = (0..<count).map {
-            DraftStream(
-                generator: DraftStream.generator(seed: request.seed, sequence: $0), node: -1, logits: baseLogits)
-        }
-        if count * (length - 1) <= model.contextLength - context.count {
-            // All sequences as rows of one forward pass per step: they grow as branches of one tree hanging off
-            // the context (extendTree), so each weight is read once per step for all of them. A row's logits
-            // equal decoding that sequence alone, so the drafts are those of the loop below.
-            try entry.startTree()
-            while streams.contains(where: { $0.tokens.count < length }) {
-                try entry.step(&streams, length: length, settings: settings)
-            }
-        } else {
-            // Near the end of the context there is no room for every branch at once: one sequence at a time.
-            for s in 0..<count {
-                for position in 0..<length {
-                    try streams[s].draw(settings: settings)
-                    if position < length - 1 { streams[s].logits = try session.append([streams[s].tokens[position]]) }
-                }
-                try session.rollback(to: context.count)
-            }
-        }
-        try session.rollback(to: context.count)
-        entry.tree = nil
-        return (streams, false)
     }
 
     /// The reply carrying `streams`' tokens and laws (each cut to the request's length).

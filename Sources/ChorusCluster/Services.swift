@@ -20,7 +20,9 @@ public final class WorkerService: Sendable {
         advertise: String? = nil, heartbeat: Duration = .seconds(5), log: ClusterLog
     ) async throws {
         self.worker = worker
-        let server = try network.listen(on: listen) { request in
+        // As many requests at once as the worker keeps sessions: requests of sessions that wait together are
+        // drafted in shared forward passes, so they must all reach the worker.
+        let server = try network.listen(on: listen, concurrency: worker.configuration.maxSessions) { request in
             await worker.handle(bytes: request.body, receivedAt: .now)
         }
         self.server = server

@@ -31,6 +31,12 @@ struct WorkerCommand: ConfiguredCommand {
     @Option(
         name: .customLong("pin-cpu"), help: "Pin the worker to this CPU (benchmarks: keep it off the target's core).")
     var pinCPU: Int?
+    @Flag(
+        name: .customLong("no-batch"),
+        help:
+            "Draft each request in forward passes of its own (default: requests of sessions waiting together share them)."
+    )
+    var noBatch = false
     @Option(name: .long, help: "Coordinator endpoint to register with, e.g. tcp://coordinator:7100.") var register:
         String?
     @Option(name: .long, help: "Address the coordinator should dial (default: --listen).") var advertise: String?
@@ -81,14 +87,15 @@ struct WorkerCommand: ConfiguredCommand {
         let sampling = SamplingSettings(temperature: c.temperature, topK: c.topK, topP: c.topP)
         log.info(
             "configuration: id \(name), listen \(c.listen), advertise \(c.advertise ?? "the bound address"), model \(c.model ?? ""), "
-                + "\(sampling), \(c.sequences) sequence(s), \(c.aheadBranches) branch(es) ahead, threads \(c.threads), register \(c.register ?? "off"), "
+                + "\(sampling), \(c.sequences) sequence(s), \(c.aheadBranches) branch(es) ahead, sessions \(noBatch ? "one per forward" : "batched"), threads \(c.threads), register \(c.register ?? "off"), "
                 + "TLS \(c.tls == nil ? "off" : "on")")
         let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)
         log.info("authentication: \(security.summary)")
         let worker = DraftWorker(
             model: loaded.model,
             configuration: .init(
-                workerID: name, sampling: sampling, sequences: c.sequences, aheadBranches: c.aheadBranches))
+                workerID: name, sampling: sampling, sequences: c.sequences, aheadBranches: c.aheadBranches,
+                batchSessions: !noBatch))
         let service: WorkerService
         do {
             service = try await WorkerService(
@@ -103,7 +110,8 @@ struct WorkerCommand: ConfiguredCommand {
         service.close()
         let counters = await worker.counters
         log.info(
-            "served \(counters.served) requests (\(counters.aheadHits) drafted ahead in \(counters.aheadSteps) steps, \(counters.expired) expired, "
+            "served \(counters.served) requests in \(counters.requestForwards) forward passes (\(counters.sharedForwards) shared by sessions), "
+                + "\(counters.aheadHits) drafted ahead in \(counters.aheadSteps) steps (\(counters.sharedAheadSteps) shared), \(counters.expired) expired, "
                 + "\(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
     }
 }

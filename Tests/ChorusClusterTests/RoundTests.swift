@@ -26,7 +26,7 @@ func runGeneration(
                 let request = DraftRequest(
                     session: session.id, round: round, keepLength: keep, newTokens: Array(context[keep...]),
                     contextHash: ContextHash(context).value, draftLength: length, sequences: 2,
-                    sampling: workerSettings[w], seed: seed &+ round &* 31 &+ UInt64(w), deadlineMilliseconds: 10_000)
+                    sampling: workerSettings[w], seed: seed &+ round &* 31 &+ UInt64(w), deadlineMilliseconds: 60_000)
                 let reply = await worker.handle(request)
                 guard case let .draftReply(r) = reply else {
                     Issue.record("worker \(w) answered \(reply)")

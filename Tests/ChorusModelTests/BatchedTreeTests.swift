@@ -63,6 +63,63 @@ import Testing
         }
     }
 
+    /// Tree extensions of several sessions in one forward pass (``TransformerModel/extendTrees(_:tokens:parents:)``,
+    /// how a draft worker steps several sessions' draft sequences at once) equal extending each tree alone, bit
+    /// for bit: pending trees of different sizes (empty, a chain, branches), new nodes under pending ones and
+    /// under each other, a session without new nodes, over three steps; then the kept paths' caches.
+    @Test(arguments: EngineTests.shippedModels + ["synthetic"])
+    func treeExtensionsOfSeveralSessionsInOneForwardEqualEachAlone(file: String) throws {
+        let model = try TransformerModel(path: try EngineTests.path(file), threads: 2)
+        // Each session: its first tree, then three extensions (parents index the whole tree), and the path kept.
+        let plans: [(first: (tokens: [Int], parents: [Int]), steps: [(tokens: [Int], parents: [Int])], path: [Int])] =
+            [
+                (([], []), [([4, 9], [-1, -1]), ([21, 33], [0, 1]), ([2], [2])], [0, 2, 4]),
+                (([12, 13], [-1, 0]), [([14], [1]), ([], []), ([15, 16], [2, 2])], [0, 1, 2, 4]),
+                (([40], [-1]), [([41, 42, 43], [0, 0, 2]), ([44], [-1]), ([45], [3])], [0, 2, 3]),
+                (([], []), [([], []), ([7], [-1]), ([8, 9], [0, 1])], [0, 1, 2]),
+            ]
+        func sessions() throws -> [any LanguageModelSession] {
+            try zip(Self.prefixes, plans).map { prefix, plan in
+                let session = try model.makeSession()
+                _ = try session.append(prefix)
+                _ = try session.scoreTree(tokens: plan.first.tokens, parents: plan.first.parents)
+                return session
+            }
+        }
+        let batched = try sessions()
+        let alone = try sessions()
+        for step in 0..<3 {
+            let together = try (model as any LanguageModel).extendTrees(
+                batched, tokens: plans.map { $0.steps[step].tokens }, parents: plans.map { $0.steps[step].parents })
+            #expect(together.count == plans.count)
+            for (i, plan) in plans.enumerated() {
+                let expected = try alone[i].extendTree(
+                    tokens: plan.steps[step].tokens, parents: plan.steps[step].parents)
+                #expect(together[i].count == expected.count)
+                for (row, logits) in expected.enumerated() {
+                    #expect(
+                        together[i][row].map(\.bitPattern) == logits.map(\.bitPattern),
+                        "\(file) step \(step) session \(i) row \(row)")
+                }
+            }
+        }
+        for (i, plan) in plans.enumerated() {
+            try batched[i].keepTreePath(plan.path)
+            try alone[i].keepTreePath(plan.path)
+            let token = 3 + i
+            #expect(
+                try batched[i].append([token]).map(\.bitPattern) == alone[i].append([token]).map(\.bitPattern),
+                "\(file) session \(i) after the kept path")
+        }
+        // Without a pending tree an extension is refused, batched or not, and no session changes.
+        let fresh = try model.makeSession()
+        _ = try fresh.append([0])
+        #expect(throws: ModelError.self) {
+            try model.extendTrees([fresh, batched[0]], tokens: [[1], []], parents: [[-1], []])
+        }
+        #expect(fresh.length == 1)
+    }
+
     /// Bad batches are refused and change no session: a pending tree stays pending and every length stays.
     @Test func badBatchesChangeNoSession() throws {
         let model = try TransformerModel(path: try EngineTests.path("chorus-kjv-target-q8_0.gguf"))

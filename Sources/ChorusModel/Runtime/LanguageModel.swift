@@ -14,6 +14,11 @@ public protocol LanguageModel: Sendable {
     /// A model that can batches them into one forward pass with the same logits; the default scores them one
     /// after another.
     func scoreTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]]) throws -> [[[Float]]]
+    /// Extends the pending tree of each of several distinct sessions of this model, as
+    /// ``LanguageModelSession/extendTree(tokens:parents:)`` on each: [sessions.count][tokens[i].count][vocab]
+    /// (a draft worker's sequences for several generation sessions, one step each). A model that can batches
+    /// them into one forward pass with the same logits; the default extends them one after another.
+    func extendTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]]) throws -> [[[Float]]]
 }
 
 extension LanguageModel {
@@ -25,6 +30,16 @@ extension LanguageModel {
                 "scoreTrees: \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
         }
         return try sessions.indices.map { try sessions[$0].scoreTree(tokens: tokens[$0], parents: parents[$0]) }
+    }
+
+    public func extendTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]]) throws
+        -> [[[Float]]]
+    {
+        guard sessions.count == tokens.count, sessions.count == parents.count else {
+            throw ModelError.invalidRequest(
+                "extendTrees: \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
+        }
+        return try sessions.indices.map { try sessions[$0].extendTree(tokens: tokens[$0], parents: parents[$0]) }
     }
 }
 

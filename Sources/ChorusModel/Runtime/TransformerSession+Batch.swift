@@ -11,12 +11,14 @@ enum BatchRows {
 }
 
 /// One session's tree within a batch of trees: request `request` of the call, rows start..<start+count of the
-/// forward pass, its mask of count × count entries at `maskStart` in the scratch mask.
+/// forward pass, after the `treeOffset` nodes its pending tree already holds (0 for a new tree); its mask of
+/// count × (treeOffset + count) entries at `maskStart` in the scratch mask.
 struct TreeSegment {
     let request: Int
     let session: TransformerSession
     let start: Int
     let count: Int
+    let treeOffset: Int
     let maskStart: Int
 }
 
@@ -85,25 +87,11 @@ extension TransformerModel {
     public func scoreTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]])
         throws(ModelError) -> [[[Float]]]
     {
-        guard sessions.count == tokens.count, sessions.count == parents.count else {
-            throw ModelError.invalidRequest(
-                "scoreTrees: \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
-        }
-        var batch: [TransformerSession] = []
-        var depths: [[Int]] = []
-        var seen: Set<ObjectIdentifier> = []
-        for (i, session) in sessions.enumerated() {
-            guard let t = session as? TransformerSession, t.model === self else {
-                throw ModelError.invalidRequest("scoreTrees: a session of another model")
-            }
-            guard seen.insert(ObjectIdentifier(t)).inserted else {
-                throw ModelError.invalidRequest("scoreTrees: the same session twice")
-            }
-            depths.append(
-                try SessionRules.checkTree(
-                    tokens: tokens[i], parents: parents[i], length: t.length, vocabularySize: config.vocabularySize,
-                    contextLength: config.contextLength))
-            batch.append(t)
+        let (batch, depths) = try checkedTrees("scoreTrees", sessions, tokens: tokens, parents: parents) {
+            (t, i) throws(ModelError) -> [Int] in
+            try SessionRules.checkTree(
+                tokens: tokens[i], parents: parents[i], length: t.length, vocabularySize: config.vocabularySize,
+                contextLength: config.contextLength)
         }
         if precision == .reference || batch.count == 1 {
             var out: [[[Float]]] = []
@@ -112,19 +100,91 @@ extension TransformerModel {
             }
             return out
         }
-        // Rows of every non-empty tree, one tree after another; each tree's mask after the previous one's.
+        return forwardTrees(batch, tokens: tokens, parents: parents, depths: depths, extending: false)
+    }
+
+    /// Adds nodes to the pending tree of each of several sessions of this model in ONE forward pass, as
+    /// ``TransformerSession/extendTree(tokens:parents:)`` on each: session i's new nodes are `tokens[i]` with
+    /// `parents[i]` (−1, a pending node, or an earlier new node); its rows attend its own cache, its pending
+    /// tree's rows and its own ancestors only. This is how a draft worker grows the draft sequences of several
+    /// generation sessions as rows of one forward per step. Returns each session's new nodes' logits,
+    /// [sessions.count][tokens[i].count][vocab], bit-identical to `extendTree` on that session alone (fast
+    /// precision: a row's arithmetic does not depend on the other rows of the call; in reference precision the
+    /// sessions are extended one after another).
+    ///
+    /// Throws ``ModelError/invalidRequest(_:)`` when a session belongs to another model or appears twice, has no
+    /// pending tree, or an extension is not valid for its session; then no session has changed.
+    public func extendTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]])
+        throws(ModelError) -> [[[Float]]]
+    {
+        let (batch, depths) = try checkedTrees("extendTrees", sessions, tokens: tokens, parents: parents) {
+            (t, i) throws(ModelError) -> [Int] in
+            try SessionRules.checkExtension(
+                tokens: tokens[i], parents: parents[i], pending: t.pendingTree, pendingDepths: t.pendingDepths,
+                length: t.length, vocabularySize: config.vocabularySize, contextLength: config.contextLength)
+        }
+        if precision == .reference || batch.count == 1 {
+            var out: [[[Float]]] = []
+            for (i, session) in batch.enumerated() {
+                out.append(try session.extendTree(tokens: tokens[i], parents: parents[i]))
+            }
+            return out
+        }
+        return forwardTrees(batch, tokens: tokens, parents: parents, depths: depths, extending: true)
+    }
+
+    /// The sessions of a batch of trees, checked (this model's, each once, `check` passes on each) before any
+    /// changes, and each tree's new nodes' depths from `check`: [sessions.count][tokens[i].count].
+    private func checkedTrees(
+        _ call: String, _ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]],
+        check: (TransformerSession, Int) throws(ModelError) -> [Int]
+    ) throws(ModelError) -> (batch: [TransformerSession], depths: [[Int]]) {
+        guard sessions.count == tokens.count, sessions.count == parents.count else {
+            throw ModelError.invalidRequest(
+                "\(call): \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
+        }
+        var batch: [TransformerSession] = []
+        var depths: [[Int]] = []
+        var seen: Set<ObjectIdentifier> = []
+        for (i, session) in sessions.enumerated() {
+            guard let t = session as? TransformerSession, t.model === self else {
+                throw ModelError.invalidRequest("\(call): a session of another model")
+            }
+            guard seen.insert(ObjectIdentifier(t)).inserted else {
+                throw ModelError.invalidRequest("\(call): the same session twice")
+            }
+            depths.append(try check(t, i))
+            batch.append(t)
+        }
+        return (batch, depths)
+    }
+
+    /// One forward pass over several sessions' (checked) trees, one tree after another: new trees
+    /// (`extending` false) or extensions of the pending ones. Leaves each session with its tree pending and
+    /// returns each one's logits, [batch.count][tokens[i].count][vocab].
+    private func forwardTrees(
+        _ batch: [TransformerSession], tokens: [[Int]], parents: [[Int]], depths: [[Int]], extending: Bool
+    ) -> [[[Float]]] {
+        // Rows of every non-empty tree, one tree after another; each tree's mask after the previous one's. A
+        // session's whole tree (pending nodes, then the new ones) is what its mask and `pendingTree` cover.
         var segments: [TreeSegment] = []
+        var whole: [[Int]] = []
         var rows = 0, maskEntries = 0
-        for (i, session) in batch.enumerated() where !tokens[i].isEmpty {
+        for (i, session) in batch.enumerated() {
+            let earlier = extending ? session.pendingTree ?? [] : []
+            whole.append(earlier + parents[i])
+            guard !tokens[i].isEmpty else { continue }
             let count = tokens[i].count
             segments.append(
-                TreeSegment(request: i, session: session, start: rows, count: count, maskStart: maskEntries))
+                TreeSegment(
+                    request: i, session: session, start: rows, count: count, treeOffset: earlier.count,
+                    maskStart: maskEntries))
             rows += count
-            maskEntries += count * count
+            maskEntries += count * (earlier.count + count)
         }
         for (i, session) in batch.enumerated() {
-            session.pendingTree = parents[i]
-            session.pendingDepths = depths[i]
+            session.pendingTree = whole[i]
+            session.pendingDepths = (extending ? session.pendingDepths : []) + depths[i]
         }
         guard let first = segments.first?.session else { return batch.map { _ in [] } }
         let d = config.embeddingLength, v = config.vocabularySize
@@ -139,7 +199,8 @@ extension TransformerModel {
                     into: s.x + (g.start + k) * d)
                 s.positions[g.start + k] = g.session.length + depths[i][k]
             }
-            TransformerSession.buildMask(s.mask + g.maskStart, count: g.count, treeOffset: 0, parents: parents[i])
+            TransformerSession.buildMask(
+                s.mask + g.maskStart, count: g.count, treeOffset: g.treeOffset, parents: whole[i])
         }
         first.fastBlocks(rows: rows, of: .trees(segments))
         Kernels.rmsNorm(s.xb, s.x, outputNorm, rows: rows, dim: d, epsilon: config.rmsEpsilon)

@@ -254,15 +254,16 @@ public final class TransformerSession: LanguageModelSession {
                     Int32(c.headCount), Int32(c.kvHeadCount), Int32(c.headDimension), s.attention, Int32(qw),
                     s.attentionScratch, Int32(c.contextLength + s.capacity))
             case .trees(let segments):
-                // Each session's tree rows: the same call as scoring that tree alone, on its own cache.
+                // Each session's tree rows: the same call as scoring (or extending) that tree alone, on its own
+                // cache, after the rows of its pending tree.
                 for g in segments {
-                    let at = layer + g.session.length * kvw
+                    let at = layer + (g.session.length + g.treeOffset) * kvw
                     (g.session.keys + at).update(from: newKeys + g.start * kvw, count: g.count * kvw)
                     (g.session.values + at).update(from: newValues + g.start * kvw, count: g.count * kvw)
                     chorus_attention(
                         m.pool, m.isa, s.q + g.start * qw, Int32(g.count), Int32(qw), g.session.keys + layer,
                         g.session.values + layer, Int32(kvw), Int32(c.headCount), Int32(c.kvHeadCount),
-                        Int32(c.headDimension), Int32(g.session.length), 0, s.mask + g.maskStart,
+                        Int32(c.headDimension), Int32(g.session.length), Int32(g.treeOffset), s.mask + g.maskStart,
                         s.attention + g.start * qw, Int32(qw), s.attentionScratch)
                 }
             }
