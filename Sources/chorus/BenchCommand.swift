@@ -24,7 +24,7 @@ struct BenchSelectionCommand: ParsableCommand {
         abstract: "Time one position's selection per scheme at vocabulary scale.",
         discussion: """
             Distributions are LM-like: softmax of Gaussian logits (σ = 2) for the target, the draft's logits
-            the target's plus Gaussian noise (σ = 1), at temperature 1 unless --temperature is given. Build
+            the target's plus Gaussian noise (σ = 1), at temperature 1 (--temperature sets both laws'). Build
             with -c release.
             """
     )
