@@ -52,11 +52,11 @@ extension QuantileKeyTables {
         return min(max(entry.mass / (p * (s * (meanJ - entry.donorX / p))), 0), 1)
     }
 
-    /// Receiver weight of transfer e: `ω = θ p_donor / p_receiver`.
+    /// Receiver weight of transfer e: `ω = θ p_donor / p_receiver` (`theta`: θ of e when already known).
     @inline(__always)
-    func receiverWeight(_ e: Int) -> Double {
+    func receiverWeight(_ e: Int, theta known: Double? = nil) -> Double {
         let entry = entries[e]
-        return theta(e) * records[Int(entry.donor)].p / records[Int(entry.cell)].p
+        return (known ?? theta(e)) * records[Int(entry.donor)].p / records[Int(entry.cell)].p
     }
 
     /// The weight a receiver keeps on its own cell: 1 less its transfers' weights, in transfer order,

@@ -45,7 +45,7 @@ extension QuantileKeyTables {
         var b = cellMean
         for e in 0..<entryCount {
             let i = Int(entries[e].donor), j = Int(entries[e].cell)
-            let mix = theta(e), omega = receiverWeight(e)
+            let mix = theta(e), omega = receiverWeight(e, theta: mix)
             let old = b[i]
             b[i] = (1 - mix) * old + mix * cellMean[j]
             b[j] += omega * (old - cellMean[j])
