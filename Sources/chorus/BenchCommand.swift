@@ -24,7 +24,8 @@ struct BenchSelectionCommand: ParsableCommand {
         abstract: "Time one position's selection per scheme at vocabulary scale.",
         discussion: """
             Distributions are LM-like: softmax of Gaussian logits (σ = 2) for the target, the draft's logits
-            the target's plus Gaussian noise (σ = 1), at temperature 1. Build with -c release.
+            the target's plus Gaussian noise (σ = 1), at temperature 1 (--temperature sets both laws'). Build
+            with -c release.
             """
     )
 
@@ -38,12 +39,15 @@ struct BenchSelectionCommand: ParsableCommand {
     @Flag(name: .long, help: "Also print the optimal scheme's build split (sort / scan / passes).") var split = false
     @Option(name: .long, help: "Quantize the draft law to integer masses summing to 2^BITS (as workers send it).")
     var quantize: Int?
+    @Option(name: .long, help: "Temperature of both laws (below 1: peakier, LM-like supports once quantized).")
+    var temperature = 1.0
 
     func run() throws {
         let counts = drafts.split(separator: ",").compactMap { Int($0) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw fail("--drafts: give counts ≥ 1") }
         guard vocab >= 2 else { throw fail("--vocab must be ≥ 2") }
         guard positions >= 1 else { throw fail("--positions must be ≥ 1") }
+        guard temperature > 0, temperature.isFinite else { throw fail("--temperature must be > 0") }
         let specs: [(label: String, scheme: any SelectionScheme)] = try schemes.split(separator: ",").map { item in
             let parts = item.split(separator: ":")
             let name = String(parts[0])
@@ -65,8 +69,9 @@ struct BenchSelectionCommand: ParsableCommand {
         }
         let targetLogits = (0..<vocab).map { _ in 2 * gaussian() }
         let draftLogits = targetLogits.map { $0 + gaussian() }
-        let q = try TokenDistribution(logits: targetLogits, settings: .standard)
-        let full = try TokenDistribution(logits: draftLogits, settings: .standard)
+        let settings = SamplingSettings(temperature: temperature)
+        let q = try TokenDistribution(logits: targetLogits, settings: settings)
+        let full = try TokenDistribution(logits: draftLogits, settings: settings)
         let p = quantize.map { QuantizedDistribution(quantizing: full, totalBits: $0).distribution } ?? full
 
         if !json {

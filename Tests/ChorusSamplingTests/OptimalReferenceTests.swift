@@ -72,6 +72,47 @@ import Testing
         }
     }
 
+    /// The cell weights `(ā, U^K)` written out for K = 1, 2, 4, 8 against the general loops (r = K / 2^a
+    /// odd: a Horner sum of r terms, then a doublings), bit for bit, on random bounds 0 ≤ L ≤ U ≤ 1
+    /// (including L = 0, L = U and U = 1) and K = 1…16.
+    @Test func cellWeightsMatchTheGeneralLoops() {
+        func loops(k: Int, lower l: Double, upper u: Double) -> (Double, Double) {
+            var r = k, a = 0
+            while r % 2 == 0 {
+                r /= 2
+                a += 1
+            }
+            var h = 1.0, lPower = 1.0, uPower = u, lOdd = l
+            for _ in 1..<max(r, 1) {
+                lPower *= l
+                h = u * h + lPower
+                uPower *= u
+                lOdd *= l
+            }
+            var mean = h
+            for _ in 0..<a {
+                mean *= uPower + lOdd
+                uPower *= uPower
+                lOdd *= lOdd
+            }
+            return (mean, uPower)
+        }
+        var rng = ChorusRandom(seed: 5)
+        for trial in 0..<4000 {
+            let a = rng.nextUnit(), b = rng.nextUnit()
+            var (l, u) = (min(a, b), max(a, b))
+            if trial % 10 == 0 { l = 0 }
+            if trial % 10 == 1 { l = u }
+            if trial % 10 == 2 { u = 1 }
+            for k in 1...16 {
+                let fast = CellWeightFactors(k: k).meanWeightAndPower(lower: l, upper: u)
+                let slow = loops(k: k, lower: l, upper: u)
+                #expect(fast.mean.bitPattern == slow.0.bitPattern, "K \(k), L \(l), U \(u)")
+                #expect(fast.upperPower.bitPattern == slow.1.bitPattern, "K \(k), L \(l), U \(u)")
+            }
+        }
+    }
+
     /// LM-like laws large enough for every path of the ratio sort (top-digit buckets above and below
     /// the insertion-sort limit), dense and quantized (sparse) drafts.
     @Test(arguments: [(20_000, 4), (6_000, 8), (3_000, 1)])

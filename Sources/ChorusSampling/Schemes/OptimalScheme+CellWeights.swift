@@ -30,6 +30,21 @@ struct CellWeightFactors {
 
     @inline(__always)
     func meanWeightAndPower(lower l: Double, upper u: Double) -> (mean: Double, upperPower: Double) {
+        // K = 1, 2, 4, 8 (r = 1) written out: the loops below with their trip counts known, the same
+        // operations in the same order (h = 1, and 1 · (U + L) is U + L exactly).
+        if oddPart == 1 {
+            switch doublings {
+            case 0: return (1, u)
+            case 1: return (u + l, u * u)
+            case 2:
+                let u2 = u * u, l2 = l * l
+                return ((u + l) * (u2 + l2), u2 * u2)
+            case 3:
+                let u2 = u * u, l2 = l * l, u4 = u2 * u2, l4 = l2 * l2
+                return ((u + l) * (u2 + l2) * (u4 + l4), u4 * u4)
+            default: break
+            }
+        }
         var h = 1.0, lPower = 1.0, uPower = u, lOdd = l
         var i = 1
         while i < oddPart {

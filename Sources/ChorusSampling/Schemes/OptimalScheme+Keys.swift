@@ -39,11 +39,24 @@ extension QuantileKeyTables {
     /// The last entry of rank j's donor list (−1: none; also −1 for a receiver).
     func donorHead(_ j: Int) -> Int32 { max(measure[j], -1) }
 
-    /// Receiver weight of transfer e: `ω = θ p_donor / p_receiver`.
+    /// The mixing weight θ of transfer e, evaluated from the operands the stack pass kept (``KeyEntry``):
+    /// `clamp(d / (p_donor · s (ā_cell − x / p_donor)), 0, 1)` with s = +1 for a receiver in T* (rank
+    /// ≥ |S*|), −1 in S*, and ā_cell recomputed from the cell's bounds — as the pass would have computed it.
     @inline(__always)
-    func receiverWeight(_ e: Int) -> Double {
+    func theta(_ e: Int) -> Double {
         let entry = entries[e]
-        return entry.theta * records[Int(entry.donor)].p / records[Int(entry.cell)].p
+        let j = Int(entry.cell)
+        let s: Double = j >= sStar ? 1 : -1
+        let p = records[Int(entry.donor)].p
+        let meanJ = CellWeightFactors(k: k).meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
+        return min(max(entry.mass / (p * (s * (meanJ - entry.donorX / p))), 0), 1)
+    }
+
+    /// Receiver weight of transfer e: `ω = θ p_donor / p_receiver` (`theta`: θ of e when already known).
+    @inline(__always)
+    func receiverWeight(_ e: Int, theta known: Double? = nil) -> Double {
+        let entry = entries[e]
+        return (known ?? theta(e)) * records[Int(entry.donor)].p / records[Int(entry.cell)].p
     }
 
     /// The weight a receiver keeps on its own cell: 1 less its transfers' weights, in transfer order,
@@ -67,7 +80,7 @@ extension QuantileKeyTables {
         var l = Int(head)
         while l >= 0 {
             let entry = entries[l]
-            if rng.nextUnit() < entry.theta { return uniformKey(inCell: Int(entry.cell), using: &rng) }
+            if rng.nextUnit() < theta(l) { return uniformKey(inCell: Int(entry.cell), using: &rng) }
             l = Int(entry.previous)
         }
         return uniformKey(inCell: owner, using: &rng)

@@ -2,8 +2,17 @@
 /// (`(1 − θ) μ + θ U(I_cell)`), and receiver `cell` trades weight `ω = θ p_donor / p_cell` of its own
 /// cell for the donor's measure as it stood before, whose last entry is `previous` (−1: none).
 /// Entry e is transfer number e, in build order; a receiver's entries are consecutive.
+///
+/// θ itself is not stored: the entry keeps the two operands the pass had, the mass moved `d` and the
+/// donor's `x` before the move, and ``QuantileKeyTables/theta(_:)`` evaluates
+/// `θ = clamp(d / (p_donor · s (ā_cell − x / p_donor)), 0, 1)` from them when a key is drawn — the same
+/// operations on the same values, so the same bits, but two divisions off the passes' critical path for
+/// each of up to 2m transfers, while only K keys are drawn per position.
 struct KeyEntry {
-    var theta: Double
+    /// The mass moved, `d > 0`.
+    var mass: Double
+    /// The donor's x just before the move.
+    var donorX: Double
     var cell: Int32
     var previous: Int32
     var donor: Int32
@@ -115,16 +124,18 @@ final class QuantileKeyTables: @unchecked Sendable {
         let t1 = now()
         // 2. One fused scan in rank order (``RatioSort/sortInPlace``): prefix sums in float64 (c_m
         //    clamped to 1), k* = argmin_j (Q_j − c_j^K), and the greedy vertex — rank j owns U(I_j),
-        //    ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j. (ā_j is recomputed from the bounds by the
-        //    passes for receivers only: one stream fewer to write.)
+        //    ā_j = Σ_t c_{j+1}^t c_j^{K−1−t}, x_j = p_j ā_j. (ā_j is not stored: ``theta(_:)``
+        //    recomputes a receiver's from its bounds when a key is drawn.)
         bounds[0] = 0
         var best = 0.0
         var kStar = 0
         var prefixQ = 0.0
         let factors = CellWeightFactors(k: k)
         let m = m, bounds = bounds, x = x
+        // The running bound stays in a register: reading back bounds[j] would put a store-to-load
+        // forward on the prefix chain of every rank.
+        var lower = 0.0
         sorter.sortInPlace(count: m) { j, record in
-            let lower = bounds[j]
             let upper = j == m - 1 ? 1 : lower + record.p
             bounds[j + 1] = upper
             prefixQ += record.q
@@ -135,6 +146,7 @@ final class QuantileKeyTables: @unchecked Sendable {
                 kStar = j + 1
             }
             x[j] = record.p * mean
+            lower = upper
         }
         optimum = 1 + best
         sStar = kStar
@@ -145,8 +157,8 @@ final class QuantileKeyTables: @unchecked Sendable {
         // 4. S* pass, descending: the mirror image; a token under its target (deficit) takes from
         //    donors with surplus.
         var e = 0
-        stackPass(stride(from: kStar, to: m, by: 1), sign: 1, stack: stack, entry: &e, factors: factors)
-        stackPass(stride(from: kStar - 1, through: 0, by: -1), sign: -1, stack: stack, entry: &e, factors: factors)
+        stackPass(stride(from: kStar, to: m, by: 1), sign: 1, stack: stack, entry: &e)
+        stackPass(stride(from: kStar - 1, through: 0, by: -1), sign: -1, stack: stack, entry: &e)
         entryCount = e
 
         var acceptance = 0.0
@@ -162,8 +174,7 @@ final class QuantileKeyTables: @unchecked Sendable {
     /// mirrored pass computes directly. Every rank is visited once here before any transfer can touch
     /// it (a receiver at its visit, donors after theirs), so its measure starts empty here.
     private func stackPass(
-        _ ranks: some Sequence<Int>, sign s: Double, stack: UnsafeMutablePointer<Int32>, entry e: inout Int,
-        factors: CellWeightFactors
+        _ ranks: some Sequence<Int>, sign s: Double, stack: UnsafeMutablePointer<Int32>, entry e: inout Int
     ) {
         // The donor on top of the stack lives in registers (rank, p, q, x, list head) and is written
         // back when it leaves the top: consecutive receivers draw on the same donor, and its x would
@@ -185,14 +196,12 @@ final class QuantileKeyTables: @unchecked Sendable {
                 continue
             }
             var need = s * (xj - qj)
-            let meanJ = factors.meanWeightAndPower(lower: bounds[j], upper: bounds[j + 1]).mean
             let first = e
             while need > 0, top > 0 {
                 let room = s * (donor.q - donor.x)
                 let d = min(room, need)
-                let theta = min(max(d / (donor.p * (s * (meanJ - donor.x / donor.p))), 0), 1)
                 entries[e] = KeyEntry(
-                    theta: theta, cell: Int32(truncatingIfNeeded: j), previous: donor.head,
+                    mass: d, donorX: donor.x, cell: Int32(truncatingIfNeeded: j), previous: donor.head,
                     donor: Int32(truncatingIfNeeded: donor.rank))
                 donor.head = Int32(truncatingIfNeeded: e)
                 e += 1

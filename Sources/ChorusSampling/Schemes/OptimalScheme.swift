@@ -136,32 +136,45 @@ func speculativeOutcome<R: RandomNumberGenerator>(
 }
 
 /// Draws from `(q − x)+` normalised, where `x` is zero off the sorted token list `support` and
-/// `x(support[i]) = selected(i)`: one merged scan for the mass, one for the draw, term by term the
-/// arithmetic of a scan over a dense `x` (zeros off the support), so the same token. With no residual
-/// mass (acceptance 1, where rounding alone rejects) the last positive term, as before.
+/// `x(support[i]) = selected(i)`: one scan for the mass, one for the draw, term by term the arithmetic
+/// of a scan over a dense `x` (zeros off the support), so the same token. With no residual mass
+/// (acceptance 1, where rounding alone rejects) the last positive term, as before.
+///
+/// Both scans run segment by segment: the tokens between two support tokens contribute only through
+/// the target mass (their residual is q itself), so a segment is a plain loop over q with no merge
+/// against the support; each support token then takes its `q − x`. Tokens with q = 0 add +0 to the
+/// (non-negative) mass, which leaves it unchanged, and are never drawn.
 func sampleResidual<R: RandomNumberGenerator>(
     target q: [Double], support: [Int], using rng: inout R, selected: (Int) -> Double
 ) -> Int {
     q.withUnsafeBufferPointer { q in
         support.withUnsafeBufferPointer { support in
-            func residual(_ y: Int, _ i: inout Int) -> Double {
-                while i < support.count, support[i] < y { i += 1 }
-                return i < support.count && support[i] == y ? q[y] - selected(i) : q[y] - 0
-            }
             var mass = 0.0
-            var i = 0
-            for y in 0..<q.count where q[y] > 0 { mass += max(residual(y, &i), 0) }
+            var start = 0
+            for (i, t) in support.enumerated() {
+                for y in start..<t { mass += q[y] }
+                if q[t] > 0 { mass += max(q[t] - selected(i), 0) }
+                start = t + 1
+            }
+            for y in start..<q.count { mass += q[y] }
+
             var v = rng.nextUnit() * mass
             var last = 0
-            i = 0
-            for y in 0..<q.count where q[y] > 0 {
-                let r = residual(y, &i)
-                if r > 0 {
-                    last = y
-                    if v < r { return y }
-                    v -= r
-                }
+            // One term of the draw; true when `y` is drawn.
+            @inline(__always) func take(_ y: Int, _ r: Double) -> Bool {
+                guard r > 0 else { return false }
+                last = y
+                if v < r { return true }
+                v -= r
+                return false
             }
+            start = 0
+            for (i, t) in support.enumerated() {
+                for y in start..<t where take(y, q[y]) { return y }
+                if q[t] > 0, take(t, q[t] - selected(i)) { return t }
+                start = t + 1
+            }
+            for y in start..<q.count where take(y, q[y]) { return y }
             return last
         }
     }

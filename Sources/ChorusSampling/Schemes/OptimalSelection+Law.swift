@@ -28,9 +28,9 @@ extension QuantileKeyTables {
         var w = [Double](repeating: 0, count: m)
         w[owner] = 1
         for l in chain.reversed() {
-            let theta = entries[l].theta
-            for c in w.indices { w[c] *= 1 - theta }
-            w[Int(entries[l].cell)] += theta
+            let mix = theta(l)
+            for c in w.indices { w[c] *= 1 - mix }
+            w[Int(entries[l].cell)] += mix
         }
         return w
     }
@@ -45,9 +45,9 @@ extension QuantileKeyTables {
         var b = cellMean
         for e in 0..<entryCount {
             let i = Int(entries[e].donor), j = Int(entries[e].cell)
-            let theta = entries[e].theta, omega = receiverWeight(e)
+            let mix = theta(e), omega = receiverWeight(e, theta: mix)
             let old = b[i]
-            b[i] = (1 - theta) * old + theta * cellMean[j]
+            b[i] = (1 - mix) * old + mix * cellMean[j]
             b[j] += omega * (old - cellMean[j])
         }
         return b

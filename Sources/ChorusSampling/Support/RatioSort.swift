@@ -36,8 +36,8 @@ func ratioKey(q: Double, p: Double) -> UInt32 { Float(q / p).bitPattern }
 /// At n = 151,936 the keys span a few dozen top-digit buckets of a few thousand entries, so only step 2
 /// touches memory out of cache; nothing of size m is written besides the records themselves.
 struct RatioSort {
-    /// Counters: top digit [2048], bucket starts [2049], one low digit [2048].
-    static let countsSize = 2048 + 2049 + 2048
+    /// Counters: top digit of each half [2 × 2048], bucket starts [2049], one low digit [2048].
+    static let countsSize = 2 * 2048 + 2049 + 2048
     static let insertionLimit = 48
 
     /// records: [m], grouped by top digit after ``sort(count:q:support:dense:sparse:)``, in rank
@@ -49,17 +49,21 @@ struct RatioSort {
     let bucket: UnsafeMutablePointer<RatioRecord>
     let counts: UnsafeMutablePointer<Int32>
 
-    private var bucketStart: UnsafeMutablePointer<Int32> { counts + 2048 }
-    private var lowCounts: UnsafeMutablePointer<Int32> { counts + 2048 + 2049 }
+    private var bucketStart: UnsafeMutablePointer<Int32> { counts + 2 * 2048 }
+    private var lowCounts: UnsafeMutablePointer<Int32> { counts + 2 * 2048 + 2049 }
 
     /// Steps 1 and 2. The draft probability of `support[i]` is `dense[support[i]]` (a dense law) or
     /// `sparse[i]` (the support's values); give exactly one.
+    ///
+    /// The histogram reads the support as two halves in step, each counted separately: two independent
+    /// chains of counter updates instead of one (a run of equal top digits otherwise waits on its own
+    /// store). The scatter is one stable pass in support order.
     func sort(
         count m: Int, q: UnsafeBufferPointer<Double>, support: UnsafeBufferPointer<Int>,
         dense: UnsafePointer<Double>?, sparse: UnsafePointer<Double>?
     ) {
-        let top = counts
-        top.initialize(repeating: 0, count: 2048)
+        let first = counts, second = counts + 2048
+        first.initialize(repeating: 0, count: 2 * 2048)
         // A support of all n tokens is 0..<n (ascending, distinct): then the token is the index and the
         // 1.2 MB support array is not read (the dense laws of the selection bench).
         let identity = m == q.count
@@ -68,14 +72,18 @@ struct RatioSort {
             if let sparse { return sparse[i] }
             return dense.unsafelyUnwrapped[token(i)]
         }
-        for i in 0..<m {
-            top[Int(ratioKey(q: q[token(i)], p: probability(i)) >> 21)] += 1
+        @inline(__always) func key(_ i: Int) -> UInt32 { ratioKey(q: q[token(i)], p: probability(i)) }
+        let half = m / 2
+        for i in 0..<half {
+            first[Int(key(i) >> 21)] += 1
+            second[Int(key(half + i) >> 21)] += 1
         }
+        if m > 2 * half { second[Int(key(m - 1) >> 21)] += 1 }
         var total: Int32 = 0
         for d in 0..<2048 {
             bucketStart[d] = total
-            let c = top[d]
-            top[d] = total
+            let c = first[d] + second[d]
+            first[d] = total
             total += c
         }
         bucketStart[2048] = total
@@ -83,8 +91,8 @@ struct RatioSort {
             let p = probability(i), qi = q[token(i)]
             let key = ratioKey(q: qi, p: p)
             let d = Int(key >> 21)
-            let position = Int(top[d])
-            top[d] += 1
+            let position = Int(first[d])
+            first[d] += 1
             records[position] = RatioRecord(index: UInt32(i), key: key, p: p, q: qi)
         }
     }
