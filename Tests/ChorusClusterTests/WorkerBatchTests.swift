@@ -98,9 +98,9 @@ import Testing
         return reply
     }
 
-    /// Waits until `worker` has drafted ahead for every session of the test.
+    /// Waits until `worker` has drafted ahead for every session of the test (at most 60 s: a loaded machine).
     static func waitForDraftingAhead(_ worker: DraftWorker) async throws {
-        for _ in 0..<4000 {
+        for _ in 0..<12_000 {
             var done = true
             for i in sessions.indices {
                 if let state = await worker.draftingAhead(session: UInt64(100 + i)), !state.done { done = false }

@@ -25,21 +25,26 @@ extension LanguageModel {
     public func scoreTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]]) throws
         -> [[[Float]]]
     {
-        guard sessions.count == tokens.count, sessions.count == parents.count else {
-            throw ModelError.invalidRequest(
-                "scoreTrees: \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
-        }
-        return try sessions.indices.map { try sessions[$0].scoreTree(tokens: tokens[$0], parents: parents[$0]) }
+        try oneByOne("scoreTrees", sessions, tokens, parents) { try $0.scoreTree(tokens: $1, parents: $2) }
     }
 
     public func extendTrees(_ sessions: [any LanguageModelSession], tokens: [[Int]], parents: [[Int]]) throws
         -> [[[Float]]]
     {
+        try oneByOne("extendTrees", sessions, tokens, parents) { try $0.extendTree(tokens: $1, parents: $2) }
+    }
+
+    /// `each` on every session with its tokens and parents, one after another (the lists must be as long as
+    /// `sessions`).
+    private func oneByOne(
+        _ name: String, _ sessions: [any LanguageModelSession], _ tokens: [[Int]], _ parents: [[Int]],
+        _ each: (any LanguageModelSession, [Int], [Int]) throws -> [[Float]]
+    ) throws -> [[[Float]]] {
         guard sessions.count == tokens.count, sessions.count == parents.count else {
             throw ModelError.invalidRequest(
-                "extendTrees: \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
+                "\(name): \(sessions.count) sessions, \(tokens.count) token lists, \(parents.count) parent lists")
         }
-        return try sessions.indices.map { try sessions[$0].extendTree(tokens: tokens[$0], parents: parents[$0]) }
+        return try sessions.indices.map { try each(sessions[$0], tokens[$0], parents[$0]) }
     }
 }
 
