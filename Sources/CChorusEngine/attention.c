@@ -39,22 +39,40 @@ static inline int next_attended(const uint8_t *allowed, int prefix, int total, i
 }
 
 /// One (row, head): scores, softmax, weighted values. The portable reference of `attend_avx2`.
+/// What one (row, head) reads: its query, its kv head's keys and values (column offset applied), and the
+/// positions it may attend. Tree mode: the shared prefix, then the new tokens the mask allows. Batch mode: the
+/// row's own cache through its new position (no mask).
+typedef struct {
+    int hd;
+    const float *q, *keys, *values;
+    const uint8_t *allowed;
+    int prefix, total;
+} attention_view;
+
+static inline attention_view view_of(const attention_job *j, int row, int head) {
+    attention_view v;
+    v.hd = j->head_dim;
+    size_t g = (size_t)(head / (j->heads / j->kv_heads)) * v.hd;
+    v.q = j->q + (size_t)row * j->q_stride + (size_t)head * v.hd;
+    v.allowed = j->mask ? j->mask + (size_t)row * (j->tree_offset + j->rows) : NULL;
+    v.keys = (j->mask ? j->keys : j->row_keys[row]) + g;
+    v.values = (j->mask ? j->values : j->row_values[row]) + g;
+    v.prefix = j->mask ? j->prefix : j->lengths[row] + 1;
+    v.total = j->mask ? j->prefix + j->tree_offset + j->rows : v.prefix;
+    return v;
+}
+
 static void attend_portable(const attention_job *j, int row, int head, float *scores) {
-    int hd = j->head_dim, g = head / (j->heads / j->kv_heads);
-    const float *q = j->q + (size_t)row * j->q_stride + (size_t)head * hd;
-    // Tree mode: the shared prefix, then the allowed new tokens. Batch mode: the row's own cache through
-    // its new position (no mask).
-    const uint8_t *allowed = j->mask ? j->mask + (size_t)row * (j->tree_offset + j->rows) : NULL;
-    const float *keys = j->mask ? j->keys : j->row_keys[row];
-    const float *values = j->mask ? j->values : j->row_values[row];
-    int prefix = j->mask ? j->prefix : j->lengths[row] + 1;
-    int total = j->mask ? j->prefix + j->tree_offset + j->rows : prefix;
+    attention_view a = view_of(j, row, head);
+    int hd = a.hd, prefix = a.prefix, total = a.total;
+    const float *q = a.q, *keys = a.keys, *values = a.values;
+    const uint8_t *allowed = a.allowed;
     float scale = 1.0f / sqrtf((float)hd);
     // Positions attended, in increasing order.
     int count = 0;
     float maximum = -INFINITY;
     for (int p = next_attended(allowed, prefix, total, 0); p < total; p = next_attended(allowed, prefix, total, p + 1)) {
-        const float *k = keys + (size_t)p * j->kv_stride + (size_t)g * hd;
+        const float *k = keys + (size_t)p * j->kv_stride;
         float s = dot_portable(q, k, hd) * scale;
         scores[count++] = s;
         if (s > maximum) maximum = s;
@@ -69,7 +87,7 @@ static void attend_portable(const attention_job *j, int row, int head, float *sc
     for (int i = 0; i < hd; i++) out[i] = 0;
     int t = 0;
     for (int p = next_attended(allowed, prefix, total, 0); p < total; p = next_attended(allowed, prefix, total, p + 1)) {
-        const float *v = values + (size_t)p * j->kv_stride + (size_t)g * hd;
+        const float *v = values + (size_t)p * j->kv_stride;
         axpy_portable(out, scores[t++] * inverse, v, hd);
     }
 }
@@ -140,13 +158,10 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void weighted_values(
 /// and output lane is computed by the same operations whichever positions share its group, so a token's result
 /// does not depend on the tree, chain or batch it is scored in.
 CHORUS_AVX2 static void attend_avx2(const attention_job *j, int row, int head, float *scores, int *at) {
-    int hd = j->head_dim, g = head / (j->heads / j->kv_heads);
-    const float *q = j->q + (size_t)row * j->q_stride + (size_t)head * hd;
-    const uint8_t *allowed = j->mask ? j->mask + (size_t)row * (j->tree_offset + j->rows) : NULL;
-    const float *keys = (j->mask ? j->keys : j->row_keys[row]) + (size_t)g * hd;
-    const float *values = (j->mask ? j->values : j->row_values[row]) + (size_t)g * hd;
-    int prefix = j->mask ? j->prefix : j->lengths[row] + 1;
-    int total = j->mask ? j->prefix + j->tree_offset + j->rows : prefix;
+    attention_view a = view_of(j, row, head);
+    int hd = a.hd, prefix = a.prefix, total = a.total;
+    const float *q = a.q, *keys = a.keys, *values = a.values;
+    const uint8_t *allowed = a.allowed;
     size_t stride = (size_t)j->kv_stride;
     __m256 scale = _mm256_set1_ps(1.0f / sqrtf((float)hd));
     int full = hd / 8, rest = hd % 8;

@@ -114,7 +114,7 @@ public actor Coordinator {
             target: target.identity, connector: connector, log: log, clock: self.clock,
             probeInterval: options.probeInterval, describeTimeout: max(options.deadline ?? .zero, .milliseconds(500)))
         deadline = ReplyDeadline(fixed: options.deadline)
-        batcher = TargetBatcher(target: target, clock: self.clock, combine: options.batchTarget)
+        batcher = TargetBatcher(target: target, clock: self.clock, combine: options.batchTarget, log: log)
         collector = DraftCollector(
             vocabularySize: target.vocabularySize, sequencesPerWorker: options.sequencesPerWorker,
             draftSampling: options.draftSampling)

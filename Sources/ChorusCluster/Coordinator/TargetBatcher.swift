@@ -43,12 +43,14 @@ final class TargetBatcher: Sendable {
     private let clock: ClusterClock
     /// False: one request per forward, in arrival order (sessions take turns on the target).
     private let combine: Bool
+    private let log: ClusterLog
     private let state = Mutex(State())
 
-    init(target: any LanguageModel, clock: ClusterClock, combine: Bool = true) {
+    init(target: any LanguageModel, clock: ClusterClock, combine: Bool = true, log: ClusterLog) {
         self.target = target
         self.clock = clock
         self.combine = combine
+        self.log = log
     }
 
     /// Scores `tokens`/`parents` on `session` (as its `scoreTree`), in the next forward pass of the target.
@@ -91,6 +93,7 @@ final class TargetBatcher: Sendable {
             }
         } catch {
             // One bad request must not fail the others (a failed batch changes no session): score each alone.
+            log.warning("a batched target forward of \(jobs.count) sessions failed (\(error)); scoring each alone")
             for job in jobs {
                 let start = clock.now
                 do {
