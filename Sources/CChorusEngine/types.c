@@ -91,7 +91,7 @@ chorus_q8 chorus_q8_block(const void *row, int k, int b) {
     return block;
 }
 
-void chorus_quantize_q8(const float *x, int rows, int k, void *out) {
+static void quantize_q8_portable(const float *x, int rows, int k, void *out) {
     int blocks = k / 32;
     for (int r = 0; r < rows; r++) {
         uint8_t *row = (uint8_t *)out + (size_t)r * chorus_q8_row_bytes(k);
@@ -139,3 +139,104 @@ void chorus_quantize_q8(const float *x, int rows, int k, void *out) {
         }
     }
 }
+
+#if CHORUS_X86
+/// Σ of the eight 32-bit lanes of v.
+CHORUS_AVX2 static inline int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/// The largest of the eight lanes of v.
+CHORUS_AVX2 static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/// The portable quantizer's arithmetic, eight values at a time, with the same results bit for bit (checked by
+/// KernelTests): the largest magnitude and its first position, the largest of the others, the same scale and
+/// inverse (computed in scalar), the same products, and roundf's rounding (half away from zero) rebuilt from
+/// truncation: t = trunc(q) and q − t is exact, so |q − t| ≥ ½ says whether roundf moves away from zero.
+CHORUS_AVX2 static void quantize_q8_avx2(const float *x, int rows, int k, void *out) {
+    int blocks = k / 32;
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 top = _mm256_set1_ps(127.0f), bottom = _mm256_set1_ps(-127.0f);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // packs leaves 32-bit groups in the order 0 2 4 6 1 3 5 7 of the wanted one; this puts them back.
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int r = 0; r < rows; r++) {
+        uint8_t *row = (uint8_t *)out + (size_t)r * chorus_q8_row_bytes(k);
+        int8_t *q = (int8_t *)row;
+        float *d = (float *)(row + 32 * blocks), *ds = d + blocks;
+        int16_t *s16 = (int16_t *)(ds + blocks);
+        int32_t *outliers = (int32_t *)(s16 + 2 * blocks);
+        float *outlier_values = (float *)(outliers + 1 + CHORUS_Q8_OUTLIERS);
+        outliers[0] = 0;
+        for (int b = 0; b < blocks; b++) {
+            const float *v = x + (size_t)r * k + 32 * b;
+            __m256 vs[4], a[4];
+            for (int i = 0; i < 4; i++) {
+                vs[i] = _mm256_loadu_ps(v + 8 * i);
+                a[i] = _mm256_andnot_ps(sign, vs[i]);
+            }
+            float amax = hmax_ps(_mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3])));
+            __m256 top_lanes = _mm256_set1_ps(amax);
+            uint32_t at_mask = 0;
+            for (int i = 0; i < 4; i++)
+                at_mask |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a[i], top_lanes, _CMP_EQ_OQ)) << (8 * i);
+            int at = at_mask ? __builtin_ctz(at_mask) : 0;
+            // The largest magnitude of the others: position `at` left out (magnitudes are ≥ 0, so 0 does it).
+            __m256 rest = _mm256_setzero_ps();
+            for (int i = 0; i < 4; i++) {
+                __m256i here = _mm256_cmpeq_epi32(_mm256_add_epi32(lane, _mm256_set1_epi32(8 * i)), _mm256_set1_epi32(at));
+                rest = _mm256_max_ps(rest, _mm256_andnot_ps(_mm256_castsi256_ps(here), a[i]));
+            }
+            float second = hmax_ps(rest);
+            int skip = -1;
+            if (amax > CHORUS_Q8_OUTLIER_RATIO * second && outliers[0] < CHORUS_Q8_OUTLIERS) {
+                skip = at;
+                outliers[1 + outliers[0]] = 32 * b + at;
+                outlier_values[outliers[0]] = v[at];
+                outliers[0]++;
+                amax = second;
+            }
+            float scale = amax / 127, inverse = scale > 0 ? 1 / scale : 0;
+            __m256 inv = _mm256_set1_ps(inverse);
+            __m256i c[4];
+            for (int i = 0; i < 4; i++) {
+                __m256 p = _mm256_mul_ps(vs[i], inv);
+                __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                __m256 away = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(p, t)), half, _CMP_GE_OQ);
+                __m256 rounded = _mm256_add_ps(t, _mm256_and_ps(away, _mm256_or_ps(one, _mm256_and_ps(sign, p))));
+                rounded = _mm256_max_ps(_mm256_min_ps(rounded, top), bottom);
+                c[i] = _mm256_cvtps_epi32(rounded);
+                if (skip >= 8 * i && skip < 8 * i + 8)
+                    c[i] = _mm256_andnot_si256(_mm256_cmpeq_epi32(lane, _mm256_set1_epi32(skip - 8 * i)), c[i]);
+            }
+            int s0 = hsum_epi32(_mm256_add_epi32(c[0], c[1])), s1 = hsum_epi32(_mm256_add_epi32(c[2], c[3]));
+            __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+            _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(bytes, order));
+            d[b] = scale;
+            ds[b] = scale * (float)(s0 + s1);
+            s16[2 * b] = (int16_t)s0;
+            s16[2 * b + 1] = (int16_t)s1;
+        }
+    }
+}
+#endif
+
+void chorus_quantize_q8_isa(int isa, const float *x, int rows, int k, void *out) {
+#if CHORUS_X86
+    if (isa >= 1 && chorus_isa() >= 1) {
+        quantize_q8_avx2(x, rows, k, out);
+        return;
+    }
+#endif
+    quantize_q8_portable(x, rows, k, out);
+}
+
+void chorus_quantize_q8(const float *x, int rows, int k, void *out) { chorus_quantize_q8_isa(chorus_isa(), x, rows, k, out); }

@@ -266,6 +266,44 @@ import Testing
         }
     }
 
+    /// The AVX2 activation quantizer writes the portable one's bytes exactly (values, scales, sums, outliers), on
+    /// rows built to hit its corners: ties at ½ after scaling (roundf rounds them away from zero), repeated
+    /// largest magnitudes (the first is the one left out as an outlier), outliers, all-zero blocks, integers
+    /// that scale to exactly ±127, and magnitudes spread over 2^20.
+    @Test func quantizersAgreeByteForByte() {
+        let count = 1536, rows = 24
+        var rng = SplitMix64(seed: 41)
+        let rowBytes = chorus_q8_row_bytes(Int32(count))
+        for kind in 0..<6 {
+            var x = (0..<rows * count).map { i -> Float in
+                let u = Float(Int(rng.next() % 20001) - 10000) / 20000
+                switch kind {
+                case 0: return u
+                case 1: return Float(Int(rng.next() % 9) - 4) * 0.5
+                case 2: return i % 32 == 5 ? 3300 * u : u
+                case 3: return rng.next() % 4 == 0 ? 0 : u * 1e-30
+                case 4: return Float(Int(rng.next() % 255) - 127)
+                default: return u * Float(1 << Int(rng.next() % 20))
+                }
+            }
+            for i in 0..<count where kind % 2 == 0 { x[i] = 0 }  // a row of zeros
+            var portable = [UInt8](repeating: 0xAB, count: rows * rowBytes)
+            var avx2 = portable
+            chorus_quantize_q8_isa(0, x, Int32(rows), Int32(count), &portable)
+            chorus_quantize_q8_isa(1, x, Int32(rows), Int32(count), &avx2)
+            #expect(portable == avx2, "kind \(kind)")
+            if kind == 1 {  // the rows hit ties: some value times its block's inverse scale is exactly k + ½
+                let blocks = Self.quantizedBlocks(x, rows: rows, count: count)
+                let ties = blocks.enumerated().filter { b, block in
+                    let inverse = 1 / block.d
+                    let values = x[(32 * b)..<(32 * b + 32)]
+                    return block.d > 0 && values.contains { ($0 * inverse).remainder(dividingBy: 1).magnitude == 0.5 }
+                }
+                #expect(ties.count > 10)
+            }
+        }
+    }
+
     /// The outliers of each quantized row: (position, value) pairs.
     static func outliers(_ x: [Float], rows: Int, count: Int) -> [[(Int, Float)]] {
         let rowBytes = chorus_q8_row_bytes(Int32(count))

@@ -114,6 +114,8 @@ chorus_dot_fn chorus_dot_for(const chorus_type_traits *traits, int isa);
 
 /// Quantizes `rows` rows of `k` floats (k a multiple of 32) into `rows · chorus_q8_row_bytes(k)` bytes.
 void chorus_quantize_q8(const float *x, int rows, int k, void *out);
+/// The same at `isa` (lowered to what the CPU has): both paths give the same bytes.
+void chorus_quantize_q8_isa(int isa, const float *x, int rows, int k, void *out);
 
 /// Block b of a quantized activation row of k values (for tests and portable code).
 chorus_q8 chorus_q8_block(const void *row, int k, int b);
