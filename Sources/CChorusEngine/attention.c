@@ -71,7 +71,8 @@ static void attend_portable(const attention_job *j, int row, int head, float *sc
     // Positions attended, in increasing order.
     int count = 0;
     float maximum = -INFINITY;
-    for (int p = next_attended(allowed, prefix, total, 0); p < total; p = next_attended(allowed, prefix, total, p + 1)) {
+    for (int p = next_attended(allowed, prefix, total, 0); p < total;
+         p = next_attended(allowed, prefix, total, p + 1)) {
         const float *k = keys + (size_t)p * j->kv_stride;
         float s = dot_portable(q, k, hd) * scale;
         scores[count++] = s;
@@ -86,7 +87,8 @@ static void attend_portable(const attention_job *j, int row, int head, float *sc
     float *out = j->out + (size_t)row * j->out_stride + (size_t)head * hd;
     for (int i = 0; i < hd; i++) out[i] = 0;
     int t = 0;
-    for (int p = next_attended(allowed, prefix, total, 0); p < total; p = next_attended(allowed, prefix, total, p + 1)) {
+    for (int p = next_attended(allowed, prefix, total, 0); p < total;
+         p = next_attended(allowed, prefix, total, p + 1)) {
         const float *v = values + (size_t)p * j->kv_stride;
         axpy_portable(out, scores[t++] * inverse, v, hd);
     }
@@ -188,7 +190,8 @@ CHORUS_AVX2 static void attend_avx2(const attention_job *j, int row, int head, f
         }
         __m256 s = _mm256_mul_ps(sum8_ps(acc), scale);
         _mm256_maskstore_ps(scores + t0, lanes_below(n), s);
-        maximum = _mm256_max_ps(maximum, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), s, _mm256_castsi256_ps(lanes_below(n))));
+        __m256 live = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), s, _mm256_castsi256_ps(lanes_below(n)));
+        maximum = _mm256_max_ps(maximum, live);
     }
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(maximum), _mm256_extractf128_ps(maximum, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));

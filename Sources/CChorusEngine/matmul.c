@@ -84,7 +84,8 @@ static void matmul_part(void *context, int index, int count) {
     }
 }
 
-void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim, const void *act,
+void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim,
+                   const void *act,
                    int rows, float *y, size_t y_stride) {
     const chorus_type_traits *t = chorus_traits(type);
     if (!t || rows <= 0 || out_dim <= 0) return;

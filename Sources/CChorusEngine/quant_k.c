@@ -252,7 +252,8 @@ CHORUS_AVX2 static inline __m256i scale_pair(int s0, int s1) {
 /// Q4_K and Q5_K: unsigned 4/5-bit values, a 6-bit scale and min per 32.
 CHORUS_AVX2 static inline __attribute__((always_inline)) void q45_k_tile(int five, int blocks, const void *weights,
                                                                           const void *act, size_t act_stride,
-                                                                          const int rows, float *out, size_t out_stride) {
+                                                                          const int rows, float *out,
+                                                                          size_t out_stride) {
     K_ROWS_SETUP
     const int bytes = five ? 176 : 144;
     const uint8_t *b = weights;
@@ -271,7 +272,8 @@ CHORUS_AVX2 static inline __attribute__((always_inline)) void q45_k_tile(int fiv
             w[2 * p] = _mm256_and_si256(v, low4);
             w[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
             if (five) {
-                w[2 * p] = _mm256_or_si256(w[2 * p], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one8), 4));
+                w[2 * p] = _mm256_or_si256(
+                    w[2 * p], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one8), 4));
                 w[2 * p + 1] = _mm256_or_si256(
                     w[2 * p + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one8), 4));
             }

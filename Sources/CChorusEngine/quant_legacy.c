@@ -2,7 +2,8 @@
 // GGUF specification documents them). Dot products take 8-bit activation blocks of the same
 // size: per block an exact integer sum, then Float32 scales.
 //
-//   Q4_0 {f16 d; u8 qs[16]}           x[i] = d·(nibble_i − 8);   element i < 16 low nibble of qs[i], i ≥ 16 high of qs[i−16]
+//   Q4_0 {f16 d; u8 qs[16]}           x[i] = d·(nibble_i − 8);
+//                                     element i < 16: low nibble of qs[i]; i ≥ 16: high nibble of qs[i−16]
 //   Q4_1 {f16 d, m; u8 qs[16]}        x[i] = d·nibble_i + m
 //   Q5_0 {f16 d; u32 qh; u8 qs[16]}   x[i] = d·(nibble_i | bit_i(qh)·16 − 16)
 //   Q5_1 {f16 d, m; u32 qh; u8 qs[16]} x[i] = d·(nibble_i | bit_i(qh)·16) + m
@@ -34,10 +35,18 @@ static void dequantize_nibbles(const uint8_t *b, float *dst, int blocks, int byt
     }
 }
 
-void chorus_dequantize_q4_0(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 18, 0, 0, 8); }
-void chorus_dequantize_q4_1(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 20, 0, 1, 0); }
-void chorus_dequantize_q5_0(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 22, 1, 0, 16); }
-void chorus_dequantize_q5_1(const void *src, float *dst, int blocks) { dequantize_nibbles(src, dst, blocks, 24, 1, 1, 0); }
+void chorus_dequantize_q4_0(const void *src, float *dst, int blocks) {
+    dequantize_nibbles(src, dst, blocks, 18, 0, 0, 8);
+}
+void chorus_dequantize_q4_1(const void *src, float *dst, int blocks) {
+    dequantize_nibbles(src, dst, blocks, 20, 0, 1, 0);
+}
+void chorus_dequantize_q5_0(const void *src, float *dst, int blocks) {
+    dequantize_nibbles(src, dst, blocks, 22, 1, 0, 16);
+}
+void chorus_dequantize_q5_1(const void *src, float *dst, int blocks) {
+    dequantize_nibbles(src, dst, blocks, 24, 1, 1, 0);
+}
 
 void chorus_dequantize_q8_0(const void *src, float *dst, int blocks) {
     const uint8_t *b = src;
@@ -171,8 +180,8 @@ CHORUS_AVX2 static inline __m256 halves8(const uint8_t *b, size_t stride, int co
     CHORUS_AVX2 static inline __attribute__((always_inline)) void NAME##_tile(                          \
         int blocks, const void *weights, const void *act, size_t act_stride, const int rows, float *out, \
         size_t out_stride) {                                                                            \
-        chorus_q8_row x[CHORUS_QUANT_ROWS];                                                                             \
-        __m256 acc[CHORUS_QUANT_ROWS];                                                                                  \
+        chorus_q8_row x[CHORUS_QUANT_ROWS];                                                                            \
+        __m256 acc[CHORUS_QUANT_ROWS];                                                                                 \
         for (int r = 0; r < rows; r++) {                                                                \
             x[r] = chorus_q8_view((const uint8_t *)act + (size_t)r * act_stride, blocks);               \
             acc[r] = _mm256_setzero_ps();                                                               \

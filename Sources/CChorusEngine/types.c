@@ -192,7 +192,8 @@ CHORUS_AVX2 static void quantize_q8_avx2(const float *x, int rows, int k, void *
             // The largest magnitude of the others: position `at` left out (magnitudes are ≥ 0, so 0 does it).
             __m256 rest = _mm256_setzero_ps();
             for (int i = 0; i < 4; i++) {
-                __m256i here = _mm256_cmpeq_epi32(_mm256_add_epi32(lane, _mm256_set1_epi32(8 * i)), _mm256_set1_epi32(at));
+                __m256i here = _mm256_cmpeq_epi32(_mm256_add_epi32(lane, _mm256_set1_epi32(8 * i)),
+                                                  _mm256_set1_epi32(at));
                 rest = _mm256_max_ps(rest, _mm256_andnot_ps(_mm256_castsi256_ps(here), a[i]));
             }
             float second = hmax_ps(rest);
@@ -239,4 +240,6 @@ void chorus_quantize_q8_isa(int isa, const float *x, int rows, int k, void *out)
     quantize_q8_portable(x, rows, k, out);
 }
 
-void chorus_quantize_q8(const float *x, int rows, int k, void *out) { chorus_quantize_q8_isa(chorus_isa(), x, rows, k, out); }
+void chorus_quantize_q8(const float *x, int rows, int k, void *out) {
+    chorus_quantize_q8_isa(chorus_isa(), x, rows, k, out);
+}

@@ -133,7 +133,8 @@ void chorus_pool_run(chorus_pool *pool, void (*job)(void *context, int index, in
 /// in_dim, or chorus_q8_row_bytes(in_dim) bytes each), `y` rows of `y_stride` floats. Output rows are
 /// split among the pool's threads; each output is computed whole by one thread. `isa` as in
 /// `chorus_isa` (lowered to what the CPU has).
-void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim, const void *act,
+void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weights, int in_dim, int out_dim,
+                   const void *act,
                    int rows, float *y, size_t y_stride);
 
 /// Masked multi-head attention of `rows` new tokens (grouped-query: head h reads kv head
