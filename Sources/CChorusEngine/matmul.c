@@ -110,7 +110,14 @@ void chorus_matmul(chorus_pool *pool, int isa, uint32_t type, const void *weight
     j.y = y;
     j.y_stride = y_stride;
     atomic_init(&j.next_chunk, 0);
-    j.chunk_rows = 32;
+    // Eight chunks per thread (at least 32 rows): enough to rebalance when a thread starts late, few enough that
+    // each thread streams long runs of weight rows. With 32-row chunks two threads alternated every ≈ 27 KB of a
+    // Q4_K matrix, and each chunk's last prefetches (CHORUS_PREFETCH_BYTES ahead) fetched the other thread's rows:
+    // 12–13 GB/s for a 1-row product on two threads here, against 17–19 with eight chunks per thread
+    // (docs/benchmarks.md §3).
+    int threads = chorus_pool_threads(pool);
+    j.chunk_rows = (out_dim + 8 * threads - 1) / (8 * threads);
+    if (j.chunk_rows < 32) j.chunk_rows = 32;
     // Small products are not worth waking the workers for.
     if ((size_t)out_dim * in_dim * rows < 65536)
         run_rows(&j, 0, out_dim);
