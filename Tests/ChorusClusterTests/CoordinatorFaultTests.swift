@@ -253,6 +253,37 @@ struct CoordinatorFaultTests {
         await cluster.close()
     }
 
+    /// A worker much slower than the others but well within the deadline (issue 11: "a worker that is
+    /// consistently late gets fewer drafts, not a stalled round"). Before the straggler cut the learned deadline
+    /// followed its replies and every round waited ≈ 1 s for it; now each round waits for it only until
+    /// ``DraftCollector/stragglerCutoff(firstReply:)`` after the fast worker's reply, its requests count as late,
+    /// and after two it is skipped until probes let it back (to be cut again). The text is exact, none of its
+    /// drafts is used, and 30 tokens take far less than the ≥ 10 rounds × 1 s a stalled generation would.
+    @Test func consistentlyLateWorkerIsCutNotWaitedFor() async throws {
+        var options = Coordinator.Options()
+        options.deadline = .seconds(20)
+        options.probeInterval = .milliseconds(50)
+        let cluster = try await FaultCluster.make(
+            target: try Self.target(), workers: [.init(model: try Self.draft(52)), .init(model: try Self.draft(53))],
+            options: options)
+        #expect(await cluster.waitReady([0, 1]))
+        cluster.server(0).faults = InProcessFaults(delay: .seconds(1))
+
+        let started = ContinuousClock.now
+        let result = try await cluster.greedy(prompt: [1, 2], tokens: 30)
+        let elapsed = ContinuousClock.now - started
+        #expect(result.tokens == (try plainGreedy(cluster.target, prompt: [1, 2], count: 30)))
+        let slow = try #require(await cluster.status(0))
+        let fast = try #require(await cluster.status(1))
+        #expect(slow.repliesUsed == 0)
+        #expect(slow.failures >= WorkerRegistry.lateRoundsBeforeSuspect)
+        #expect(fast.repliesUsed > 0)
+        #expect(result.statistics.draftsReceived == 2 * fast.repliesUsed)
+        // Stalled: ≥ 10 rounds (30 tokens at block efficiency ≤ 3) of ≈ 1 s. Cut: a few probes' worth.
+        #expect(elapsed < .seconds(6), "30 tokens took \(elapsed)")
+        await cluster.close()
+    }
+
     /// A worker that fails every request (connection errors) is never used; the generation is exact.
     @Test func workerFailingEveryRequest() async throws {
         var options = Coordinator.Options()
@@ -535,6 +566,62 @@ struct CoordinatorFaultTests {
         #expect(lying.failures >= cluster.draftRequestCount(0))
         #expect(honest.repliesUsed > 0)
         #expect(result.statistics.draftsReceived == 2 * honest.repliesUsed)
+        await cluster.close()
+    }
+
+    /// Exactness with the straggler cut in play: worker "b" answers 40 ms after its request, far beyond the cut
+    /// once worker "a" has answered (its reply cancelled, counted late, the worker skipped and probed back
+    /// again), so rounds verify a's drafts alone, or both when a probe let b back and a was slow. Over 1,200
+    /// seeded generations of 3 tokens the first two tokens follow the target's law: chi-square over the 64 pairs
+    /// (expected count ≥ 5 kept, the rest pooled), threshold at the 1 − 1e-6 quantile: false-failure
+    /// probability about 1e-6.
+    @Test func firstTwoTokensFollowTheTargetWithAWorkerCut() async throws {
+        let n = 8
+        let target = try tableModel(n: n, seed: 71, name: "target")
+        var options = Coordinator.Options()
+        options.deadline = .seconds(5)
+        options.draftLength = 2
+        options.probeInterval = .milliseconds(20)
+        let settings = SamplingSettings(temperature: 1)
+        let cluster = try await FaultCluster.make(
+            target: target,
+            workers: [
+                .init(model: try tableModel(n: n, seed: 72, name: "a"), sampling: .init(temperature: 1)),
+                .init(model: try tableModel(n: n, seed: 73, name: "b"), sampling: .init(temperature: 0.8)),
+            ],
+            options: options)
+        #expect(await cluster.waitReady([0, 1]))
+        cluster.server(1).faults = InProcessFaults(delay: .milliseconds(40))
+        let coordinator = cluster.coordinator
+        let prompt = [5]
+        let runs = 1200
+        let concurrency = 8
+        let pairs = try await within(.seconds(90), "1200 generations") {
+            try await withThrowingTaskGroup(of: [Int].self) { group in
+                var pairs: [Int] = []
+                for lane in 0..<concurrency {
+                    group.addTask {
+                        var mine: [Int] = []
+                        for run in stride(from: lane, to: runs, by: concurrency) {
+                            let result = try await coordinator.generate(
+                                prompt: prompt, maxTokens: 3, settings: settings, seed: UInt64(run) &* 6007 &+ 3)
+                            mine.append(result.tokens[0] * n + result.tokens[1])
+                        }
+                        return mine
+                    }
+                }
+                for try await chunk in group { pairs += chunk }
+                return pairs
+            }
+        }
+        #expect(pairs.count == runs)
+        var counts = [Int](repeating: 0, count: n * n)
+        for p in pairs { counts[p] += 1 }
+        let expected = try expectedPairCounts(target, after: prompt[0], settings: settings, runs: runs)
+        ChiSquareTest.expectFits(observed: counts, expected: expected)
+        // The cut really happened (b late) while a's drafts were used.
+        #expect((await cluster.status(1)?.failures ?? 0) > 0)
+        #expect((await cluster.status(0)?.repliesUsed ?? 0) > runs / 2)
         await cluster.close()
     }
 

@@ -117,7 +117,7 @@ public actor Coordinator {
         batcher = TargetBatcher(target: target, clock: self.clock, combine: options.batchTarget, log: log)
         collector = DraftCollector(
             vocabularySize: target.vocabularySize, sequencesPerWorker: options.sequencesPerWorker,
-            draftSampling: options.draftSampling)
+            draftSampling: options.draftSampling, clock: self.clock)
         nextSession = UInt64.random(in: 1...(1 << 40))
     }
 

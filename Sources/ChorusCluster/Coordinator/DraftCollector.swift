@@ -3,15 +3,32 @@ import ChorusTransport
 import ChorusWire
 
 /// One round's fan-out: sends the draft request to every ready worker, keeps the valid replies that
-/// arrive before the round's deadline (``ReplyDeadline``; late requests time out), and returns their sequences as
-/// ``DraftSequence``s, one law group per worker. Validation happens here, once, so the round loop
-/// builds its tree from drafts that are known to fit.
+/// arrive before the round's deadline (``ReplyDeadline``; late requests time out) and before the straggler cut
+/// (``stragglerCutoff(firstReply:)``), and returns their sequences as ``DraftSequence``s, one law group per
+/// worker. Validation happens here, once, so the round loop builds its tree from drafts that are known to fit.
+///
+/// Stragglers (issue 11: "a worker that is consistently late gets fewer drafts, not a stalled round"). The
+/// learned deadline follows the replies it uses, so one slow worker among fast ones would teach it to wait for
+/// the slow one every round. Once the first worker has answered, the others get until
+/// ``stragglerCutoff(firstReply:)``; a request still out then is cancelled and counts as late
+/// (``WorkerRegistry/record(_:session:round:)``: late twice in a row, the worker is skipped until a probe answers,
+/// with a growing back-off), so a worker that is consistently late drafts in fewer rounds and never holds one up.
+/// Exactness: when a reply arrives depends on the worker's speed and load, not on the tokens it drew (they come
+/// from generators fixed by the request's seed), so keeping the replies that arrive in time, as the deadline
+/// already does, keeps each a draw from the law it carries.
 struct DraftCollector: Sendable {
+    /// The straggler cut: how long after sending a round waits for more replies once one has arrived after
+    /// `firstReply` — twice that time plus 10 ms (replies up to twice as slow as the fastest are kept, and a
+    /// millisecond of scheduling noise never cuts one).
+    static func stragglerCutoff(firstReply: Duration) -> Duration { firstReply * 2 + .milliseconds(10) }
+
     var vocabularySize: Int
     /// Sequences per worker per round; 0: each worker's own setting.
     var sequencesPerWorker: Int
     /// nil: each worker drafts with its own settings; otherwise every worker uses these.
     var draftSampling: SamplingSettings?
+    /// The coordinator's clock: the straggler cut sleeps on it.
+    var clock: ClusterClock
 
     /// What one round asks for.
     struct Request: Sendable {
@@ -58,14 +75,39 @@ struct DraftCollector: Sendable {
         let hash = ContextHash(request.context).value
         let requests = workers.enumerated().map { i, worker in draftRequest(request, to: worker, index: i, hash: hash) }
         let messages = requests.map { WireMessage.draftRequest($0).encoded() }
-        let answers = await withTaskGroup(of: Answer.self) { group in
+        let clock = clock
+        let answers = await withTaskGroup(of: Answer?.self) { group in
             for (i, worker) in workers.enumerated() {
                 let bytes = messages[i]
                 let timeout = request.deadline.request(newTokens: requests[i].newTokens.count)
                 group.addTask { await Answer.ask(worker.transport, bytes, timeout: timeout, index: i) }
             }
             var collected: [Answer] = []
-            for await answer in group { collected.append(answer) }
+            var cutting = false
+            var cut = false
+            for await answer in group {
+                guard var answer else {  // the straggler cut: the requests still out are cancelled
+                    if collected.count < workers.count {
+                        cut = true
+                        group.cancelAll()
+                    }
+                    continue
+                }
+                if cut, case .failure(.cancelled) = answer.result {
+                    answer.result = .failure(.timedOut(after: answer.elapsed))  // late, as a deadline miss
+                }
+                collected.append(answer)
+                if collected.count == workers.count {
+                    group.cancelAll()  // the cut's timer, if any
+                } else if !cutting, case .success = answer.result {
+                    cutting = true
+                    let wait = Self.stragglerCutoff(firstReply: answer.elapsed) - answer.elapsed
+                    group.addTask {
+                        try? await clock.sleep(for: wait)
+                        return nil
+                    }
+                }
+            }
             return collected.sorted { $0.index < $1.index }
         }
         collection.requestBytes = messages.reduce(0) { $0 + $1.count }
