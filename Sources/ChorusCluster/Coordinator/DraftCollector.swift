@@ -9,8 +9,9 @@ import ChorusWire
 ///
 /// Stragglers (issue 11: "a worker that is consistently late gets fewer drafts, not a stalled round"). The
 /// learned deadline follows the replies it uses, so one slow worker among fast ones would teach it to wait for
-/// the slow one every round. Once the first worker has answered, the others get until
-/// ``stragglerCutoff(firstReply:)``; a request still out then is cancelled and counts as late
+/// the slow one every round. So, with a learned deadline (a fixed `--deadline-ms` waits for every worker up to
+/// it, as asked), once the first worker has answered the others get until ``stragglerCutoff(firstReply:)``; a
+/// request still out then is cancelled and counts as late
 /// (``WorkerRegistry/record(_:session:round:)``: late twice in a row, the worker is skipped until a probe answers,
 /// with a growing back-off), so a worker that is consistently late drafts in fewer rounds and never holds one up.
 /// Exactness: when a reply arrives depends on the worker's speed and load, not on the tokens it drew (they come
@@ -99,7 +100,7 @@ struct DraftCollector: Sendable {
                 collected.append(answer)
                 if collected.count == workers.count {
                     group.cancelAll()  // the cut's timer, if any
-                } else if !cutting, case .success = answer.result {
+                } else if !cutting, request.deadline.fixed == nil, case .success = answer.result {
                     cutting = true
                     let wait = Self.stragglerCutoff(firstReply: answer.elapsed) - answer.elapsed
                     group.addTask {
