@@ -127,6 +127,33 @@ import Testing
         #expect(prepared.acceptance > 0.05 && prepared.acceptance < 0.999)
     }
 
+    /// `optimal` with one draft is single-draft speculative sampling without the quantile-key tables
+    /// (``SingleDraftSelection``): the real `select` code's output law is q and its acceptance the closed form
+    /// Σ min(p, q), which is also what the tables give for K = 1 (and ``OptimalAcceptance`` for K = 1), on a
+    /// dense and on a sparse (quantized) draft law; the sparse law is never widened. Same bounds as above:
+    /// ≤ 2e-9 false-failure probability per law.
+    @Test func optimalWithOneDraftIsSpeculativeSampling() throws {
+        let (q, drafts) = try Self.laws(.init(scheme: "optimal", identical: true, seed: 8))
+        let sparse = QuantizedDistribution(quantizing: drafts[0], totalBits: 12).distribution
+        #expect(sparse.isSparse && sparse.support.count < q.vocabularySize)
+        for (label, p) in [("dense", drafts[0]), ("sparse", sparse)] {
+            let prepared = try OptimalScheme().prepare(target: q, drafts: [p])
+            #expect(prepared is SingleDraftSelection, "\(label)")
+            let closedForm = zip(p.support, p.supportProbabilities).reduce(0) { $0 + min(q[$1.0], $1.1) }
+            #expect(abs(prepared.acceptance - closedForm) < 1e-12, "\(label)")
+            let result = Self.run(prepared, q: q, drafts: [p], seed: 88)
+            if label == "sparse" { #expect(!p.hasDenseVector, "the sparse draft law was widened") }
+            #expect(abs(prepared.acceptance - OptimalSelection(target: q, draft: p, drafts: 1).acceptance) < 1e-12)
+            #expect(abs(prepared.acceptance - OptimalAcceptance.identical(target: q, draft: p, drafts: 1)) < 1e-12)
+            #expect(result.acceptedUndrafted == 0, "\(label)")
+            #expect(result.tv <= result.tvBound, "\(label): TV \(result.tv) > bound \(result.tvBound)")
+            #expect(
+                abs(result.acceptanceRate - prepared.acceptance) <= result.acceptanceBound,
+                "\(label): acceptance \(result.acceptanceRate) vs \(prepared.acceptance)")
+            #expect(prepared.acceptance > 0.05 && prepared.acceptance < 0.999)
+        }
+    }
+
     /// Power check: the classic bug of SAMPLING.md §1 (step 2 uses the draft law p in place of
     /// p_I) must fail the same TV bound, so the test above can fail.
     @Test func harnessDetectsSchemeUsingDraftLawInsteadOfSelectedLaw() throws {

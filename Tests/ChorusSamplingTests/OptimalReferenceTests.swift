@@ -12,8 +12,9 @@ import Testing
     static func expectAgreement(
         target q: TokenDistribution, draft: TokenDistribution, k: Int, draws: Int, seed: UInt64
     ) throws {
-        let prepared = try #require(
-            try OptimalScheme().prepare(target: q, drafts: Array(repeating: draft, count: k)) as? OptimalSelection)
+        let prepared = OptimalSelection(target: q, draft: draft, drafts: k)  // the tables, K = 1 included
+        let viaScheme = try OptimalScheme().prepare(target: q, drafts: Array(repeating: draft, count: k))
+        #expect(k == 1 ? viaScheme is SingleDraftSelection : viaScheme is OptimalSelection)
         let reference = ReferenceQuantileKeys(target: q, draft: draft, k: k)
         let context = "n \(q.vocabularySize), support \(draft.support.count), K \(k)"
         #expect(prepared.acceptance.bitPattern == reference.acceptance.bitPattern, "\(context)")

@@ -14,7 +14,8 @@ import Testing
             let q = gen.distribution(n: n, zeroChance: 0.25)
             let p = gen.distribution(n: n, zeroChance: 0.25)
             let drafts = Array(repeating: p, count: k)
-            let prepared = try #require(try OptimalScheme().prepare(target: q, drafts: drafts) as? OptimalSelection)
+            // The tables for every K (the scheme itself takes K = 1 to SingleDraftSelection, tested below).
+            let prepared = OptimalSelection(target: q, draft: p, drafts: k)
             let optimum = OptimalAcceptance.identical(target: q, draft: p, drafts: k)
             #expect(abs(prepared.optimum - optimum) < 1e-12, "trial \(trial)")
             #expect(abs(prepared.acceptance - optimum) < 1e-12, "trial \(trial)")

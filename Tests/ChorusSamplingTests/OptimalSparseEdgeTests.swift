@@ -86,8 +86,7 @@ import Testing
         let p = try Self.sparse(n: 4, bits: 4, [(0, 4), (2, 8), (3, 4)])
         let q = try TokenDistribution(probabilities: p.probabilities)
         for k in [1, 2, 4] {
-            let prepared = try #require(
-                try OptimalScheme().prepare(target: q, drafts: Array(repeating: p, count: k)) as? OptimalSelection)
+            let prepared = try OptimalScheme().prepare(target: q, drafts: Array(repeating: p, count: k))
             #expect(abs(prepared.acceptance - 1) < Self.tol, "K \(k): \(prepared.acceptance)")
             try Self.expectExact(target: q, drafts: Array(repeating: p, count: k), label: "equal K \(k)")
         }

@@ -22,10 +22,44 @@ public struct OptimalScheme: SelectionScheme {
 
     public func prepare(target: TokenDistribution, drafts: [TokenDistribution]) throws -> any PreparedSelection {
         try checkLaws(target: target, drafts: drafts)
+        if drafts.count == 1 { return SingleDraftSelection(target: target, draft: drafts[0]) }
         if drafts.areIdentical {
             return OptimalSelection(target: target, draft: drafts[0], drafts: drafts.count, stopwatch: stopwatch)
         }
         return GroupedOptimalSelection(target: target, drafts: drafts)
+    }
+}
+
+/// `optimal` with one draft. With K = 1 the selection is the draft itself (p_I = p) and the optimum is
+/// Σ min(p, q) (Khisti et al. 2025), so the scheme is single-draft speculative sampling (Leviathan et al. 2023):
+/// accept z with probability `min(1, q_z / p_z)`, else draw from `(q − p)+`. Built without the quantile-key
+/// tables (no keys to draw for one draft): the acceptance is one pass over the draft's support, and the residual
+/// is drawn by ``sampleResidual(target:support:using:selected:)`` only on a rejection, as ``OptimalSelection``
+/// does, so a sparse draft law is never widened. The output law is q exactly, as for every K.
+public struct SingleDraftSelection: PreparedSelection {
+    /// `Σ_y min(q(y), p(y))`, summed over the draft's support in ascending token order.
+    public let acceptance: Double
+    let q: [Double]
+    let draft: TokenDistribution
+
+    public init(target: TokenDistribution, draft: TokenDistribution) {
+        q = target.probabilities
+        self.draft = draft
+        var acceptance = 0.0
+        for (y, p) in zip(draft.support, draft.supportProbabilities) { acceptance += min(q[y], p) }
+        self.acceptance = acceptance
+    }
+
+    public func select<R: RandomNumberGenerator>(_ drafted: [Int], using rng: inout R) -> SelectionOutcome {
+        let z = drafted[0]
+        let values = draft.supportProbabilities
+        return speculativeOutcome(
+            z, drafted: drafted, target: q, acceptance: acceptance, selected: draft[z], using: &rng
+        ) { rng in sampleResidual(target: q, support: draft.support, using: &rng) { values[$0] } }
+    }
+
+    public func law(given drafted: [Int]) -> SelectionLaw {
+        speculativeLaw(selection: [(drafted[0], 1)], target: q, acceptance: acceptance) { draft[$0] }
     }
 }
 
