@@ -51,8 +51,9 @@ public actor DraftWorker {
         /// Requests answered from drafts made ahead, and requests that found drafts ahead for other contexts.
         public var aheadHits = 0
         public var aheadMisses = 0
-        /// Forward passes spent drafting ahead.
+        /// Forward passes spent drafting ahead, and the rows they scored (all sessions).
         public var aheadSteps = 0
+        public var aheadRows = 0
         /// Forward passes spent on requests, and how many of them carried the rows of two sessions or more (their
         /// requests waited at the same moment).
         public var requestForwards = 0
@@ -136,6 +137,7 @@ public actor DraftWorker {
         func absorb(_ step: Step, first: Int, logits: [[Float]], into streams: inout [DraftStream]) -> [[Float]] {
             for (k, i) in step.fed.enumerated() {
                 streams[i].node = first + step.extraCount + k
+                streams[i].path.append(streams[i].node)
                 streams[i].logits = logits[step.extraCount + k]
             }
             return Array(logits[0..<step.extraCount])
@@ -155,6 +157,9 @@ public actor DraftWorker {
         var generator: ChorusRandom
         /// Tree node holding the last token scored (−1: the context's end).
         var node: Int
+        /// Tree nodes of the tokens scored on the tree, in order: [tokens scored], those of `tokens`' start
+        /// (every token but the last once drafted), so that drafting ahead builds on them.
+        var path: [Int] = []
         /// Logits after `node`, from which the next token is drawn (nil: that token is not scored yet).
         var logits: [Float]?
         var tokens: [Int] = []
