@@ -117,20 +117,23 @@ extension DraftWorker {
             base: entry.context, seed: DraftRequest.nextSeed(after: request.seed),
             settings: request.useWorkerSampling ? configuration.sampling : request.sampling, count: count,
             length: length)
-        // The tree node of every scored reply prefix (a prefix drafted by several sequences: the first one's).
-        var nodes: [[Int]: Int] = [:]
+        // The tree nodes of every scored reply prefix, root to end. A prefix drafted by several sequences sits
+        // on the tree once per sequence: it takes the first one's chain whole (a chain of nodes of different
+        // sequences would not be a path of the tree).
+        var chains: [[Int]: [Int]] = [:]
         for stream in reply {
-            for (k, node) in stream.path.enumerated() where nodes[Array(stream.tokens[0...k])] == nil {
-                nodes[Array(stream.tokens[0...k])] = node
+            for k in stream.path.indices where chains[Array(stream.tokens[0...k])] == nil {
+                chains[Array(stream.tokens[0...k])] = Array(stream.path[0...k])
             }
         }
         /// The nodes of `prefix` (a scored reply prefix), root to end.
-        func path(_ prefix: [Int]) -> [Int] { (0..<prefix.count).compactMap { nodes[Array(prefix[0...$0])] } }
+        func path(_ prefix: [Int]) -> [Int] { chains[prefix] ?? [] }
         // The full sequences' last tokens (each distinct sequence once).
         var full = Set<[Int]>()
         for sequence in sequences where full.insert(sequence).inserted {
             let prefix = path(Array(sequence.dropLast()))
-            plan.queued.append((sequence[length - 1], prefix.last ?? -1, .sequenceEnd(sequence: sequence, path: prefix)))
+            let role = Ahead.Role.sequenceEnd(sequence: sequence, path: prefix)
+            plan.queued.append((sequence[length - 1], prefix.last ?? -1, role))
         }
         // Room in the context for the tree, its new rows and the branches (each: its end token, then
         // count·(length−1) rows).

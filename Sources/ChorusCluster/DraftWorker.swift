@@ -71,7 +71,8 @@ public actor DraftWorker {
         /// Logits after the last context token (nil when the context is empty or unknown).
         var lastLogits: [Float]?
         var lastUsed: UInt64 = 0
-        /// Nodes of the draft tree pending on `session` after `context` (nil: no tree).
+        /// Nodes of the draft tree pending on `session` after `context` (nil: no tree). A reply's sequences stay
+        /// pending after it, as the start of drafting ahead (`DraftWorker+Ahead.swift`).
         var tree: Int?
         /// Drafts being made ahead for the likely next contexts (nil: none).
         var ahead: Ahead?
