@@ -17,18 +17,21 @@ public final class LocalWorkerPool {
 
     let registry: CoordinatorService
     let maxWorkers: Int
+    /// Branches each worker drafts ahead (nil: the worker's default).
+    let aheadBranches: Int?
     let logs: URL
     var workers: [Worker] = []
     var clock = 0
     var started = 0
 
     /// `target`: the model the workers' vocabularies are checked against.
-    public init(target: any LanguageModel, maxWorkers: Int) throws {
+    public init(target: any LanguageModel, maxWorkers: Int, aheadBranches: Int? = nil) throws {
         let coordinator = Coordinator(
             target: target, tokenizer: nil, options: Coordinator.Options(), connector: ClusterNetwork.nng().connector,
             log: ClusterLog(component: "bench-registry", minimum: .error))
         registry = try CoordinatorService(coordinator: coordinator, listen: "tcp://127.0.0.1:0", network: .nng())
         self.maxWorkers = maxWorkers
+        self.aheadBranches = aheadBranches
         logs = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-bench-\(getpid())")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
     }
@@ -91,7 +94,7 @@ public final class LocalWorkerPool {
             [
                 "worker", "--listen", "tcp://127.0.0.1:0", "--model", spec.model, "--register", registry.address.url,
                 "--temperature", "\(spec.temperature ?? 1.0)", "--sequences", "1", "--id", id,
-            ], log: log)
+            ] + (aheadBranches.map { ["--ahead-branches", "\($0)"] } ?? []), log: log)
         return Worker(spec: spec, id: id, process: child, address: "", lastUsed: clock, log: log)
     }
 

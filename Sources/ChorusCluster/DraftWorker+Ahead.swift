@@ -8,15 +8,20 @@ import Foundation
 /// accepted prefix of a reply sequence plus one correction or bonus token; the worker drafts from the likeliest
 /// of these *branches*, all as rows of one forward pass per step, on one tree hanging off the context:
 ///
-///     context ─ s[0] ─ s[1] ─ … ─ s[L−1]          the reply's sequences (a trie, re-scored in the first step)
+///     context ─ s[0] ─ s[1] ─ … ─ s[L−1]          the reply's sequences, as drafted (only s[L−1] is new)
 ///            │      │              └ c ─ d ─ d …   bonus branch: every draft accepted, then c
 ///            │      └ c ─ d ─ d …                  correction branch: s[0] accepted, s[1] replaced by c
 ///            └ c ─ d ─ d …                         correction branch: s[0] replaced by c
 ///
+/// The reply's sequences are the tree the reply was drafted on, left pending on the session: its nodes are
+/// not scored again. After a hit, the drafts made on the branch stay pending below the new context
+/// (``LanguageModelSession/keepTreePathAndBelow(_:)``) and the next plan builds on them in the same way.
+///
 /// Exactness. The next request's seed is ``DraftRequest/nextSeed(after:)`` of this one's, fixed before the
 /// outcome is known, and a branch's sequences draw from exactly the generators a fresh draft with that seed
 /// uses (``DraftWorker/DraftStream/generator(seed:sequence:)``). A branch's logits equal those of decoding its
-/// path alone (the engine's tree rows are bit-identical to sequential ones), so a branch whose context equals
+/// path alone (the engine's tree rows are bit-identical to sequential ones, whichever step scored them and
+/// wherever a kept row sits in the cache), so a branch whose context equals
 /// the accepted context holds, token for token and law for law, the drafts a fresh request would get. A cache
 /// hit therefore changes when the drafts are ready, never what they are: the output law, and a seeded run's
 /// tokens, are those of drafting on request. Which branches are drafted depends on the reply's laws and the
@@ -54,8 +59,9 @@ extension DraftWorker {
         var bonusSlots = 0
 
         enum Role {
-            /// A reply-sequence prefix (no logits needed, except for the full sequences: bonus candidates).
-            case prefix(full: Bool)
+            /// The last token of a full reply sequence, whose other tokens sit at tree nodes `path` (root to
+            /// end): its logits give the bonus branches.
+            case sequenceEnd(sequence: [Int], path: [Int])
             /// The last token of branch i's suffix.
             case branchEnd(Int)
         }
@@ -75,34 +81,66 @@ extension DraftWorker {
     }
 
     /// Plans drafting ahead after a reply: the branches worth drafting, ranked by how likely the coordinator's
-    /// verification ends in them, and the first forward's rows (the reply's sequences and the corrections'
-    /// tokens). The drafting itself runs step by step in the background, between requests, all sessions' plans
-    /// stepping together (`DraftWorker+Batch.swift`).
+    /// verification ends in them, and the first forward's rows. The reply's sequences were drafted as a tree
+    /// pending on the session (all but each sequence's last token scored), and that tree stays: the first
+    /// forward scores only the full sequences' last tokens (their logits give the bonus branches) and the
+    /// corrections' tokens, as children of the nodes already there. The drafting itself runs step by step in the
+    /// background, between requests, all sessions' plans stepping together (`DraftWorker+Batch.swift`). Without
+    /// a plan, the pending tree is dropped.
     func planAhead(after reply: [DraftStream], request: DraftRequest) {
-        guard configuration.aheadBranches > 0, let entry = sessions[request.session] else { return }
+        guard let entry = sessions[request.session] else { return }
+        do {
+            if configuration.aheadBranches > 0, let plan = plan(after: reply, request: request, entry: entry) {
+                entry.ahead = plan
+                startDraftingAhead()
+            } else {
+                try entry.dropAhead()
+            }
+        } catch {
+            sessions[request.session] = nil  // cannot happen: the rollback is within the session's length
+        }
+    }
+
+    /// The plan of ``planAhead(after:request:)`` on `entry`'s pending tree, nil when there is nothing to draft
+    /// ahead (no tree, no room, nothing drafted).
+    private func plan(after reply: [DraftStream], request: DraftRequest, entry: Entry) -> Ahead? {
         let sequences = reply.map(\.tokens)
         entry.lastReply = (entry.context, sequences)
         let length = sequences.first?.count ?? 0
         let count = sequences.count
-        guard length >= 1, count >= 1 else { return }
+        // Every sequence's tokens but the last must sit on the pending tree (not so when there was no room for
+        // a tree and the sequences were drafted one at a time).
+        guard length >= 1, count >= 1, let tree = entry.tree,
+            reply.allSatisfy({ $0.tokens.count == length && $0.path.count == length - 1 })
+        else { return nil }
         let plan = Ahead(
             base: entry.context, seed: DraftRequest.nextSeed(after: request.seed),
             settings: request.useWorkerSampling ? configuration.sampling : request.sampling, count: count,
             length: length)
-        // The reply's sequences as a trie of rows (prefixes shared by several sequences scored once).
-        var nodes: [[Int]: Int] = [:]
-        for sequence in sequences {
-            for end in 1...sequence.count where nodes[Array(sequence[0..<end])] == nil {
-                let parent = end == 1 ? -1 : nodes[Array(sequence[0..<(end - 1)])] ?? -1
-                nodes[Array(sequence[0..<end])] = plan.queued.count
-                plan.queued.append((sequence[end - 1], parent, .prefix(full: end == sequence.count)))
+        // The tree nodes of every scored reply prefix, root to end. A prefix drafted by several sequences sits
+        // on the tree once per sequence: it takes the first one's chain whole (a chain of nodes of different
+        // sequences would not be a path of the tree).
+        var chains: [[Int]: [Int]] = [:]
+        for stream in reply {
+            for k in stream.path.indices where chains[Array(stream.tokens[0...k])] == nil {
+                chains[Array(stream.tokens[0...k])] = Array(stream.path[0...k])
             }
         }
-        // Room in the context for the trie and the branches (each: its end token, then count·(length−1) rows).
-        let room = model.contextLength - entry.context.count - plan.queued.count
+        /// The nodes of `prefix` (a scored reply prefix), root to end.
+        func path(_ prefix: [Int]) -> [Int] { chains[prefix] ?? [] }
+        // The full sequences' last tokens (each distinct sequence once).
+        var full = Set<[Int]>()
+        for sequence in sequences where full.insert(sequence).inserted {
+            let prefix = path(Array(sequence.dropLast()))
+            let role = Ahead.Role.sequenceEnd(sequence: sequence, path: prefix)
+            plan.queued.append((sequence[length - 1], prefix.last ?? -1, role))
+        }
+        // Room in the context for the tree, its new rows and the branches (each: its end token, then
+        // count·(length−1) rows).
+        let room = model.contextLength - entry.context.count - tree - plan.queued.count
         let perBranch = 1 + count * (length - 1)
         let budget = min(configuration.aheadBranches, room / perBranch)
-        guard budget >= 1 else { return }
+        guard budget >= 1 else { return nil }
         // Candidates: after a accepted positions of sequence s, correction c ≠ s[a], with odds
         // α^a (1 − α) · q_a(c) / (1 − q_a(s[a])) (the residual approximated by the draft law itself); and every
         // position accepted, then the bonus token (odds α^L · q_{L+1}(c)), chosen once its law is scored. The
@@ -130,20 +168,11 @@ extension DraftWorker {
                 plan.bonusSlots += 1
                 continue
             }
-            let prefix = Array(candidate.suffix.dropLast())
-            let parent = prefix.isEmpty ? -1 : nodes[prefix] ?? -1
-            let path = (1..<(prefix.count + 1)).compactMap { nodes[Array(prefix[0..<$0])] }
-            plan.branches.append(Ahead.Branch(suffix: candidate.suffix, path: path))
-            plan.queued.append((candidate.suffix.last ?? 0, parent, .branchEnd(plan.branches.count - 1)))
+            let prefix = path(Array(candidate.suffix.dropLast()))
+            plan.branches.append(Ahead.Branch(suffix: candidate.suffix, path: prefix))
+            plan.queued.append((candidate.suffix.last ?? 0, prefix.last ?? -1, .branchEnd(plan.branches.count - 1)))
         }
-        do {
-            try entry.dropAhead()
-            try entry.startTree()
-        } catch {
-            return
-        }
-        entry.ahead = plan
-        startDraftingAhead()
+        return plan
     }
 
     /// One forward pass of drafting ahead for several sessions' plans (distinct sessions): in each, every branch
@@ -156,8 +185,7 @@ extension DraftWorker {
                 entry.ahead = nil  // no tree to grow (cannot happen: a plan starts one)
                 continue
             }
-            // Queued rows name their parents by tree node: the first step's trie rows are nodes 0…, numbered when
-            // planned on a fresh tree; later rows hang off nodes already scored.
+            // Queued rows name their parents by tree node, all of them nodes already scored.
             let queued = plan.queued
             plan.queued = []
             // All branches' streams step together: one list of streams, split back afterwards.
@@ -179,6 +207,7 @@ extension DraftWorker {
             return
         }
         counters.aheadSteps += 1
+        counters.aheadRows += stepping.reduce(0) { $0 + $1.step.rows.count }
         if stepping.filter({ !$0.step.rows.isEmpty }).count > 1 { counters.sharedAheadSteps += 1 }
         for (k, s) in stepping.enumerated() {
             var streams = s.streams
@@ -198,12 +227,12 @@ extension DraftWorker {
             branch.streams = Array(streams[offset..<(offset + n)])
             offset += n
         }
-        var bonusSources: [(node: Int, logits: [Float])] = []
+        var bonusSources: [(sequence: [Int], path: [Int], logits: [Float])] = []
         for (k, row) in queued.enumerated() {
             let node = first + k
             switch row.role {
-            case let .prefix(full):
-                if full { bonusSources.append((node, logits[k])) }
+            case let .sequenceEnd(sequence, path):
+                bonusSources.append((sequence, path + [node], logits[k]))
             case let .branchEnd(b):
                 let branch = plan.branches[b]
                 branch.path.append(node)
@@ -223,30 +252,13 @@ extension DraftWorker {
         }
         offers.sort { $0.odds > $1.odds }
         for offer in offers.prefix(plan.bonusSlots) {
-            let node = bonusSources[offer.source].node
-            let (sequence, path) = triePath(ending: node, first: first, queued: queued)
-            let suffix = sequence + [offer.token]
+            let source = bonusSources[offer.source]
+            let suffix = source.sequence + [offer.token]
             guard !plan.branches.contains(where: { $0.suffix == suffix }) else { continue }
-            plan.branches.append(Ahead.Branch(suffix: suffix, path: path))
-            plan.queued.append((offer.token, node, .branchEnd(plan.branches.count - 1)))
+            plan.branches.append(Ahead.Branch(suffix: suffix, path: source.path))
+            plan.queued.append((offer.token, source.path.last ?? -1, .branchEnd(plan.branches.count - 1)))
         }
         plan.bonusSlots = 0
-    }
-
-    /// The trie path ending at tree node `node` (a row of the first step's queue, numbered from `first`), root to
-    /// end: its tokens and their tree nodes.
-    private func triePath(ending node: Int, first: Int, queued: [Queued])
-        -> (tokens: [Int], nodes: [Int])
-    {
-        var tokens: [Int] = []
-        var nodes: [Int] = []
-        var k = node - first
-        while k >= 0, k < queued.count {
-            tokens.append(queued[k].token)
-            nodes.append(first + k)
-            k = queued[k].parent - first
-        }
-        return (tokens.reversed(), nodes.reversed())
     }
 
     /// The branch drafted ahead that holds a request's drafts: the one whose context is `context`, when the

@@ -336,23 +336,31 @@ extension DraftWorker {
     /// drafting ahead after it, and the reply.
     private func finish(_ job: Job) -> WireMessage {
         let entry = job.entry
+        var drafted = job.streams
         do {
             if let branch = job.branch {
-                try entry.session.keepTreePath(branch.path)
+                // The branch becomes the context; the drafts made on it stay pending below it (renumbered), for
+                // drafting ahead to build on.
+                let kept = try entry.session.keepTreePathAndBelow(branch.path)
+                let renumbered = Dictionary(uniqueKeysWithValues: kept.enumerated().map { ($1, $0) })
+                for i in drafted.indices {
+                    drafted[i].path = drafted[i].path.compactMap { renumbered[$0] }
+                    drafted[i].node = drafted[i].path.last ?? -1
+                }
                 entry.context = job.context
                 entry.lastLogits = branch.logits
-            } else {
-                try entry.session.rollback(to: job.context.count)
+                entry.tree = kept.count
             }
-            entry.tree = nil
+            // Drafted afresh: the sequences' tree stays pending after the context (none when there was no room).
         } catch {
             sessions[job.request.session] = nil
             return .error(ErrorReply(code: .internalError, message: "\(error)"))
         }
-        let streams = job.streams.map { stream in
+        let streams = drafted.map { stream in
             var cut = stream
             cut.tokens = Array(stream.tokens.prefix(job.length))
             cut.laws = Array(stream.laws.prefix(job.length))
+            cut.path = Array(stream.path.prefix(job.length - 1))
             return cut
         }
         counters.served += 1

@@ -51,8 +51,9 @@ public actor DraftWorker {
         /// Requests answered from drafts made ahead, and requests that found drafts ahead for other contexts.
         public var aheadHits = 0
         public var aheadMisses = 0
-        /// Forward passes spent drafting ahead.
+        /// Forward passes spent drafting ahead, and the rows they scored (all sessions).
         public var aheadSteps = 0
+        public var aheadRows = 0
         /// Forward passes spent on requests, and how many of them carried the rows of two sessions or more (their
         /// requests waited at the same moment).
         public var requestForwards = 0
@@ -70,7 +71,8 @@ public actor DraftWorker {
         /// Logits after the last context token (nil when the context is empty or unknown).
         var lastLogits: [Float]?
         var lastUsed: UInt64 = 0
-        /// Nodes of the draft tree pending on `session` after `context` (nil: no tree).
+        /// Nodes of the draft tree pending on `session` after `context` (nil: no tree). A reply's sequences stay
+        /// pending after it, as the start of drafting ahead (`DraftWorker+Ahead.swift`).
         var tree: Int?
         /// Drafts being made ahead for the likely next contexts (nil: none).
         var ahead: Ahead?
@@ -136,6 +138,7 @@ public actor DraftWorker {
         func absorb(_ step: Step, first: Int, logits: [[Float]], into streams: inout [DraftStream]) -> [[Float]] {
             for (k, i) in step.fed.enumerated() {
                 streams[i].node = first + step.extraCount + k
+                streams[i].path.append(streams[i].node)
                 streams[i].logits = logits[step.extraCount + k]
             }
             return Array(logits[0..<step.extraCount])
@@ -155,6 +158,9 @@ public actor DraftWorker {
         var generator: ChorusRandom
         /// Tree node holding the last token scored (−1: the context's end).
         var node: Int
+        /// Tree nodes of the tokens scored on the tree, in order: [tokens scored], those of `tokens`' start
+        /// (every token but the last once drafted), so that drafting ahead builds on them.
+        var path: [Int] = []
         /// Logits after `node`, from which the next token is drawn (nil: that token is not scored yet).
         var logits: [Float]?
         var tokens: [Int] = []

@@ -60,6 +60,10 @@ struct BenchSweepCommand: AsyncParsableCommand {
         help: "Re-measure plain target decoding before every N measured points (0: only at the start and the end).")
     var baselineEvery = 1
     @Option(name: .customLong("max-workers"), help: "Local worker processes kept at most.") var maxWorkers = 12
+    @Option(
+        name: .customLong("ahead-branches"),
+        help: "Branches each local worker drafts ahead (0 = off; default: the worker's default).")
+    var aheadBranches: Int?
     @Option(name: .long, help: "Comma-separated emulated host counts (network namespaces; needs root).") var hosts:
         String?
     @Option(name: .customLong("delay-ms"), help: "With --hosts: added latency each way (ms).") var delayMs: Double?
@@ -84,6 +88,12 @@ struct BenchSweepCommand: AsyncParsableCommand {
         guard deadlineMs >= 1 else { throw ValidationError("--deadline-ms must be ≥ 1") }
         guard baselineEvery >= 0 else { throw ValidationError("--baseline-every must be ≥ 0") }
         guard maxWorkers >= 1 else { throw ValidationError("--max-workers must be ≥ 1") }
+        if let aheadBranches, !(0...64).contains(aheadBranches) {
+            throw ValidationError("--ahead-branches must be in 0…64")
+        }
+        if aheadBranches != nil, hosts != nil {
+            throw ValidationError("--ahead-branches applies to local workers; the --hosts workers take their defaults")
+        }
         if let promptCount, promptCount < 1 { throw ValidationError("--prompt-count must be ≥ 1") }
         _ = try axes()
         if let hosts {
@@ -210,7 +220,7 @@ struct BenchSweepCommand: AsyncParsableCommand {
         let points = plan.points()
         let measured = points.filter { $0.skipReason == nil }.count
         let progress = BenchProgress(total: (measured + runner.baselines(measured)) * runner.prompts.count)
-        let pool = try LocalWorkerPool(target: loaded.model, maxWorkers: maxWorkers)
+        let pool = try LocalWorkerPool(target: loaded.model, maxWorkers: maxWorkers, aheadBranches: aheadBranches)
         do {
             let failures = try await runner.sweep(points, records: context, progress: progress) { point in
                 try await pool.acquire(

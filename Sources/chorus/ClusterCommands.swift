@@ -111,7 +111,7 @@ struct WorkerCommand: ConfiguredCommand {
         let counters = await worker.counters
         log.info(
             "served \(counters.served) requests in \(counters.requestForwards) forward passes (\(counters.sharedForwards) shared by sessions), "
-                + "\(counters.aheadHits) drafted ahead in \(counters.aheadSteps) steps (\(counters.sharedAheadSteps) shared), \(counters.expired) expired, "
+                + "\(counters.aheadHits) drafted ahead in \(counters.aheadSteps) steps of \(counters.aheadRows) rows (\(counters.sharedAheadSteps) shared), \(counters.expired) expired, "
                 + "\(counters.contextMismatches) context resets, \(counters.malformed) malformed)")
     }
 }

@@ -208,6 +208,7 @@ final class SlowTarget: LanguageModel, Sendable {
             try base.extendTree(tokens: tokens, parents: parents)
         }
         func keepTreePath(_ path: [Int]) throws { try base.keepTreePath(path) }
+        func keepTreePathAndBelow(_ path: [Int]) throws -> [Int] { try base.keepTreePathAndBelow(path) }
         func rollback(to length: Int) throws { try base.rollback(to: length) }
     }
 }

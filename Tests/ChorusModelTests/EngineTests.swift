@@ -235,6 +235,51 @@ import Testing
         }
     }
 
+    /// A worker keeps the drafts it made on a branch once that branch becomes the context
+    /// (`keepTreePathAndBelow`): the kept subtree's new nodes, extended alone or batched with another session,
+    /// are bit-identical to sequential decoding, and so is the cache once a path of the kept tree is kept.
+    @Test(arguments: ["chorus-kjv-target-q8_0.gguf", "synthetic"])
+    func keepingAPathAndItsSubtreeEqualsSequentialDecoding(file: String) throws {
+        let model = try TransformerModel(path: try Self.path(file), threads: 2)
+        let prefix = [0, 11, 260, 191]
+        let session = try model.makeSession()
+        _ = try session.append(prefix)
+        // Nodes 0…8: 5, 12, 6 (under 0), 13 (under 1), 7 and 9 (under 2), 8 (under 4), 10 (under 5), 14 (under 3).
+        let tokens = [5, 12, 6, 13, 7, 9, 8, 10, 14]
+        let parents = [-1, -1, 0, 1, 2, 2, 4, 5, 3]
+        _ = try session.scoreTree(tokens: Array(tokens[0..<4]), parents: Array(parents[0..<4]))
+        _ = try session.extendTree(tokens: Array(tokens[4...]), parents: Array(parents[4...]))
+        #expect(try session.keepTreePathAndBelow([0, 2]) == [4, 5, 6, 7])
+        #expect(session.length == prefix.count + 2)
+        // The kept tree: 7, 9 (roots), 8 (under 0), 10 (under 1); rows moved (nodes 4… to 0…). Grow it, in one
+        // forward with another session's tree.
+        let other = try model.makeSession()
+        _ = try other.append([0, 11])
+        _ = try other.scoreTree(tokens: [], parents: [])
+        let grown = try model.extendTrees([session, other], tokens: [[3, 4, 2], [7]], parents: [[2, 3, -1], [-1]])
+        let base = prefix + [5, 6]
+        let cases: [([Int], [Float])] = [
+            (base + [7, 8, 3], grown[0][0]), (base + [9, 10, 4], grown[0][1]), (base + [2], grown[0][2]),
+            ([0, 11, 7], grown[1][0]),
+        ]
+        for (path, logits) in cases {
+            let expected = try Self.sequential(model, prefix: Array(path.dropLast()), then: [path.last ?? 0])
+            #expect(logits.map(\.bitPattern) == expected.map(\.bitPattern), "\(file) path \(path)")
+        }
+        // Keep a path of the grown tree and continue: the cache is that of decoding it.
+        try session.keepTreePath([1, 3, 5])
+        let next = try session.append([1])
+        let expected = try Self.sequential(model, prefix: base + [9, 10, 4], then: [1])
+        #expect(next.map(\.bitPattern) == expected.map(\.bitPattern))
+        // An empty path keeps the whole tree; a path must be a chain of a pending tree.
+        #expect(throws: ModelError.self) { _ = try session.keepTreePathAndBelow([]) }
+        _ = try session.scoreTree(tokens: [1, 2, 3], parents: [-1, -1, 1])
+        #expect(throws: ModelError.self) { _ = try session.keepTreePathAndBelow([0, 2]) }
+        #expect(try session.keepTreePathAndBelow([]) == [0, 1, 2])
+        #expect(try session.keepTreePathAndBelow([1]) == [2])
+        #expect(session.length == base.count + 5)
+    }
+
     /// A prompt longer than one chunk (64 rows) gives the logits and cache of appending it token by token.
     @Test func aLongPromptInChunksEqualsTokenByToken() throws {
         let model = try TransformerModel(path: modelPath("chorus-kjv-target-q8_0.gguf"))

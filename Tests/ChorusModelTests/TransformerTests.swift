@@ -288,6 +288,7 @@ func argmax(_ x: [Float]) -> Int {
         try session.keepTreePath([1, 2])
         #expect(session.length == 4)
         rejects("keep twice") { try session.keepTreePath([]) }
+        rejects("keep a path and below without a tree") { _ = try session.keepTreePathAndBelow([]) }
 
         // Filling the context exactly is allowed; one more token is not.
         _ = try session.append(Array(repeating: 1, count: context - 4))
@@ -316,6 +317,14 @@ func argmax(_ x: [Float]) -> Int {
         #expect(session.tokens == [0])
         #expect(try session.append([1]) == model.table[1])
         #expect(session.tokens == [0, 1])
+        // A path kept with the nodes below it: they stay pending after the longer prefix.
+        _ = try session.scoreTree(tokens: [3, 2, 4], parents: [-1, 0, 0])
+        _ = try session.extendTree(tokens: [1, 0], parents: [1, -1])
+        #expect(try session.keepTreePathAndBelow([0]) == [1, 2, 3])
+        #expect(session.tokens == [0, 1, 3])
+        #expect(throws: ModelError.self) { try session.keepTreePath([2]) }  // node 2 (old 3) is under node 0
+        try session.keepTreePath([0, 2])
+        #expect(session.tokens == [0, 1, 3, 2, 1])
         #expect(throws: ModelError.self) { try TableLanguageModel(table: [[1, 2]], contextLength: 4) }
     }
 }

@@ -72,6 +72,14 @@ public protocol LanguageModelSession: AnyObject {
     /// tokens, a chain from a root child downwards; may be empty) as the continuation of the prefix
     /// and discards the rest of the tree.
     func keepTreePath(_ path: [Int]) throws
+    /// After ``scoreTree(tokens:parents:)`` (and any ``extendTree(tokens:parents:)``): keeps `path` as the
+    /// continuation of the prefix, as ``keepTreePath(_:)`` does, and keeps the descendants of its last node (of
+    /// the whole tree when `path` is empty) pending, as a tree after the new prefix: the last node's children
+    /// become children of the prefix (parent −1), and the kept nodes are renumbered 0… in their old order. The
+    /// rest of the tree is discarded. Returns the kept nodes' old numbers: new node k was node `kept[k]`. Their
+    /// logits do not change, and nodes added later score as after ``scoreTree(tokens:parents:)`` of the kept
+    /// tree (a worker keeps the drafts it made on a branch when that branch becomes the context).
+    func keepTreePathAndBelow(_ path: [Int]) throws -> [Int]
     /// Forgets every token after the first `length` ones.
     func rollback(to length: Int) throws
 }

@@ -9,7 +9,8 @@
 /// * `extendTree` adds nodes to the pending tree (parents among its nodes or the new ones); the same room rule
 ///   counts every node of the tree.
 /// * `keepTreePath(path)` is only valid directly after `scoreTree` or `extendTree`; `path[0]` is a root (parent −1) and each
-///   next node is a child of the previous one. Any other call (`append`, `scoreTree`, `rollback`) discards a
+///   next node is a child of the previous one. `keepTreePathAndBelow(path)` takes the same path and leaves the
+///   path end's descendants pending (a tree after the longer prefix). Any other call (`append`, `scoreTree`, `rollback`) discards a
 ///   pending tree, as if `keepTreePath([])` had been called.
 /// * `rollback(to:)` needs 0 ≤ to ≤ length.
 enum SessionRules {
@@ -103,6 +104,32 @@ enum SessionRules {
             }
             previous = node
         }
+    }
+
+    /// The pending tree left by ``LanguageModelSession/keepTreePathAndBelow(_:)`` after checking `path`
+    /// (``checkPath(_:parents:)``): the descendants of the path's last node (every node for an empty path), in
+    /// their old order (`kept`, old node numbers: increasing, each after every path node), and their parents
+    /// renumbered among them (−1 for the last path node's children): [kept.count] each.
+    static func subtree(below path: [Int], parents: [Int]?) throws(ModelError) -> (kept: [Int], parents: [Int]) {
+        try checkPath(path, parents: parents)
+        let parents = parents ?? []
+        let end = path.last ?? -1
+        // New number of each old node kept (nil: discarded); parents come before children, so one pass does.
+        var renumbered = [Int?](repeating: nil, count: parents.count)
+        var kept: [Int] = []
+        var keptParents: [Int] = []
+        for (node, parent) in parents.enumerated() {
+            if parent == end {
+                keptParents.append(-1)
+            } else if parent >= 0, let p = renumbered[parent] {
+                keptParents.append(p)
+            } else {
+                continue
+            }
+            renumbered[node] = kept.count
+            kept.append(node)
+        }
+        return (kept, keptParents)
     }
 
     static func checkRollback(to target: Int, length: Int) throws(ModelError) {

@@ -97,6 +97,17 @@ public final class TableSession: LanguageModelSession {
         pendingTree = nil
     }
 
+    public func keepTreePathAndBelow(_ path: [Int]) throws(ModelError) -> [Int] {
+        let (kept, parents) = try SessionRules.subtree(below: path, parents: pendingTree)
+        let moved = (path + kept).map { rows[length + $0] }
+        rows.removeSubrange(length...)
+        rows += moved
+        length += path.count
+        pendingTree = parents
+        pendingDepths = parents.map { _ in 0 }
+        return kept
+    }
+
     public func rollback(to target: Int) throws(ModelError) {
         try SessionRules.checkRollback(to: target, length: length)
         rows.removeSubrange(target...)

@@ -114,10 +114,29 @@ public final class TransformerSession: LanguageModelSession {
 
     public func keepTreePath(_ path: [Int]) throws(ModelError) {
         try SessionRules.checkPath(path, parents: pendingTree)
+        moveTreeRows(path)
+        length += path.count
+        pendingTree = nil
+    }
+
+    public func keepTreePathAndBelow(_ path: [Int]) throws(ModelError) -> [Int] {
+        let (kept, parents) = try SessionRules.subtree(below: path, parents: pendingTree)
+        let depths = kept.map { pendingDepths[$0] - path.count }
+        // The path's rows land at their positions; the kept nodes' rows follow in order. A tree row's key was
+        // rotated at its position, not its row index, so it may sit at any row after the prefix.
+        moveTreeRows(path + kept)
+        length += path.count
+        pendingTree = parents
+        pendingDepths = depths
+        return kept
+    }
+
+    /// Moves the rows of tree nodes `nodes` (increasing) to rows length, length + 1, … of every layer's cache.
+    private func moveTreeRows(_ nodes: [Int]) {
         let c = model.config
-        // path[k] ≥ k (parents come before children), so copying in increasing k never overwrites a source
-        // row that a later step still reads.
-        for (k, node) in path.enumerated() where node != k {
+        // nodes[k] ≥ k (increasing, from 0), so copying in increasing k never overwrites a source row that a
+        // later step still reads.
+        for (k, node) in nodes.enumerated() where node != k {
             for l in 0..<c.blockCount {
                 let layer = l * c.contextLength
                 let from = (layer + length + node) * c.kvWidth
@@ -126,8 +145,6 @@ public final class TransformerSession: LanguageModelSession {
                 (values + to).update(from: values + from, count: c.kvWidth)
             }
         }
-        length += path.count
-        pendingTree = nil
     }
 
     public func rollback(to target: Int) throws(ModelError) {
