@@ -91,16 +91,53 @@ chorus_q8 chorus_q8_block(const void *row, int k, int b) {
     return block;
 }
 
+/// The fields of quantized activation row r of k values (see chorus_engine.h), to write; its outlier count is 0.
+typedef struct {
+    int8_t *q;
+    float *d, *ds;
+    int16_t *s16;
+    int32_t *outliers;  // count, then positions
+    float *outlier_values;
+} q8_out;
+
+static q8_out q8_out_row(void *out, int r, int k) {
+    int blocks = k / 32;
+    uint8_t *row = (uint8_t *)out + (size_t)r * chorus_q8_row_bytes(k);
+    q8_out o;
+    o.q = (int8_t *)row;
+    o.d = (float *)(row + 32 * blocks);
+    o.ds = o.d + blocks;
+    o.s16 = (int16_t *)(o.ds + blocks);
+    o.outliers = (int32_t *)(o.s16 + 2 * blocks);
+    o.outlier_values = (float *)(o.outliers + 1 + CHORUS_Q8_OUTLIERS);
+    o.outliers[0] = 0;
+    return o;
+}
+
+/// Block b's outlier rule: when its largest magnitude (at position `at` of the 32 values v) exceeds
+/// CHORUS_Q8_OUTLIER_RATIO times every other one and the row has room, the value is kept exactly, left out of the
+/// block (its position returned) and the block scaled by the rest (`*amax` becomes `second`); else −1.
+static inline int q8_take_outlier(q8_out *o, int b, const float *v, int at, float *amax, float second) {
+    if (!(*amax > CHORUS_Q8_OUTLIER_RATIO * second && o->outliers[0] < CHORUS_Q8_OUTLIERS)) return -1;
+    o->outliers[1 + o->outliers[0]] = 32 * b + at;
+    o->outlier_values[o->outliers[0]] = v[at];
+    o->outliers[0]++;
+    *amax = second;
+    return at;
+}
+
+/// Block b's scale, d·Σq and half sums.
+static inline void q8_finish_block(q8_out *o, int b, float scale, int s0, int s1) {
+    o->d[b] = scale;
+    o->ds[b] = scale * (float)(s0 + s1);
+    o->s16[2 * b] = (int16_t)s0;
+    o->s16[2 * b + 1] = (int16_t)s1;
+}
+
 static void quantize_q8_portable(const float *x, int rows, int k, void *out) {
     int blocks = k / 32;
     for (int r = 0; r < rows; r++) {
-        uint8_t *row = (uint8_t *)out + (size_t)r * chorus_q8_row_bytes(k);
-        int8_t *q = (int8_t *)row;
-        float *d = (float *)(row + 32 * blocks), *ds = d + blocks;
-        int16_t *s16 = (int16_t *)(ds + blocks);
-        int32_t *outliers = (int32_t *)(s16 + 2 * blocks);
-        float *outlier_values = (float *)(outliers + 1 + CHORUS_Q8_OUTLIERS);
-        outliers[0] = 0;
+        q8_out o = q8_out_row(out, r, k);
         for (int b = 0; b < blocks; b++) {
             const float *v = x + (size_t)r * k + 32 * b;
             // The largest magnitude, where it is, and the largest of the others.
@@ -116,26 +153,16 @@ static void quantize_q8_portable(const float *x, int rows, int k, void *out) {
                     second = a;
                 }
             }
-            int skip = -1;
-            if (amax > CHORUS_Q8_OUTLIER_RATIO * second && outliers[0] < CHORUS_Q8_OUTLIERS) {
-                skip = at;
-                outliers[1 + outliers[0]] = 32 * b + at;
-                outlier_values[outliers[0]] = v[at];
-                outliers[0]++;
-                amax = second;
-            }
+            int skip = q8_take_outlier(&o, b, v, at, &amax, second);
             float scale = amax / 127, inverse = scale > 0 ? 1 / scale : 0;
             int s0 = 0, s1 = 0;
             for (int i = 0; i < 32; i++) {
                 int value = i == skip ? 0 : (int)roundf(v[i] * inverse);
                 value = value > 127 ? 127 : (value < -127 ? -127 : value);
-                q[32 * b + i] = (int8_t)value;
+                o.q[32 * b + i] = (int8_t)value;
                 if (i < 16) s0 += value; else s1 += value;
             }
-            d[b] = scale;
-            ds[b] = scale * (float)(s0 + s1);
-            s16[2 * b] = (int16_t)s0;
-            s16[2 * b + 1] = (int16_t)s1;
+            q8_finish_block(&o, b, scale, s0, s1);
         }
     }
 }
@@ -169,13 +196,7 @@ CHORUS_AVX2 static void quantize_q8_avx2(const float *x, int rows, int k, void *
     // packs leaves 32-bit groups in the order 0 2 4 6 1 3 5 7 of the wanted one; this puts them back.
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int r = 0; r < rows; r++) {
-        uint8_t *row = (uint8_t *)out + (size_t)r * chorus_q8_row_bytes(k);
-        int8_t *q = (int8_t *)row;
-        float *d = (float *)(row + 32 * blocks), *ds = d + blocks;
-        int16_t *s16 = (int16_t *)(ds + blocks);
-        int32_t *outliers = (int32_t *)(s16 + 2 * blocks);
-        float *outlier_values = (float *)(outliers + 1 + CHORUS_Q8_OUTLIERS);
-        outliers[0] = 0;
+        q8_out o = q8_out_row(out, r, k);
         for (int b = 0; b < blocks; b++) {
             const float *v = x + (size_t)r * k + 32 * b;
             __m256 vs[4], a[4];
@@ -197,14 +218,7 @@ CHORUS_AVX2 static void quantize_q8_avx2(const float *x, int rows, int k, void *
                 rest = _mm256_max_ps(rest, _mm256_andnot_ps(_mm256_castsi256_ps(here), a[i]));
             }
             float second = hmax_ps(rest);
-            int skip = -1;
-            if (amax > CHORUS_Q8_OUTLIER_RATIO * second && outliers[0] < CHORUS_Q8_OUTLIERS) {
-                skip = at;
-                outliers[1 + outliers[0]] = 32 * b + at;
-                outlier_values[outliers[0]] = v[at];
-                outliers[0]++;
-                amax = second;
-            }
+            int skip = q8_take_outlier(&o, b, v, at, &amax, second);
             float scale = amax / 127, inverse = scale > 0 ? 1 / scale : 0;
             __m256 inv = _mm256_set1_ps(inverse);
             __m256i c[4];
@@ -220,11 +234,8 @@ CHORUS_AVX2 static void quantize_q8_avx2(const float *x, int rows, int k, void *
             }
             int s0 = hsum_epi32(_mm256_add_epi32(c[0], c[1])), s1 = hsum_epi32(_mm256_add_epi32(c[2], c[3]));
             __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
-            _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(bytes, order));
-            d[b] = scale;
-            ds[b] = scale * (float)(s0 + s1);
-            s16[2 * b] = (int16_t)s0;
-            s16[2 * b + 1] = (int16_t)s1;
+            _mm256_storeu_si256((__m256i *)(o.q + 32 * b), _mm256_permutevar8x32_epi32(bytes, order));
+            q8_finish_block(&o, b, scale, s0, s1);
         }
     }
 }

@@ -1,7 +1,10 @@
 import ChorusModel
 import ChorusSampling
+import ChorusTestSupport
 import Foundation
 import Testing
+
+@testable import ChorusCluster
 
 /// Pearson's chi-square goodness-of-fit test of observed counts against expected counts, shared by the
 /// exactness tests (rounds without transport, and the whole coordinator + transport stack).
@@ -75,4 +78,35 @@ func expectedPairCounts(
         for b in 0..<n { expected[a * n + b] = first[a] * second[b] * Double(runs) }
     }
     return expected
+}
+
+/// Counts of the first two tokens `(a, b)` (index `a·n + b`) of `runs` seeded generations of 3 tokens after
+/// `prompt` through `coordinator`, `concurrency` at a time; run r has seed `seed(r)`. Expects every run to finish
+/// within 90 s.
+func firstTwoTokenCounts(
+    _ coordinator: Coordinator, prompt: [Int], n: Int, settings: SamplingSettings, runs: Int, concurrency: Int = 8,
+    seed: @escaping @Sendable (Int) -> UInt64
+) async throws -> [Int] {
+    let pairs = try await within(.seconds(90), "\(runs) generations") {
+        try await withThrowingTaskGroup(of: [Int].self) { group in
+            var pairs: [Int] = []
+            for lane in 0..<concurrency {
+                group.addTask {
+                    var mine: [Int] = []
+                    for run in stride(from: lane, to: runs, by: concurrency) {
+                        let result = try await coordinator.generate(
+                            prompt: prompt, maxTokens: 3, settings: settings, seed: seed(run))
+                        mine.append(result.tokens[0] * n + result.tokens[1])
+                    }
+                    return mine
+                }
+            }
+            for try await chunk in group { pairs += chunk }
+            return pairs
+        }
+    }
+    #expect(pairs.count == runs)
+    var counts = [Int](repeating: 0, count: n * n)
+    for p in pairs { counts[p] += 1 }
+    return counts
 }

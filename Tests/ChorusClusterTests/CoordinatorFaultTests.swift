@@ -597,27 +597,9 @@ struct CoordinatorFaultTests {
         let prompt = [5]
         let runs = 1200
         let concurrency = 8
-        let pairs = try await within(.seconds(90), "1200 generations") {
-            try await withThrowingTaskGroup(of: [Int].self) { group in
-                var pairs: [Int] = []
-                for lane in 0..<concurrency {
-                    group.addTask {
-                        var mine: [Int] = []
-                        for run in stride(from: lane, to: runs, by: concurrency) {
-                            let result = try await coordinator.generate(
-                                prompt: prompt, maxTokens: 3, settings: settings, seed: UInt64(run) &* 6007 &+ 3)
-                            mine.append(result.tokens[0] * n + result.tokens[1])
-                        }
-                        return mine
-                    }
-                }
-                for try await chunk in group { pairs += chunk }
-                return pairs
-            }
-        }
-        #expect(pairs.count == runs)
-        var counts = [Int](repeating: 0, count: n * n)
-        for p in pairs { counts[p] += 1 }
+        let counts = try await firstTwoTokenCounts(
+            coordinator, prompt: prompt, n: n, settings: settings, runs: runs, concurrency: concurrency
+        ) { UInt64($0) &* 6007 &+ 3 }
         let expected = try expectedPairCounts(target, after: prompt[0], settings: settings, runs: runs)
         ChiSquareTest.expectFits(observed: counts, expected: expected)
         // The cut really happened (b late) while a's drafts were used.
@@ -649,27 +631,9 @@ struct CoordinatorFaultTests {
         let prompt = [3]
         let runs = 2000
         let concurrency = 8
-        let pairs = try await within(.seconds(90), "2000 generations") {
-            try await withThrowingTaskGroup(of: [Int].self) { group in
-                var pairs: [Int] = []
-                for lane in 0..<concurrency {
-                    group.addTask {
-                        var mine: [Int] = []
-                        for run in stride(from: lane, to: runs, by: concurrency) {
-                            let result = try await coordinator.generate(
-                                prompt: prompt, maxTokens: 3, settings: settings, seed: UInt64(run) &* 7919 &+ 1)
-                            mine.append(result.tokens[0] * n + result.tokens[1])
-                        }
-                        return mine
-                    }
-                }
-                for try await chunk in group { pairs += chunk }
-                return pairs
-            }
-        }
-        #expect(pairs.count == runs)
-        var counts = [Int](repeating: 0, count: n * n)
-        for p in pairs { counts[p] += 1 }
+        let counts = try await firstTwoTokenCounts(
+            coordinator, prompt: prompt, n: n, settings: settings, runs: runs, concurrency: concurrency
+        ) { UInt64($0) &* 7919 &+ 1 }
         let expected = try expectedPairCounts(target, after: prompt[0], settings: settings, runs: runs)
         ChiSquareTest.expectFits(observed: counts, expected: expected)
         // The drafts were really used (else this would only test plain sampling).

@@ -1,5 +1,4 @@
 import CNNG
-import Foundation
 
 /// A worker's REP socket (nng_rep(7)): listens on an address and answers requests with a handler.
 ///
@@ -111,26 +110,14 @@ public final class NNGReplyServer: Sendable {
 
     /// Stops listening and closes all connections (nng_close(3)). Handlers already running finish,
     /// but their replies are dropped. Idempotent; the address is free again when this returns, unless nng_close
-    /// hangs: nng 1.5.2 has been seen to block in it forever (a loopback test's server closed while its client's
-    /// close was stuck; the whole test process then hung). So it runs on a thread of its own and the caller waits
-    /// for it at most ``closeWait``: a stuck close costs one parked thread, never the caller.
+    /// hangs (it can in nng 1.5.2: ``NNGSocketClose``, waited for at most ``NNGSocketClose/wait``).
     public func close() {
         let wasOpen = isClosed.withLock { closed -> Bool in
             defer { closed = true }
             return !closed
         }
-        guard wasOpen else { return }
-        let socket = socket
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            nng_close(socket)
-            done.signal()
-        }.start()
-        _ = done.wait(timeout: .now() + Self.closeWait)
+        if wasOpen { NNGSocketClose.close(socket, waits: true) }
     }
-
-    /// How long ``close()`` waits for nng_close before it goes on.
-    static let closeWait: DispatchTimeInterval = .seconds(5)
 
     /// Closes the server and waits until every context loop, including handlers in progress,
     /// has finished.

@@ -157,11 +157,9 @@ public final class NNGRequestClient: DraftTransport {
     /// aios, so nng never tears a socket down under operations still completing on it (nng 1.5.2 was seen to
     /// panic, "pthread_mutex_unlock: Invalid argument", closing a socket with requests in flight).
     ///
-    /// nng 1.5.2's `nng_close` has also been seen to block forever (after an oversized request dropped the
-    /// connection and the socket reconnected; the E2E garbage test). It runs on a thread of its own, and the
-    /// caller waits for it at most ``closeWait`` when no request was in flight, not at all otherwise (the
-    /// requests finish on the caller's executor, which must not be blocked): a stuck close costs one parked
-    /// thread, never the caller (a deinit on a cooperative thread, a shutting-down coordinator).
+    /// nng_close itself runs through ``NNGSocketClose`` (it can block forever in nng 1.5.2): the caller waits for
+    /// it at most ``NNGSocketClose/wait`` when no request was in flight, not at all otherwise (the requests finish
+    /// on the caller's executor, which must not be blocked).
     public func close() {
         let closing = state.withLock { s -> (open: Bool, contexts: [nng_ctx]) in
             defer {
@@ -172,21 +170,12 @@ public final class NNGRequestClient: DraftTransport {
         }
         guard closing.open else { return }
         for context in closing.contexts { nng_ctx_close(context) }
-        let socket = socket
         let state = state
-        let done = DispatchSemaphore(value: 0)
-        let waitForRequests = !closing.contexts.isEmpty
-        Thread {
-            let giveUp = DispatchTime.now() + Self.closeWait
+        NNGSocketClose.close(socket, waits: closing.contexts.isEmpty) {
+            let giveUp = DispatchTime.now() + NNGSocketClose.wait
             while state.withLock({ $0.active }) > 0, DispatchTime.now() < giveUp { usleep(1000) }
-            nng_close(socket)
-            done.signal()
-        }.start()
-        if !waitForRequests { _ = done.wait(timeout: .now() + Self.closeWait) }
+        }
     }
-
-    /// How long ``close()`` waits for nng_close before it goes on.
-    static let closeWait: DispatchTimeInterval = .seconds(5)
 }
 
 /// Dials workers over NNG: the production `DraftTransportConnector`.
