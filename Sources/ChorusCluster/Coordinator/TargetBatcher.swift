@@ -6,8 +6,9 @@ import Synchronization
 /// its own KV cache (``LanguageModel/scoreTrees(_:tokens:parents:)``), so each weight block is read once for all
 /// of them.
 ///
-/// Nothing waits for company: a request that finds the target idle starts a forward at once, alone; requests
-/// that arrive while a forward runs are scored together by the next one. The forward runs off the coordinator's
+/// Nothing waits for company on a timer: a request that finds the target idle starts a forward once what is
+/// already runnable has run (``gather()``); requests that arrive while a forward runs are scored together by the
+/// next one. The forward runs off the coordinator's
 /// actor, so other sessions can collect their drafts and build their trees meanwhile.
 ///
 /// Each session's logits are those of scoring its tree alone (the engine's rows do not depend on each other),
@@ -62,14 +63,16 @@ final class TargetBatcher: Sendable {
                 s.running = true
                 return true
             }
-            if start { Task.detached { self.drain() } }
+            if start { Task.detached { await self.drain() } }
         }
         return try result.get()
     }
 
-    /// Runs forwards while requests are pending: each takes every request that is waiting.
-    private func drain() {
+    /// Runs forwards while requests are pending: each takes every request that is waiting, once what is already
+    /// runnable has run (``gather()``).
+    private func drain() async {
         while true {
+            if combine { await gather() }
             let jobs = state.withLock { s in
                 let jobs = combine ? s.pending : Array(s.pending.prefix(1))
                 s.pending.removeFirst(jobs.count)
@@ -80,6 +83,35 @@ final class TargetBatcher: Sendable {
             run(jobs)
         }
     }
+
+    /// Before a forward: yields the executor while requests keep arriving — until four yields in a row bring
+    /// none (``quietYields``), at most ``gatherYields`` times.
+    ///
+    /// Why: a forward resumes every session it scored; they are runnable at once and come back within a fraction
+    /// of a forward (verify, publish, build the next tree). Started eagerly, the next forward ran with the one
+    /// session that came back first and, on a coordinator pinned to one core, preempted the others, which then
+    /// missed it too: eight clients without drafts averaged 1.2–1.5 sessions per forward and 450–600 tokens/s,
+    /// against 1,100–1,400 with this (docs/benchmarks.md §9). Nothing waits on a timer: when nothing else is
+    /// runnable (one session, or sessions waiting for their drafts) the yields cost microseconds. Batching
+    /// changes no session's tokens, so neither does this.
+    private func gather() async {
+        var seen = state.withLock { $0.pending.count }
+        var quiet = 0
+        for _ in 0..<Self.gatherYields {
+            await Task.yield()
+            let now = state.withLock { $0.pending.count }
+            if now == seen {
+                quiet += 1
+                if quiet == Self.quietYields { return }
+            } else {
+                quiet = 0
+                seen = now
+            }
+        }
+    }
+
+    static let gatherYields = 32
+    static let quietYields = 4
 
     private func run(_ jobs: [Job]) {
         let start = clock.now
