@@ -28,6 +28,9 @@ public struct CoordinatorConfiguration: Sendable, Equatable {
     /// Verify the depth that maximises expected tokens per second instead of `draftLength` every round (seeded
     /// runs then depend on measured times).
     public var adaptiveDepth = false
+    /// Every round asks for drafts, however many sessions run (default: while several run, only when rounds
+    /// with drafts are measured to give more tokens per second; ``Coordinator/Options/gateDrafting``).
+    public var alwaysDraft = false
     /// Round deadline for worker replies in milliseconds; nil: learned from recent reply times.
     public var deadlineMilliseconds: Int?
     public var threads = 1
@@ -275,8 +278,8 @@ struct MappingReader {
 
 extension CoordinatorConfiguration {
     static let keys = [
-        "model", "listen", "workers", "scheme", "truncation", "draft_length", "adaptive_depth", "deadline_ms",
-        "threads",
+        "model", "listen", "workers", "scheme", "truncation", "draft_length", "adaptive_depth", "always_draft",
+        "deadline_ms", "threads",
         "precision", "tls", "key_file", "insecure", "http", "max_sessions", "max_queue", "max_body_bytes",
         "api_key_file",
     ]
@@ -290,6 +293,7 @@ extension CoordinatorConfiguration {
         truncation = try r.int("truncation", in: 1...1024) ?? truncation
         draftLength = try r.int("draft_length", in: 1...64) ?? draftLength
         adaptiveDepth = try r.bool("adaptive_depth") ?? adaptiveDepth
+        alwaysDraft = try r.bool("always_draft") ?? alwaysDraft
         deadlineMilliseconds = try r.int("deadline_ms", in: 1...600_000) ?? deadlineMilliseconds
         http = try r.string("http")
         maxSessions = try r.int("max_sessions", in: 1...4096) ?? maxSessions

@@ -235,6 +235,9 @@ public final class GenerationSession {
     }
 
     /// Counts a round's used replies, those drafted ahead, and how long the target waited for them.
+    /// A round that asked for no drafts because the draft gate measured plain rounds faster at this load.
+    public func recordNotDrafted() { statistics.roundsNotDrafted += 1 }
+
     public func record(replies: Int, aheadHits: Int, wait microseconds: Int64) {
         statistics.repliesUsed += replies
         statistics.draftAheadHits += aheadHits

@@ -189,7 +189,7 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case generatedTokens, targetForwards, draftedTokens, acceptedDraftTokens, draftsReceived, elapsedMicroseconds
         case repliesUsed, draftAheadHits, draftWaitMicroseconds
-        case draftReplyBytes, draftTokensReceived, coordinatorMicroseconds
+        case draftReplyBytes, draftTokensReceived, coordinatorMicroseconds, roundsNotDrafted
     }
 
     /// Decodes JSON written before the later fields existed (they default to 0).
@@ -207,6 +207,7 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
         draftReplyBytes = try c.decodeIfPresent(Int.self, forKey: .draftReplyBytes) ?? 0
         draftTokensReceived = try c.decodeIfPresent(Int.self, forKey: .draftTokensReceived) ?? 0
         coordinatorMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .coordinatorMicroseconds) ?? 0
+        roundsNotDrafted = try c.decodeIfPresent(Int.self, forKey: .roundsNotDrafted) ?? 0
     }
 
     public var generatedTokens: Int = 0
@@ -232,6 +233,9 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
     /// replies, building the tree, the target laws of the walked nodes and verification (thread CPU
     /// time of those stretches). Coordinator-side only.
     public var coordinatorMicroseconds: UInt64 = 0
+    /// Rounds that asked for no drafts because, with several sessions running, rounds without drafts were
+    /// measured to give more tokens per second at that load (the coordinator's draft gate). Coordinator-side only.
+    public var roundsNotDrafted: Int = 0
 
     public init() {}
 
@@ -257,11 +261,19 @@ public struct GenerationStatistics: Sendable, Equatable, Codable {
         elapsedMicroseconds == 0 ? 0 : Double(generatedTokens) / (Double(elapsedMicroseconds) / 1e6)
     }
 
-    /// What a client should be told about how the text was made: today, that no round used a draft (no worker
-    /// was ready, or none answered in time), so the text came from the target alone at plain decoding speed.
-    /// Empty when drafts were used.
+    /// What a client should be told about how the text was made: that no round used a draft, and why (the
+    /// coordinator chose plain rounds at this load, or no worker was ready or answered in time), so the text came
+    /// from the target alone at plain decoding speed. Empty when drafts were used.
     public var warnings: [String] {
         guard targetForwards > 0, draftsReceived == 0 else { return [] }
+        if roundsNotDrafted >= targetForwards {
+            return [
+                "no round of \(targetForwards) asked for drafts: with several sessions running, the coordinator "
+                    + "measured rounds without drafts to give more tokens per second at this load (its log says "
+                    + "when this changes; `--always-draft` turns the measurement off); this text is the target "
+                    + "model's alone"
+            ]
+        }
         return [
             "no drafts were used in any of the \(targetForwards) rounds (no worker ready, or none answered in "
                 + "time): this text is the target model's alone, at plain decoding speed; the coordinator's log "

@@ -137,6 +137,10 @@ struct CoordinatorCommand: ConfiguredCommand {
         help: "Verify the depth that maximises tokens per second each round (default: the full draft length).")
     var adaptiveDepth = false
     @Flag(
+        name: .customLong("always-draft"),
+        help: "Every round asks for drafts (default: while several sessions run, only when that is measured faster).")
+    var alwaysDraft = false
+    @Flag(
         name: .customLong("no-batch"),
         help: "Give each session's round a target forward of its own (default: sessions ready together share one).")
     var noBatch = false
@@ -170,6 +174,7 @@ struct CoordinatorCommand: ConfiguredCommand {
         if let truncation { c.truncation = truncation }
         if let draftLength { c.draftLength = draftLength }
         if adaptiveDepth { c.adaptiveDepth = true }
+        if alwaysDraft { c.alwaysDraft = true }
         if let deadlineMs { c.deadlineMilliseconds = deadlineMs }
         if let listen { c.listen = listen }
         if let threads { c.threads = threads }
@@ -221,6 +226,7 @@ struct CoordinatorCommand: ConfiguredCommand {
         options.scheme = try SchemeCatalog.scheme(named: c.scheme, truncation: c.truncation)
         options.draftLength = c.draftLength
         options.adaptiveDepth = c.adaptiveDepth
+        options.gateDrafting = !c.alwaysDraft
         options.batchTarget = !noBatch
         options.deadline = c.deadlineMilliseconds.map { .milliseconds($0) }
         let security = try clusterSecurity(tls: c.tls, keyFile: c.keyFile, insecure: c.insecure)

@@ -29,6 +29,10 @@ public actor Coordinator {
         /// Sessions whose rounds are ready at the same moment share one target forward (``TargetBatcher``); false:
         /// each round gets a forward of its own, one after another (for comparisons). Tokens are the same either way.
         public var batchTarget = true
+        /// While several sessions run, measure whether rounds with drafts or without give more tokens per second
+        /// and draft only when drafting pays (``DraftGate``); false: every round asks for drafts. A session alone
+        /// always drafts.
+        public var gateDrafting = true
         /// Sequences per worker per round; 0: each worker's own setting.
         public var sequencesPerWorker = 0
         /// How often a worker that missed a deadline is probed.
@@ -76,6 +80,8 @@ public actor Coordinator {
         var warnedNoWorkers = false
         /// Set by ``Coordinator/cancel(session:)``: the round loop stops before the next round.
         var cancelled = false
+        /// The next round asks for no drafts because the draft gate chose plain rounds at this load.
+        var notDrafting = false
 
         init(session: GenerationSession, stream: SessionStream) {
             self.session = session
@@ -94,6 +100,12 @@ public actor Coordinator {
     var deadline: ReplyDeadline
     /// The depth each round verifies, learned from the rounds of every session.
     var sizer = TreeSizer()
+    /// Whether rounds draft while several sessions run, measured (``DraftGate``).
+    var gate = DraftGate()
+    /// The mode the gate last preferred at each level, for the log.
+    var gatePreferred: [Int: Bool] = [:]
+    /// Generations whose rounds are running.
+    var running = 0
     let clock: ClusterClock
     let log: ClusterLog
     var sessions: [UInt64: SessionEntry] = [:]
@@ -174,6 +186,8 @@ public actor Coordinator {
     func runSession(_ entry: SessionEntry) async {
         let session = entry.session
         let started = clock.now
+        running += 1
+        defer { running -= 1 }
         var round: UInt64 = 1
         var failure: String?
         var next: Task<DraftCollector.Collection, Never>? = requestDrafts(entry, round: round)
@@ -185,6 +199,7 @@ public actor Coordinator {
             // 1. Drafts: every ready worker was asked for L tokens; valid replies by the deadline count.
             let roundStart = clock.now
             let collected = await next?.value ?? DraftCollector.Collection()
+            if next == nil, entry.notDrafting { session.recordNotDrafted() }
             next = nil
             let draftWait = (clock.now - roundStart).microseconds
             for time in collected.replyTimes { deadline.record(microseconds: time) }
@@ -231,6 +246,7 @@ public actor Coordinator {
                 session.record(replies: collected.replyTimes.count, aheadHits: collected.aheadHits, wait: draftWait)
                 session.setElapsed(clock.now - started)
                 entry.stream.publish(result.tokens, statistics: session.statistics)
+                gate.record(tokens: result.tokens.count)
             } catch {
                 log.error("session \(session.id) round \(round) failed: \(error)")
                 failure = "\(error)"
@@ -259,11 +275,33 @@ public actor Coordinator {
     func requestDrafts(_ entry: SessionEntry, round: UInt64) -> Task<DraftCollector.Collection, Never>? {
         let session = entry.session
         let length = min(options.draftLength, session.usefulDraftLength)
+        entry.notDrafting = false
         guard length >= 1 else { return nil }
+        guard draftingPays() else {
+            entry.notDrafting = true
+            return nil
+        }
         let request = DraftCollector.Request(
             session: session.id, round: round, context: session.context, seed: session.seed, length: length,
             deadline: deadline)
         return Task { await self.collect(request, for: entry) }
+    }
+
+    /// Whether the next round asks for drafts at the present load (``DraftGate``); says so in the log when the
+    /// measured preference at a load changes.
+    func draftingPays() -> Bool {
+        guard options.gateDrafting else { return true }
+        let draft = gate.shouldDraft(sessions: running, now: clock.now)
+        let level = DraftGate.level(running)
+        let (d, p) = gate.rates(sessions: running)
+        if let d, let p, gatePreferred[level] != (d >= p) {
+            gatePreferred[level] = d >= p
+            log.info(
+                "with \(level) sessions running, rounds with drafts measured \(Int(d)) tokens/s and without "
+                    + "\(Int(p)): drafting \(d >= p ? "on" : "off") at this load (one epoch in "
+                    + "\(DraftGate.exploreEvery) tries the other way)")
+        }
+        return draft
     }
 
     /// One round's fan-out and what became of each worker.
