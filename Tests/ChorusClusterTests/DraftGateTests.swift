@@ -55,18 +55,27 @@ import Testing
         #expect(gate.rates(sessions: 8).drafting == nil && gate.rates(sessions: 8).plain == nil)
     }
 
-    /// An epoch cut short by a change in the number of sessions counts for nothing: its rate belongs to no load.
-    @Test func anEpochCutByALoadChangeIsNotCounted() {
+    /// An epoch cut short by a change in the number of sessions counts only if it had run half its rounds and
+    /// half its time (all of them at its level); a shorter one counts for nothing.
+    @Test func anEpochCutByALoadChangeCountsOnlyOnceHalfDone() {
         var gate = DraftGate()
         var t = 0
-        for _ in 0..<(DraftGate.rounds(level: 4) - 1) {
-            _ = gate.shouldDraft(sessions: 4, now: .milliseconds(t))
-            gate.record(tokens: 100)
-            t += 10
+        let rounds = DraftGate.rounds(level: 4)
+        func epoch(_ n: Int, then sessions: Int) {
+            for _ in 0..<n {
+                _ = gate.shouldDraft(sessions: 4, now: .milliseconds(t))
+                gate.record(tokens: 100)
+                t += 10
+            }
+            _ = gate.shouldDraft(sessions: sessions, now: .milliseconds(t))
         }
-        _ = gate.shouldDraft(sessions: 3, now: .milliseconds(t))
+        epoch(rounds / 2 - 1, then: 3)  // 7 rounds, 70 ms: too short
         #expect(gate.rates(sessions: 4).drafting == nil && gate.rates(sessions: 4).plain == nil)
         #expect(gate.epoch?.level == 3)
+        epoch(rounds / 2, then: 1)  // 8 rounds, 80 ms: counts, as a drafting epoch (the first one at a load)
+        #expect(gate.rates(sessions: 4).drafting == 10_000, "100 tokens a 10 ms round")
+        #expect(gate.rates(sessions: 4).plain == nil)
+        #expect(gate.epoch == nil)
         // More than `widest` sessions share the widest level.
         #expect(DraftGate.level(40) == DraftGate.widest)
     }

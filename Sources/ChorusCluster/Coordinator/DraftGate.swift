@@ -11,7 +11,7 @@
 /// number of sessions running, 2…``widest``; more count as ``widest``). An epoch lasts at least
 /// ``rounds(level:)`` rounds and ``epochLength``; its aggregate rate (tokens published over its wall time) goes to
 /// its mode's estimate at its level, a running mean that forgets old epochs. An epoch whose level changed
-/// before it ended is not counted. The next epoch takes the faster mode, every ``exploreEvery``-th epoch at a
+/// before it ended counts only if it had lasted half its rounds and half its time. The next epoch takes the faster mode, every ``exploreEvery``-th epoch at a
 /// level the other one, and a mode with fewer than ``minimumEpochs`` epochs first. Whole epochs, not single
 /// rounds, are compared because the sessions share forwards: one plain round among drafting ones pays for the
 /// others' rows and would look slow whichever mode is better.
@@ -65,7 +65,7 @@ struct DraftGate: Sendable {
     mutating func shouldDraft(sessions: Int, now: Duration) -> Bool {
         let level = Self.level(sessions)
         guard level >= 2 else {
-            close(now: now, counted: false)
+            close(now: now, counted: halfDone(now: now))
             return true
         }
         if let epoch, epoch.level == level {
@@ -74,7 +74,7 @@ struct DraftGate: Sendable {
             }
             close(now: now, counted: true)
         } else {
-            close(now: now, counted: false)
+            close(now: now, counted: halfDone(now: now))
         }
         let mode = nextMode(level: level)
         epoch = Epoch(level: level, drafting: mode, start: now)
@@ -94,6 +94,14 @@ struct DraftGate: Sendable {
         let d = drafting[level].flatMap { $0.epochs > 0 ? $0.rate : nil }
         let p = plain[level].flatMap { $0.epochs > 0 ? $0.rate : nil }
         return (d, p)
+    }
+
+    /// Whether the epoch in force has lasted half its rounds and half its time: cut short by a change of load
+    /// (every round of it ran at its level), it still counts then, so that a load that keeps changing does not
+    /// keep every epoch from counting.
+    private func halfDone(now: Duration) -> Bool {
+        guard let epoch else { return false }
+        return 2 * epoch.rounds >= Self.rounds(level: epoch.level) && (now - epoch.start) * 2 >= Self.epochLength
     }
 
     private mutating func close(now: Duration, counted: Bool) {
