@@ -242,6 +242,9 @@ import Testing
             metricValue(text, "chorus:spec_decode_num_accepted_tokens_total")
                 == Double(timings["draft_n_accepted"] as! Int))
         let rounds = timings["rounds"] as! Int
+        // One request alone: every round asked for drafts (the draft gate acts only with several sessions).
+        #expect(timings["rounds_not_drafted"] as? Int == 0)
+        #expect(metricValue(text, "chorus:rounds_not_drafted_total") == 0)
         let numDrafts = try #require(metricValue(text, "chorus:spec_decode_num_drafts_total"))
         #expect(numDrafts > 0 && numDrafts <= Double(rounds))
         let perPosition = try #require(timings["accepted_per_position"] as? [Int])

@@ -15,6 +15,8 @@ public final class PrometheusServingMetrics: ServingMetricsSink {
     let numDrafts: CoreMetrics.Counter
     let numDraftTokens: CoreMetrics.Counter
     let numAcceptedTokens: CoreMetrics.Counter
+    /// Rounds the draft gate ran without drafts (several sessions, plain rounds measured faster at that load).
+    let roundsNotDrafted: CoreMetrics.Counter
     let promptTokens: CoreMetrics.Counter
     let generationTokens: CoreMetrics.Counter
     let timeToFirstToken: Metrics.Timer
@@ -67,6 +69,7 @@ public final class PrometheusServingMetrics: ServingMetricsSink {
         numDrafts = CoreMetrics.Counter(label: "chorus:spec_decode_num_drafts_total", factory: factory)
         numDraftTokens = CoreMetrics.Counter(label: "chorus:spec_decode_num_draft_tokens_total", factory: factory)
         numAcceptedTokens = CoreMetrics.Counter(label: "chorus:spec_decode_num_accepted_tokens_total", factory: factory)
+        roundsNotDrafted = CoreMetrics.Counter(label: "chorus:rounds_not_drafted_total", factory: factory)
         promptTokens = CoreMetrics.Counter(label: "chorus:prompt_tokens_total", factory: factory)
         generationTokens = CoreMetrics.Counter(label: "chorus:generation_tokens_total", factory: factory)
         timeToFirstToken = Metrics.Timer(label: "chorus:time_to_first_token_seconds", factory: factory)
@@ -90,6 +93,7 @@ public final class PrometheusServingMetrics: ServingMetricsSink {
         numDrafts.increment(by: r.roundsWithDrafts)
         numDraftTokens.increment(by: r.statistics.draftedTokens)
         numAcceptedTokens.increment(by: r.statistics.acceptedDraftTokens)
+        roundsNotDrafted.increment(by: r.statistics.roundsNotDrafted)
         if let ttft = r.timeToFirstToken { timeToFirstToken.recordNanoseconds(ttft.nanoseconds) }
         for d in r.interTokenLatencies { interTokenLatency.recordNanoseconds(d.nanoseconds) }
         guard !r.acceptedAtPosition.isEmpty else { return }

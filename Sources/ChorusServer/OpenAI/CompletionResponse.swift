@@ -32,6 +32,9 @@ public struct SpeculativeTimings: Codable, Sendable, Equatable {
     public var drafts: Int
     /// Rounds, one target forward each.
     public var rounds: Int
+    /// Rounds that asked for no drafts because, with several sessions running, the coordinator measured rounds
+    /// without drafts to be faster at that load (the draft gate).
+    public var roundsNotDrafted: Int
     /// Tokens per target forward.
     public var blockEfficiency: Double
     /// draft_n_accepted / draft_n (0 when nothing was drafted).
@@ -55,6 +58,7 @@ public struct SpeculativeTimings: Codable, Sendable, Equatable {
         case draftNAccepted = "draft_n_accepted"
         case drafts
         case rounds
+        case roundsNotDrafted = "rounds_not_drafted"
         case blockEfficiency = "block_efficiency"
         case acceptanceRate = "acceptance_rate"
         case acceptedPerPosition = "accepted_per_position"

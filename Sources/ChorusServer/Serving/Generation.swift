@@ -168,7 +168,7 @@ public final class Generation: Sendable {
             promptN: r.promptTokens, promptMilliseconds: promptTime.milliseconds, predictedN: s.generatedTokens,
             predictedMilliseconds: predictedMs, predictedPerSecond: s.tokensPerSecond, draftN: s.draftedTokens,
             draftNAccepted: s.acceptedDraftTokens, drafts: s.draftsReceived, rounds: s.targetForwards,
-            blockEfficiency: s.blockEfficiency, acceptanceRate: s.acceptanceRate,
+            roundsNotDrafted: s.roundsNotDrafted, blockEfficiency: s.blockEfficiency, acceptanceRate: s.acceptanceRate,
             acceptedPerPosition: r.acceptedAtPosition,
             draftWaitMilliseconds: ms(r.rounds.reduce(0) { $0 + $1.draftWait }),
             targetForwardMilliseconds: ms(r.rounds.reduce(0) { $0 + $1.targetForward }),
