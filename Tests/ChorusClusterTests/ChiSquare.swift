@@ -110,3 +110,16 @@ func firstTwoTokenCounts(
     for p in pairs { counts[p] += 1 }
     return counts
 }
+
+/// The chi-square check of ``firstTwoTokenCounts(_:prompt:n:settings:runs:concurrency:seed:)`` against
+/// ``expectedPairCounts(_:after:settings:runs:)``: the first two tokens of `runs` seeded generations after the
+/// one-token `prompt` follow `target`'s law (false-failure probability about 1e-6, ``ChiSquareTest``).
+func expectFirstTwoTokensFollow(
+    _ target: TableLanguageModel, through coordinator: Coordinator, prompt: Int, settings: SamplingSettings,
+    runs: Int, seed: @escaping @Sendable (Int) -> UInt64
+) async throws {
+    let counts = try await firstTwoTokenCounts(
+        coordinator, prompt: [prompt], n: target.vocabularySize, settings: settings, runs: runs, seed: seed)
+    let expected = try expectedPairCounts(target, after: prompt, settings: settings, runs: runs)
+    ChiSquareTest.expectFits(observed: counts, expected: expected)
+}
